@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make run` starts the bot, `make test` runs the suite.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/smsbot run
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/ack.py
+	$(BIN)/python bench/schedule.py
+	$(BIN)/python bench/bulk.py
+	$(BIN)/python bench/webhooks.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

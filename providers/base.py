@@ -1,0 +1,320 @@
+"""The provider-neutral model: one message, one result, one error taxonomy, one interface.
+
+Nothing in here knows about Slack or SQL. Each provider module subclasses `Provider`,
+declares its `Capabilities`, builds its HTTP request as a pure function and maps the
+provider's answers onto the errors below.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, Field
+
+# --------------------------------------------------------------------------- messages
+
+
+class TemplateSend(BaseModel):
+    """A WhatsApp (or Bird text) template with its variable values.
+
+    `variables` keeps the provider's own shape: `{"1": "John"}` for Twilio WhatsApp,
+    `{"MEDIA_URL": ..., "Header": {...}, "Body": {...}, "Buttons": {...}}` for Gupshup,
+    `{"appt_date": "1/1"}` for TextUs and Bird.
+    """
+
+    id: str = ""  # Twilio content SID, Gupshup template id, TextUs template id
+    variables: dict[str, Any] = Field(default_factory=dict)
+    # Bird only
+    project_id: str | None = None
+    version: str = "latest"
+    locale: str | None = None
+
+
+class ContactSaving(BaseModel):
+    save: bool = False
+    list_id: int = 0
+    extra_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutboundMessage(BaseModel):
+    """One message to one recipient. `to` is already E.164 (`+16175551212`)."""
+
+    to: str
+    name: str | None = None
+    text: str | None = None
+    image_urls: list[str] = Field(default_factory=list)
+    video_url: str | None = None
+    file_url: str | None = None
+    file_content_type: str | None = None  # required by TextUs and Bird for files
+    subject: str | None = None  # Bird MMS title
+    template: TemplateSend | None = None
+    contact_saving: ContactSaving | None = None
+    schedule: datetime | None = None  # provider-side scheduling (we schedule ourselves by default)
+    user_id: str | None = None  # Sociocs team member shown as the sender
+    reference: str | None = None  # our own id, echoed back where the provider allows
+    channel: Literal["sms", "whatsapp"] | None = None  # TextUs: WhatsApp instead of SMS
+
+    def has_content(self) -> bool:
+        return bool(
+            (self.text and self.text.strip())
+            or self.image_urls
+            or self.video_url
+            or self.file_url
+            or self.template
+        )
+
+
+DeliveryStatus = Literal[
+    "accepted", "scheduled", "sent", "delivered", "read", "failed", "unknown"
+]
+
+
+class SendResult(BaseModel):
+    """What the provider said when it took the message."""
+
+    provider_message_id: str | None = None
+    status: DeliveryStatus = "accepted"
+    provider_status: str | None = None  # the provider's own word, e.g. Bird's "processing"
+    detail: str | None = None  # a human note, e.g. "sandbox: not sent"
+
+
+class BulkRecipient(BaseModel):
+    to: str
+    name: str | None = None
+
+
+class BulkResult(BaseModel):
+    job_id: str
+    count: int
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ProviderError(Exception):
+    """Base of the taxonomy. `message` is written for a person and never holds a secret.
+
+    `retryable` is True only when the provider certainly did not accept the message.
+    """
+
+    kind: str = "error"
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidMessage(ProviderError):
+    """The message breaks the provider's documented rules; found before anything is sent."""
+
+    kind = "invalid"
+
+
+class Rejected(ProviderError):
+    """400 / 422: the provider refused this message. Do not retry."""
+
+    kind = "rejected"
+
+
+class AuthFailed(ProviderError):
+    """401 / 403: credentials wrong or revoked. Do not retry."""
+
+    kind = "auth"
+
+
+class NotFound(ProviderError):
+    """404: wrong endpoint, workspace, channel or account in the configuration."""
+
+    kind = "not_found"
+
+
+class RateLimited(ProviderError):
+    """429: not processed; safe to retry after `retry_after` seconds."""
+
+    kind = "rate_limited"
+    retryable = True
+
+
+class NotSent(ProviderError):
+    """Connection refused / DNS / connect timeout: the request never left. Safe to retry."""
+
+    kind = "not_sent"
+    retryable = True
+
+
+class UnknownOutcome(ProviderError):
+    """Timeout after sending, 5xx, dropped connection: the message may have gone out.
+
+    Never retried blindly; shown to people as unknown and reconciled.
+    """
+
+    kind = "unknown"
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+class Capabilities(BaseModel):
+    channel: Literal["sms", "whatsapp", "sms+whatsapp"] = "sms"
+    text: bool = True
+    max_images: int = 0
+    video: bool = False
+    file: bool = False
+    file_content_types: frozenset[str] | None = None  # None: any type accepted
+    templates: bool = False
+    native_bulk: bool = False
+    native_schedule: bool = False
+    status_webhooks: bool = False
+    max_text_length: int | None = None
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class PreparedRequest(BaseModel):
+    """A provider call as data: what `build_request` returns and the tests compare."""
+
+    method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
+    url: str
+    headers: dict[str, str]
+    json_body: dict[str, Any] | None = None
+    params: dict[str, str] | None = None
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every secret (and its parts, for `user:secret` keys) by `***`."""
+    for secret in secrets:
+        if not secret:
+            continue
+        for piece in {secret, *secret.split(":")}:
+            if len(piece) >= 4:
+                text = text.replace(piece, "***")
+    return text
+
+
+_WS = re.compile(r"\s+")
+
+
+def short_body(response: httpx.Response, limit: int = 200) -> str:
+    """A short one-line excerpt of an error body, for people (never logged with secrets)."""
+    try:
+        text = response.text
+    except Exception:  # pragma: no cover - undecodable body
+        return ""
+    return _WS.sub(" ", text).strip()[:limit]
+
+
+def retry_after_seconds(response: httpx.Response, default: float = 1.0) -> float:
+    value = response.headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+    return default
+
+
+class Provider(ABC):
+    """One sender: a provider API plus the account/channel it sends from."""
+
+    #: the sender name people type: twlo, twlowa, gswa, bird, textus, sandbox
+    name: str
+    #: how people read it: "Twilio SMS"
+    label: str
+    capabilities: Capabilities
+
+    def __init__(self, client: httpx.Client | None = None, timeout: float = 10.0) -> None:
+        self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+
+    # -- to implement
+
+    @abstractmethod
+    def build_request(self, msg: OutboundMessage) -> PreparedRequest:
+        """Pure: the exact request that sends `msg`. No network."""
+
+    @abstractmethod
+    def parse_response(self, response: httpx.Response) -> SendResult:
+        """Turn the provider's answer into a SendResult or raise a ProviderError."""
+
+    @abstractmethod
+    def secrets(self) -> list[str]:
+        """Every credential this provider holds, for redaction."""
+
+    # -- shared behaviour
+
+    def validate(self, msg: OutboundMessage) -> list[str]:
+        """Problems with `msg` for this provider, in words a person can act on."""
+        caps = self.capabilities
+        problems: list[str] = []
+        if not msg.has_content():
+            problems.append("Add a text, a media URL or a template: the message is empty.")
+        if msg.image_urls and caps.max_images == 0:
+            problems.append(f"{self.label} cannot send images; remove the image URL or choose another sender.")
+        elif len(msg.image_urls) > caps.max_images:
+            problems.append(f"{self.label} takes at most {caps.max_images} image(s); you gave {len(msg.image_urls)}.")
+        if msg.video_url and not caps.video:
+            problems.append(f"{self.label} cannot send a video; remove the video URL or choose another sender.")
+        if msg.file_url and not caps.file:
+            problems.append(f"{self.label} cannot send a file; remove the file URL or choose another sender.")
+        if msg.template and not caps.templates:
+            problems.append(f"{self.label} does not send templates; choose a WhatsApp sender.")
+        if msg.text and caps.max_text_length and len(msg.text) > caps.max_text_length:
+            problems.append(
+                f"The text is {len(msg.text)} characters; {self.label} takes at most {caps.max_text_length}."
+            )
+        for url in [*msg.image_urls, msg.video_url, msg.file_url]:
+            if url and not url.startswith(("http://", "https://")):
+                problems.append(f"Media URL must be a public http(s) URL: {url[:80]}")
+        return problems
+
+    def send(self, msg: OutboundMessage) -> SendResult:
+        problems = self.validate(msg)
+        if problems:
+            raise InvalidMessage(" ".join(problems))
+        prepared = self.build_request(msg)
+        return self.parse_response(self.execute(prepared))
+
+    def execute(self, prepared: PreparedRequest) -> httpx.Response:
+        """Send a prepared request, mapping transport failures onto the taxonomy."""
+        try:
+            return self._client.request(
+                prepared.method,
+                prepared.url,
+                headers=prepared.headers,
+                content=json.dumps(prepared.json_body).encode() if prepared.json_body is not None else None,
+                params=prepared.params,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise NotSent(f"{self.label} could not be reached ({type(exc).__name__}); nothing was sent.") from None
+        except httpx.TimeoutException:
+            raise UnknownOutcome(
+                f"{self.label} did not answer in time; the message may or may not have been sent."
+            ) from None
+        except httpx.TransportError as exc:
+            raise UnknownOutcome(
+                f"The connection to {self.label} broke ({type(exc).__name__}); the message may or may not have been sent."
+            ) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def scrub(self, text: str) -> str:
+        return redact(text, self.secrets())
