@@ -1,0 +1,170 @@
+"""`smsbot`: run the app, or send and manage messages from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+
+from bot.config import ConfigError, Settings, load_settings, require_slack
+
+log = logging.getLogger("smsbot.cli")
+
+# Feature modules add their own subcommands: name -> (configure parser, run).
+Extension = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int]]
+EXTENSIONS: dict[str, tuple[str, Extension]] = {}
+
+
+def _runtime(settings: Settings, with_worker: bool = True):  # type: ignore[no-untyped-def]
+    from bot.logs import setup_logging
+    from bot.runtime import build_runtime
+
+    rt = build_runtime(settings, with_worker=with_worker)
+    setup_logging(settings.secret_values() + rt.senders.secrets())
+    return rt
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Web app and worker in one process (the embedded default)."""
+    require_slack(settings)
+    rt = _runtime(settings, with_worker=args.command in ("run",))
+    if rt.dispatcher is not None:
+        rt.start_worker()
+    try:
+        if settings.slack_app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            port = rt.start_web()
+            log.info("Socket Mode; webhooks and /healthz on port %s", port)
+            SocketModeHandler(rt.bolt, settings.slack_app_token.get_secret_value()).start()
+        else:
+            import uvicorn
+
+            log.info("HTTP mode on %s:%s (Slack request URL: https://<your host>/slack/events)",
+                     settings.host, settings.port)
+            uvicorn.run(rt.web, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    finally:
+        rt.stop()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """The dispatcher alone (`Procfile` worker:), against the same store."""
+    rt = _runtime(settings, with_worker=True)
+    rt.start_worker()
+    log.info("worker started")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rt.stop()
+    return 0
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.phone import display
+    from bot.service import SendRequest, UserError
+
+    rt = _runtime(settings, with_worker=True)
+    assert rt.dispatcher is not None
+    when = None
+    if args.at:
+        from bot.timeparse import WhenError, parse_when
+
+        try:
+            when = parse_when(args.at, args.tz)
+        except WhenError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    req = SendRequest(
+        sender=args.via, to=args.to, name=args.name, text=args.text, image_urls=args.image or [],
+        video_url=args.video, file_url=args.file, file_content_type=args.file_type, when=when,
+        idem_key=f"cli:{time.time_ns()}", source="cli", user_name="cli",
+    )
+    try:
+        message_id, _ = rt.service.submit(req)
+    except UserError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        rt.stop()
+        return 2
+    if when is not None:
+        from bot.timeparse import describe_when
+
+        print(f"Scheduled #{message_id} for {describe_when(when, args.tz)}; the worker sends it then.")
+        rt.stop()
+        return 0
+    row = rt.store.claim_one(message_id, rt.dispatcher.owner)
+    final = rt.dispatcher.process(row) if row else None
+    rt.stop()
+    if final is None:
+        print(f"#{message_id}: taken by another worker; see `smsbot list`.")
+        return 1
+    label = rt.senders.label(final.sender)
+    if final.status == "sent":
+        note = " (sandbox: not sent)" if final.sender == "sandbox" else ""
+        print(f"#{final.id} accepted by {label} for {display(final.to_number)}: "
+              f"message id {final.provider_message_id}{note}")
+        return 0
+    if final.status == "pending":
+        print(f"#{final.id} not sent yet ({final.error}); the worker will retry it.")
+        return 1
+    print(f"#{final.id} {final.status}: {final.error}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smsbot", description="Send SMS and WhatsApp from Slack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="web app and worker in one process")
+    sub.add_parser("serve", help="web app only (run `smsbot worker` beside it)")
+    sub.add_parser("worker", help="worker only")
+    send = sub.add_parser("send", help="send one message now (or --at later)")
+    send.add_argument("--via", help="sender: twlo, twlowa, gswa, bird, textus, sandbox")
+    send.add_argument("--to", required=True, help="phone number, E.164 or national")
+    send.add_argument("--text", default=None)
+    send.add_argument("--name", default=None)
+    send.add_argument("--image", action="append", help="image URL (repeatable)")
+    send.add_argument("--video", default=None)
+    send.add_argument("--file", default=None)
+    send.add_argument("--file-type", default=None)
+    send.add_argument("--at", default=None, help='when, e.g. "tomorrow 9am" or ISO 8601')
+    send.add_argument("--tz", default="UTC", help="time zone for --at (default UTC)")
+    for name, (help_text, (configure, _run)) in EXTENSIONS.items():
+        configure(sub.add_parser(name, help=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_extensions()
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+            "run": cmd_run, "serve": cmd_run, "worker": cmd_worker, "send": cmd_send,
+        }
+        for name, (_help, (_configure, run)) in EXTENSIONS.items():
+            handlers[name] = run
+        return handlers[args.command](args, settings)
+    except ConfigError as exc:
+        print(f"smsbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _load_extensions() -> None:
+    """Import feature modules that add CLI subcommands (they fill EXTENSIONS)."""
+    import importlib
+
+    for module in ("bot.cli_schedules", "bot.cli_bulk", "bot.cli_templates", "bot.cli_history"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

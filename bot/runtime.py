@@ -1,0 +1,143 @@
+"""Wiring: settings -> store, senders, Slack client, notifier, service, dispatcher, apps."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.config import Settings
+from bot.context import AppContext
+from bot.notify import Notifier
+from bot.senders import Senders, build_senders
+from bot.service import SendService
+from bot.worker import Dispatcher
+from storage.store import Store
+
+log = logging.getLogger("smsbot")
+
+
+def slack_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    base = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    return WebClient(
+        token=token,
+        base_url=base,
+        timeout=10,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    senders: Senders
+    client: WebClient
+    notifier: Notifier
+    service: SendService
+    dispatcher: Dispatcher | None
+    ctx: AppContext
+    bolt: Any = None
+    web: Any = None
+    _server: uvicorn.Server | None = None
+    _server_thread: threading.Thread | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def start_worker(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+
+    def start_web(self, host: str | None = None, port: int | None = None) -> int:
+        """Serve the web app in a background thread; returns the bound port."""
+        config = uvicorn.Config(
+            self.web,
+            host=host or self.settings.host,
+            port=self.settings.port if port is None else port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        thread = threading.Thread(target=server.run, name="smsbot-web", daemon=True)
+        thread.start()
+        self._server_thread = thread
+        deadline = time.time() + 10
+        while not server.started:
+            if time.time() > deadline or not thread.is_alive():
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.01)
+        sockets = [s for srv in server.servers for s in srv.sockets]
+        return int(sockets[0].getsockname()[1]) if sockets else int(config.port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._server_thread is not None:
+                self._server_thread.join(5)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        self.senders.close()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    with_worker: bool = True,
+    http_client: httpx.Client | None = None,
+    poll_interval: float = 0.5,
+) -> Runtime:
+    from bot.slack_app import build_app
+    from bot.web import build_web
+
+    store = Store(settings.database_path)
+    senders = build_senders(settings, client=http_client)
+    client = slack_client(settings)
+    secrets = settings.secret_values() + senders.secrets()
+    notifier = Notifier(client, store, senders.label, secrets=secrets)
+    service = SendService(store, senders, default_region=settings.sms_default_region)
+    dispatcher = None
+    if with_worker:
+        dispatcher = Dispatcher(
+            store,
+            senders,
+            notifier,
+            concurrency=settings.sms_worker_concurrency,
+            misfire_grace=settings.sms_misfire_grace,
+            max_attempts=settings.sms_max_attempts,
+            rates={name: settings.rate_for(name) for name in senders.names()},
+            poll_interval=poll_interval,
+        )
+        service.set_wake(dispatcher.wake)
+    ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier, client=client)
+    ctx.extras["dispatcher"] = dispatcher
+    bolt = build_app(ctx)
+    web = build_web(bolt, store, webhooks=ctx.extras.get("webhooks"))
+    return Runtime(
+        settings=settings,
+        store=store,
+        senders=senders,
+        client=client,
+        notifier=notifier,
+        service=service,
+        dispatcher=dispatcher,
+        ctx=ctx,
+        bolt=bolt,
+        web=web,
+    )

@@ -1,0 +1,253 @@
+"""The dispatcher: claims due outbox rows, calls providers, records and reports outcomes.
+
+It sleeps until the next due time (or a wake-up when something new arrives), never for
+minutes. At-most-once: a row is marked `sending` before the provider call; anything that
+may have reached the provider and has no answer is `unknown`, never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from bot.notify import Notifier
+from bot.senders import Senders
+from providers.base import (
+    NotSent,
+    OutboundMessage,
+    ProviderError,
+    RateLimited,
+    SendResult,
+    UnknownOutcome,
+)
+from storage.store import MessageRow, Store
+
+log = logging.getLogger("smsbot.worker")
+
+
+class RateLimiter:
+    """Spaces calls to one sender at `rate` per second, and honours a 429 pause."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self.paused_until = 0.0
+        self._lock = threading.Lock()
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+    def paused(self) -> bool:
+        return time.monotonic() < self.paused_until
+
+    def acquire(self, stop: threading.Event | None = None) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next, self.paused_until)
+            self._next = slot + self.interval
+        delay = slot - time.monotonic()
+        if delay > 0:
+            if stop is not None:
+                return not stop.wait(delay)
+            time.sleep(delay)
+        return True
+
+
+def backoff(attempt: int) -> float:
+    return float(min(300, 2 ** max(0, attempt)))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        senders: Senders,
+        notifier: Notifier | None,
+        *,
+        concurrency: int = 16,
+        misfire_grace: float = 900.0,
+        max_attempts: int = 5,
+        rates: dict[str, float] | None = None,
+        poll_interval: float = 0.5,
+        lease: float = 120.0,
+    ) -> None:
+        self.store = store
+        self.senders = senders
+        self.notifier = notifier
+        self.concurrency = concurrency
+        self.misfire_grace = misfire_grace
+        self.max_attempts = max_attempts
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self.owner_prefix = f"{socket.gethostname()}:"
+        self.owner = f"{self.owner_prefix}{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._limiters = {name: RateLimiter((rates or {}).get(name, 10.0)) for name in senders.names()}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="smsbot-send")
+        self._thread: threading.Thread | None = None
+        #: called with each row that reached a final state (bulk progress, notifications)
+        self.on_final: list[Callable[[MessageRow], None]] = []
+
+    # -- control
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        # Rows a previous run of ours left mid-send: unknown now, not after a lease wait.
+        for row in self.store.reap_expired():
+            self._report(row)
+        self._thread = threading.Thread(target=self._loop, name="smsbot-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def limiter(self, sender: str) -> RateLimiter:
+        if sender not in self._limiters:
+            self._limiters[sender] = RateLimiter(10.0)
+        return self._limiters[sender]
+
+    # -- the loop
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("dispatcher pass failed")
+                self._stop.wait(1.0)
+            timeout = self.poll_interval
+            nxt = self.store.next_due_at()
+            if nxt is not None:
+                timeout = min(timeout, max(0.0, nxt - time.time()))
+            with self._inflight_lock:
+                full = self._inflight >= self.concurrency
+            if full:
+                timeout = self.poll_interval
+            if timeout > 0:
+                self._wake.wait(timeout)
+            self._wake.clear()
+
+    def run_once(self) -> int:
+        """One pass: reap, announce scheduled rows, claim what is due. Returns rows claimed."""
+        for row in self.store.reap_expired():
+            self._report(row)
+        if self.notifier is not None:
+            for row in self.store.needing_announcement(limit=20):
+                if row.scheduled:
+                    self.notifier.announce(row)
+        with self._inflight_lock:
+            free = self.concurrency - self._inflight
+        if free <= 0:
+            return 0
+        paused = [name for name, lim in self._limiters.items() if lim.paused()]
+        claimed, missed = self.store.claim_due(
+            self.owner, limit=free, lease=self.lease, misfire_grace=self.misfire_grace, skip_senders=paused
+        )
+        for row in missed:
+            if self.notifier is not None and row.bulk_job_id is None:
+                if not row.thread_ts:
+                    row = self.notifier.announce(row)
+                self.notifier.report_missed(row)
+        for row in claimed:
+            with self._inflight_lock:
+                self._inflight += 1
+            self._pool.submit(self._run, row)
+        return len(claimed)
+
+    def _run(self, row: MessageRow) -> None:
+        try:
+            self.process(row)
+        except Exception:
+            log.exception("processing message %s failed", row.id)
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+            self._wake.set()
+
+    # -- one message
+
+    def process(self, row: MessageRow) -> MessageRow | None:
+        if self.notifier is not None and row.needs_announce and not row.thread_ts and row.bulk_job_id is None:
+            row = self.notifier.announce(row)
+        provider = self.senders.get(row.sender)
+        if provider is None:
+            if not self.store.mark_sending(row.id, self.owner, lease=self.lease):
+                return None
+            final = self.store.record_outcome(
+                row.id, "failed", error=f"Sender '{row.sender}' is no longer configured.", error_kind="config"
+            )
+            return self._report(final)
+        if not self.limiter(row.sender).acquire(self._stop):
+            self.store.unclaim([row.id], self.owner)
+            return None
+        if not self.store.mark_sending(row.id, self.owner, lease=self.lease):
+            return None
+        msg = OutboundMessage.model_validate(row.payload)
+        msg.reference = f"smsbot-{row.id}"
+        attempt = row.attempts + 1
+        try:
+            result: SendResult = provider.send(msg)
+        except RateLimited as exc:
+            wait = exc.retry_after if exc.retry_after is not None else 5.0
+            self.limiter(row.sender).pause(wait)
+            return self._retry_or_fail(row, attempt, wait, provider.scrub(exc.message), exc.kind)
+        except NotSent as exc:
+            return self._retry_or_fail(row, attempt, backoff(attempt), provider.scrub(exc.message), exc.kind)
+        except UnknownOutcome as exc:
+            final = self.store.record_outcome(row.id, "unknown", error=provider.scrub(exc.message), error_kind=exc.kind)
+            return self._report(final)
+        except ProviderError as exc:
+            final = self.store.record_outcome(row.id, "failed", error=provider.scrub(exc.message), error_kind=exc.kind)
+            return self._report(final)
+        except Exception as exc:
+            # We cannot tell whether the request left: unknown, never a blind retry.
+            log.error("unexpected error sending message %s: %s", row.id, type(exc).__name__)
+            final = self.store.record_outcome(
+                row.id, "unknown", error=f"Unexpected error ({type(exc).__name__}).", error_kind="unknown"
+            )
+            return self._report(final)
+        final = self.store.record_outcome(
+            row.id, "sent", provider_message_id=result.provider_message_id, delivery=result.status
+        )
+        return self._report(final)
+
+    def _retry_or_fail(self, row: MessageRow, attempt: int, wait: float, error: str, kind: str) -> MessageRow | None:
+        if attempt >= self.max_attempts:
+            final = self.store.record_outcome(
+                row.id, "failed", error=f"{error} Gave up after {attempt} attempts.", error_kind=kind
+            )
+            return self._report(final)
+        self.store.release(row.id, time.time() + wait, error=error, error_kind=kind)
+        self.wake()
+        return self.store.get(row.id)
+
+    def _report(self, row: MessageRow | None) -> MessageRow | None:
+        if row is None:
+            return None
+        if self.notifier is not None and row.bulk_job_id is None:
+            try:
+                self.notifier.report_outcome(row)
+            except Exception:
+                log.exception("reporting message %s failed", row.id)
+        for callback in self.on_final:
+            try:
+                callback(row)
+            except Exception:
+                log.exception("on_final callback failed")
+        return row

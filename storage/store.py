@@ -1,0 +1,555 @@
+"""The store: the outbox of messages, delivery events and request de-duplication.
+
+SQLite through sqlite-utils, WAL mode, one connection per thread. Claims use
+`BEGIN IMMEDIATE` so two workers (threads or processes) never take the same row.
+
+A row moves: pending -> claimed -> sending -> sent | failed | unknown, or pending ->
+canceled | missed. `claimed` means a worker holds it but has not called the provider yet
+(safe to give back); `sending` is written *before* the provider call, so a crash there
+leaves a row that may have gone out: it becomes `unknown`, never re-sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import sqlite_utils
+from pydantic import BaseModel
+
+from storage.schema import migrate
+
+Status = Literal["pending", "claimed", "sending", "sent", "failed", "unknown", "canceled", "missed"]
+FINAL = ("sent", "failed", "unknown", "canceled", "missed")
+
+# Delivery states only move forward: a late "sent" never replaces "delivered".
+DELIVERY_RANK = {"accepted": 0, "scheduled": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 2}
+
+
+class MessageRow(BaseModel):
+    id: int
+    idem_key: str
+    sender: str
+    to_number: str
+    name: str | None = None
+    payload: dict[str, Any]
+    summary: str = ""
+    status: Status
+    delivery: str | None = None
+    delivery_error: str | None = None
+    scheduled: bool = False
+    priority: int = 0
+    due_at: float
+    created_at: float
+    updated_at: float
+    sent_at: float | None = None
+    created_by: str | None = None
+    user_name: str | None = None
+    user_tz: str | None = None
+    source: str = "slack"
+    channel_id: str | None = None
+    thread_channel: str | None = None
+    thread_ts: str | None = None
+    status_ts: str | None = None
+    response_url: str | None = None
+    needs_announce: bool = False
+    attempts: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    provider_message_id: str | None = None
+    bulk_job_id: int | None = None
+
+    @classmethod
+    def from_db(cls, row: sqlite3.Row | dict[str, Any]) -> MessageRow:
+        data = dict(row)
+        data["payload"] = json.loads(data["payload"])
+        return cls.model_validate(data)
+
+
+class NewMessage(BaseModel):
+    """What a listener or the CLI hands the store: validated, normalised, ready to send."""
+
+    idem_key: str
+    sender: str
+    to_number: str
+    name: str | None = None
+    payload: dict[str, Any]
+    summary: str = ""
+    scheduled: bool = False
+    priority: int = 0
+    due_at: float
+    created_by: str | None = None
+    user_name: str | None = None
+    user_tz: str | None = None
+    source: str = "slack"
+    channel_id: str | None = None
+    response_url: str | None = None
+    needs_announce: bool = True
+    bulk_job_id: int | None = None
+
+
+class Transition(BaseModel):
+    """The answer to cancel/edit: did it happen, and if not, the row's status."""
+
+    ok: bool
+    status: str | None = None  # None: no such row
+    row: MessageRow | None = None
+
+
+class Store:
+    def __init__(self, path: str = "smsbot.db") -> None:
+        self.path = path
+        self._local = threading.local()
+        self._memory_conn: sqlite3.Connection | None = None
+        if path == ":memory:":
+            # One shared connection: a memory database is private to its connection.
+            self._memory_conn = self._connect()
+            self._memory_lock = threading.RLock()
+        migrate(self.conn)
+
+    # -- connections
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=self.path != ":memory:"
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._memory_conn is not None:
+            return self._memory_conn
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        return sqlite_utils.Database(self.conn)
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front (no SQLITE_BUSY mid-way)."""
+        if self._memory_conn is not None:
+            self._memory_lock.acquire()
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if self._memory_conn is not None:
+                self._memory_lock.release()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- writing requests
+
+    def enqueue(self, msg: NewMessage, now: float | None = None) -> tuple[int, bool]:
+        """Store a send request; returns (id, created). A repeated idem_key creates nothing."""
+        now = time.time() if now is None else now
+        return self.enqueue_many([msg], now)[0]
+
+    def enqueue_many(self, msgs: Sequence[NewMessage], now: float | None = None) -> list[tuple[int, bool]]:
+        now = time.time() if now is None else now
+        out: list[tuple[int, bool]] = []
+        with self.write() as conn:
+            for msg in msgs:
+                data = msg.model_dump()
+                data["payload"] = json.dumps(data["payload"], separators=(",", ":"))
+                data.update(status="pending", created_at=now, updated_at=now)
+                cols = ", ".join(data)
+                marks = ", ".join("?" for _ in data)
+                cur = conn.execute(
+                    f"INSERT OR IGNORE INTO messages ({cols}) VALUES ({marks})", tuple(data.values())
+                )
+                if cur.rowcount:
+                    out.append((int(cur.lastrowid or 0), True))
+                else:
+                    existing = conn.execute(
+                        "SELECT id FROM messages WHERE idem_key = ?", (msg.idem_key,)
+                    ).fetchone()
+                    out.append((int(existing[0]), False))
+        return out
+
+    # -- reading
+
+    def get(self, message_id: int) -> MessageRow | None:
+        row = self.conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return MessageRow.from_db(row) if row else None
+
+    def by_provider_id(self, provider_message_id: str) -> MessageRow | None:
+        row = self.conn.execute(
+            "SELECT * FROM messages WHERE provider_message_id = ? ORDER BY id DESC LIMIT 1",
+            (provider_message_id,),
+        ).fetchone()
+        return MessageRow.from_db(row) if row else None
+
+    def pending(
+        self, created_by: str | None = None, limit: int = 50, offset: int = 0, scheduled_only: bool = True
+    ) -> list[MessageRow]:
+        sql = "SELECT * FROM messages WHERE status = 'pending'"
+        args: list[Any] = []
+        if scheduled_only:
+            sql += " AND scheduled = 1"
+        if created_by:
+            sql += " AND created_by = ?"
+            args.append(created_by)
+        sql += " ORDER BY due_at, id LIMIT ? OFFSET ?"
+        args += [limit, offset]
+        return [MessageRow.from_db(r) for r in self.conn.execute(sql, args)]
+
+    def count_pending(self, created_by: str | None = None, scheduled_only: bool = True) -> int:
+        sql = "SELECT count(*) FROM messages WHERE status = 'pending'"
+        args: list[Any] = []
+        if scheduled_only:
+            sql += " AND scheduled = 1"
+        if created_by:
+            sql += " AND created_by = ?"
+            args.append(created_by)
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
+    def history(self, to_number: str, limit: int = 20) -> list[MessageRow]:
+        rows = self.conn.execute(
+            "SELECT * FROM messages WHERE to_number = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            (to_number, limit),
+        )
+        return [MessageRow.from_db(r) for r in rows]
+
+    def since(self, since: float) -> Iterator[MessageRow]:
+        for r in self.conn.execute("SELECT * FROM messages WHERE created_at >= ? ORDER BY id", (since,)):
+            yield MessageRow.from_db(r)
+
+    def next_due_at(self) -> float | None:
+        """The earliest time a pending row falls due (index seek on (status, priority, due_at))."""
+        row = self.conn.execute(
+            "SELECT min(due_at) FROM ("
+            " SELECT min(due_at) AS due_at FROM messages WHERE status = 'pending' AND priority = 0"
+            " UNION ALL"
+            " SELECT min(due_at) FROM messages WHERE status = 'pending' AND priority = 1)"
+        ).fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def needing_announcement(self, limit: int = 20) -> list[MessageRow]:
+        rows = self.conn.execute(
+            "SELECT * FROM messages WHERE needs_announce = 1 AND status = 'pending' ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [MessageRow.from_db(r) for r in rows]
+
+    # -- the worker's side
+
+    def claim_due(
+        self,
+        owner: str,
+        now: float | None = None,
+        limit: int = 10,
+        lease: float = 60.0,
+        misfire_grace: float | None = None,
+        skip_senders: Sequence[str] = (),
+    ) -> tuple[list[MessageRow], list[MessageRow]]:
+        """Claim up to `limit` due rows. Returns (claimed, missed).
+
+        Scheduled rows whose time passed more than `misfire_grace` ago are not sent but
+        marked `missed`, so people decide (after downtime, a stale message can do harm).
+        """
+        now = time.time() if now is None else now
+        missed: list[MessageRow] = []
+        with self.write() as conn:
+            if misfire_grace is not None:
+                rows = conn.execute(
+                    "SELECT * FROM messages WHERE status = 'pending' AND priority = 0 AND scheduled = 1"
+                    " AND due_at < ? ORDER BY due_at LIMIT 100",
+                    (now - misfire_grace,),
+                ).fetchall()
+                for r in rows:
+                    conn.execute(
+                        "UPDATE messages SET status = 'missed', updated_at = ? WHERE id = ?", (now, r["id"])
+                    )
+                    m = MessageRow.from_db(r)
+                    missed.append(m.model_copy(update={"status": "missed"}))
+            skip = tuple(skip_senders)
+            skip_sql = f" AND sender NOT IN ({','.join('?' for _ in skip)})" if skip else ""
+            rows = conn.execute(
+                "SELECT * FROM ("
+                " SELECT * FROM messages WHERE status = 'pending' AND priority = 0 AND due_at <= ?"
+                f"{skip_sql} ORDER BY due_at LIMIT ?)"
+                " UNION ALL SELECT * FROM ("
+                " SELECT * FROM messages WHERE status = 'pending' AND priority = 1 AND due_at <= ?"
+                f"{skip_sql} ORDER BY due_at LIMIT ?)",
+                (now, *skip, limit, now, *skip, limit),
+            ).fetchall()[:limit]
+            claimed = []
+            for r in rows:
+                conn.execute(
+                    "UPDATE messages SET status = 'claimed', lease_owner = ?, lease_until = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (owner, now + lease, now, r["id"]),
+                )
+                m = MessageRow.from_db(r)
+                claimed.append(m.model_copy(update={"status": "claimed", "lease_owner": owner}))
+        return claimed, missed
+
+    def claim_one(self, message_id: int, owner: str, now: float | None = None, lease: float = 60.0) -> MessageRow | None:
+        """Claim one pending row by id (the CLI sends its own message, nothing else)."""
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            cur = conn.execute(
+                "UPDATE messages SET status = 'claimed', lease_owner = ?, lease_until = ?, updated_at = ?"
+                " WHERE id = ? AND status = 'pending'",
+                (owner, now + lease, now, message_id),
+            )
+            if cur.rowcount != 1:
+                return None
+        return self.get(message_id)
+
+    def mark_sending(self, message_id: int, owner: str, now: float | None = None, lease: float = 120.0) -> bool:
+        """Commit, before the provider call, that this row may go out. False: not ours any more."""
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            cur = conn.execute(
+                "UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ? AND status = 'claimed' AND lease_owner = ?",
+                (now + lease, now, message_id, owner),
+            )
+            return cur.rowcount == 1
+
+    def record_outcome(
+        self,
+        message_id: int,
+        status: Literal["sent", "failed", "unknown"],
+        *,
+        provider_message_id: str | None = None,
+        delivery: str | None = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+        now: float | None = None,
+    ) -> MessageRow | None:
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE messages SET status = ?, provider_message_id = coalesce(?, provider_message_id),"
+                " delivery = coalesce(delivery, ?), error = ?, error_kind = ?, updated_at = ?,"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND status IN ('claimed', 'sending')",
+                (status, provider_message_id, delivery, error, error_kind, now, status, now, message_id),
+            )
+        return self.get(message_id)
+
+    def release(
+        self, message_id: int, due_at: float, error: str | None = None, error_kind: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Give a row back for a later try: only for failures that certainly sent nothing."""
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE messages SET status = 'pending', due_at = ?, error = ?, error_kind = ?,"
+                " lease_owner = NULL, lease_until = NULL, updated_at = ?"
+                " WHERE id = ? AND status IN ('claimed', 'sending')",
+                (due_at, error, error_kind, now, message_id),
+            )
+
+    def unclaim(self, message_ids: Sequence[int], owner: str) -> None:
+        """Hand back rows a worker claimed but never started (e.g. shutting down)."""
+        with self.write() as conn:
+            for mid in message_ids:
+                conn.execute(
+                    "UPDATE messages SET status = 'pending', lease_owner = NULL, lease_until = NULL"
+                    " WHERE id = ? AND status = 'claimed' AND lease_owner = ?",
+                    (mid, owner),
+                )
+
+    def reap_expired(self, now: float | None = None) -> list[MessageRow]:
+        """Leases that ran out: `claimed` goes back to pending, `sending` becomes unknown.
+
+        Returns the rows that became unknown, so people can be told.
+        """
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE messages SET status = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = ?"
+                " WHERE status = 'claimed' AND lease_until < ?",
+                (now, now),
+            )
+            rows = conn.execute(
+                "SELECT * FROM messages WHERE status = 'sending' AND lease_until < ?", (now,)
+            ).fetchall()
+            for r in rows:
+                conn.execute(
+                    "UPDATE messages SET status = 'unknown', error_kind = 'unknown', error = ?,"
+                    " lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?",
+                    ("The worker stopped while sending; the message may or may not have gone out.", now, r["id"]),
+                )
+        return [MessageRow.from_db(r).model_copy(update={"status": "unknown"}) for r in rows]
+
+    def recover_owner(self, owner_prefix: str, now: float | None = None) -> list[MessageRow]:
+        """At start-up, rows left by a dead process of ours need no lease wait."""
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE messages SET lease_until = ? WHERE status IN ('claimed', 'sending') AND lease_owner LIKE ?",
+                (now - 1, owner_prefix + "%"),
+            )
+        return self.reap_expired(now)
+
+    # -- Slack bookkeeping
+
+    def set_thread(self, message_id: int, thread_channel: str, thread_ts: str, status_ts: str | None = None) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE messages SET thread_channel = ?, thread_ts = ?, status_ts = coalesce(?, status_ts),"
+                " needs_announce = 0 WHERE id = ?",
+                (thread_channel, thread_ts, status_ts, message_id),
+            )
+
+    def set_announce_done(self, message_id: int) -> None:
+        with self.write() as conn:
+            conn.execute("UPDATE messages SET needs_announce = 0 WHERE id = ?", (message_id,))
+
+    # -- people's actions
+
+    def cancel(self, message_id: int, now: float | None = None) -> Transition:
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            cur = conn.execute(
+                "UPDATE messages SET status = 'canceled', updated_at = ?"
+                " WHERE id = ? AND status IN ('pending', 'missed')",
+                (now, message_id),
+            )
+            ok = cur.rowcount == 1
+        row = self.get(message_id)
+        return Transition(ok=ok, status=row.status if row else None, row=row)
+
+    def edit(
+        self,
+        message_id: int,
+        *,
+        due_at: float | None = None,
+        to_number: str | None = None,
+        payload: dict[str, Any] | None = None,
+        summary: str | None = None,
+        name: str | None = None,
+        now: float | None = None,
+    ) -> Transition:
+        """Change a pending row; refused (ok=False) once a worker has claimed it."""
+        now = time.time() if now is None else now
+        sets = ["updated_at = ?"]
+        args: list[Any] = [now]
+        for col, value in (("due_at", due_at), ("to_number", to_number), ("summary", summary), ("name", name)):
+            if value is not None:
+                sets.append(f"{col} = ?")
+                args.append(value)
+        if payload is not None:
+            sets.append("payload = ?")
+            args.append(json.dumps(payload, separators=(",", ":")))
+        with self.write() as conn:
+            cur = conn.execute(
+                f"UPDATE messages SET {', '.join(sets)} WHERE id = ? AND status = 'pending'",
+                (*args, message_id),
+            )
+            ok = cur.rowcount == 1
+        row = self.get(message_id)
+        return Transition(ok=ok, status=row.status if row else None, row=row)
+
+    def send_missed_now(self, message_id: int, now: float | None = None) -> Transition:
+        """A person chose "Send now" for a missed schedule."""
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            cur = conn.execute(
+                "UPDATE messages SET status = 'pending', due_at = ?, updated_at = ? WHERE id = ? AND status = 'missed'",
+                (now, now, message_id),
+            )
+            ok = cur.rowcount == 1
+        row = self.get(message_id)
+        return Transition(ok=ok, status=row.status if row else None, row=row)
+
+    # -- de-duplication of Slack deliveries and similar
+
+    def first_time(self, key: str, now: float | None = None) -> bool:
+        """True the first time `key` is seen (Slack retries, webhook re-deliveries)."""
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            cur = conn.execute("INSERT OR IGNORE INTO seen_requests (key, seen_at) VALUES (?, ?)", (key, now))
+            return cur.rowcount == 1
+
+    # -- delivery events
+
+    def apply_delivery_event(
+        self,
+        provider: str,
+        provider_message_id: str,
+        status: str,
+        error: str | None = None,
+        occurred_at: float | None = None,
+        now: float | None = None,
+    ) -> tuple[bool, MessageRow | None]:
+        """Record an event once; move the message's delivery state forward only.
+
+        Returns (changed, row): changed is False for duplicates, stale events and unknown ids.
+        """
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO delivery_events (provider, provider_message_id, status, error,"
+                " occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (provider, provider_message_id, status, error, occurred_at, now),
+            )
+            if cur.rowcount == 0:
+                return False, None
+            row = conn.execute(
+                "SELECT * FROM messages WHERE provider_message_id = ? ORDER BY id DESC LIMIT 1",
+                (provider_message_id,),
+            ).fetchone()
+            if row is None:
+                return False, None
+            conn.execute(
+                "UPDATE delivery_events SET message_id = ? WHERE provider = ? AND provider_message_id = ?"
+                " AND status = ?",
+                (row["id"], provider, provider_message_id, status),
+            )
+            current = row["delivery"]
+            if current is not None and DELIVERY_RANK.get(status, 0) <= DELIVERY_RANK.get(current, 0):
+                return False, MessageRow.from_db(row)
+            conn.execute(
+                "UPDATE messages SET delivery = ?, delivery_error = coalesce(?, delivery_error), updated_at = ?"
+                " WHERE id = ?",
+                (status, error, now, row["id"]),
+            )
+            updated = conn.execute("SELECT * FROM messages WHERE id = ?", (row["id"],)).fetchone()
+        return True, MessageRow.from_db(updated)
+
+    # -- figures
+
+    def counts_by_status(self, bulk_job_id: int | None = None) -> dict[str, int]:
+        if bulk_job_id is None:
+            rows = self.conn.execute("SELECT status, count(*) FROM messages GROUP BY status")
+        else:
+            rows = self.conn.execute(
+                "SELECT status, count(*) FROM messages WHERE bulk_job_id = ? GROUP BY status", (bulk_job_id,)
+            )
+        return {r[0]: r[1] for r in rows}

@@ -1,0 +1,143 @@
+"""Shared fixtures: fake Slack and fake providers on 127.0.0.1, and the real app between them."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.runtime import Runtime, build_runtime
+from tests.fakes.providers import FakeProviders
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_requests import SlackSender
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-test-token"
+SOCIOCS_KEY = "sociocs-user:sociocs-secret-key"
+BIRD_KEY = "bird-access-key-abcdef"
+TEXTUS_TOKEN = "textus-token-abcdef"
+CHANNEL_KEYS = {"twlo": "ck-twlo-1111", "twlowa": "ck-twlowa-2222", "gswa": "ck-gswa-3333"}
+BIRD_WS = "11111111-2222-3333-4444-555555555555"
+BIRD_CH = "66666666-7777-8888-9999-000000000000"
+TEXTUS_ACCOUNT = "my_account"
+
+# Never let a developer's .env leak into tests.
+os.environ.pop("DATABASE_URL", None)
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def fake_providers() -> Iterator[FakeProviders]:
+    fake = FakeProviders(
+        sociocs_api_key=SOCIOCS_KEY,
+        sociocs_channel_keys=CHANNEL_KEYS,
+        bird_access_key=BIRD_KEY,
+        bird_workspace_id=BIRD_WS,
+        bird_channel_id=BIRD_CH,
+        textus_token=TEXTUS_TOKEN,
+        textus_account=TEXTUS_ACCOUNT,
+    )
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def make_settings(tmp_path: Path, slack: FakeSlack, providers: FakeProviders | None, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.base_url,
+        "database_url": f"sqlite:///{tmp_path / 'smsbot.db'}",
+        "port": 0,
+        "host": "127.0.0.1",
+    }
+    if providers is not None:
+        values.update(
+            sociocs_api_key=SOCIOCS_KEY,
+            sociocs_api_url=providers.url,
+            sociocs_channel_key_twlo=CHANNEL_KEYS["twlo"],
+            sociocs_channel_key_twlowa=CHANNEL_KEYS["twlowa"],
+            sociocs_channel_key_gswa=CHANNEL_KEYS["gswa"],
+            bird_api_key=BIRD_KEY,
+            bird_api_url=providers.url,
+            bird_workspace_id=BIRD_WS,
+            bird_channel_id=BIRD_CH,
+            textus_api_token=TEXTUS_TOKEN,
+            textus_api_url=providers.url,
+            textus_account=TEXTUS_ACCOUNT,
+            sms_default_sender="twlo",
+        )
+    values.update(extra)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class E2E:
+    rt: Runtime
+    slack: FakeSlack
+    providers: FakeProviders | None
+    sender: SlackSender
+    url: str
+
+    def command(self, text: str, **kw: Any) -> Any:
+        from tests.fakes.slack_requests import slash_command_body
+
+        kw.setdefault("response_url", self.slack.response_url())
+        body = slash_command_body(text=text, **kw)
+        return self.sender.post(body, "application/x-www-form-urlencoded")
+
+    def wait(self, predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def thread_replies(self, channel: str | None = None) -> list[dict[str, Any]]:
+        return [c for c in self.slack.calls_to("chat.postMessage") if c["params"].get("thread_ts")
+                and (channel is None or c["params"].get("channel") == channel)]
+
+
+@pytest.fixture
+def e2e_factory(tmp_path: Path, fake_slack: FakeSlack, fake_providers: FakeProviders) -> Iterator[Callable[..., E2E]]:
+    started: list[Runtime] = []
+
+    def make(with_providers: bool = True, with_worker: bool = True, **extra: Any) -> E2E:
+        settings = make_settings(tmp_path, fake_slack, fake_providers if with_providers else None, **extra)
+        import httpx
+
+        rt = build_runtime(settings, with_worker=with_worker, poll_interval=0.1,
+                           http_client=httpx.Client(timeout=httpx.Timeout(2.0, connect=1.0)))
+        started.append(rt)
+        port = rt.start_web(host="127.0.0.1", port=0)
+        rt.start_worker()
+        url = f"http://127.0.0.1:{port}"
+        return E2E(rt=rt, slack=fake_slack, providers=fake_providers, sender=SlackSender(url, SIGNING_SECRET), url=url)
+
+    yield make
+    for rt in started:
+        rt.stop()
+
+
+@pytest.fixture
+def e2e(e2e_factory: Callable[..., E2E]) -> E2E:
+    return e2e_factory()

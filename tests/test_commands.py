@@ -1,0 +1,57 @@
+"""The `/sms send` parser: options first, the number in one or several pieces, text verbatim."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.commands import CommandError, help_text, parse_send, split_subcommand
+
+
+@pytest.mark.parametrize(
+    ("text", "to", "message", "opts"),
+    [
+        ("+16175551212 Your order has shipped", "+16175551212", "Your order has shipped", {}),
+        ("--via twlowa 0617 555 1212 Hi", "+16175551212", "Hi", {"via": "twlowa"}),
+        ("(617) 555-1212 Don't forget: 50% off", "+16175551212", "Don't forget: 50% off", {}),
+        ("+1 617 555 1212 hello", "+16175551212", "hello", {}),
+        ('--at "tomorrow 9am" +16175551212 See you', "+16175551212", "See you", {"at": "tomorrow 9am"}),
+        ("--at=2026-12-01T09:00:00-05:00 +16175551212 x", "+16175551212", "x", {"at": "2026-12-01T09:00:00-05:00"}),
+        ("--image https://e.com/a.png --image https://e.com/b.png +16175551212 Look", "+16175551212", "Look",
+         {"image_urls": ["https://e.com/a.png", "https://e.com/b.png"]}),
+        ("--name “Jane Doe” +16175551212 Hi Jane", "+16175551212", "Hi Jane", {"name": "Jane Doe"}),
+        ("+16175551212 5 items left\nsecond line", "+16175551212", "5 items left\nsecond line", {}),
+    ],
+)
+def test_parse_send(text: str, to: str, message: str, opts: dict) -> None:
+    cmd = parse_send(text, "US")
+    assert cmd.to == to
+    assert cmd.text == message
+    for key, value in opts.items():
+        assert getattr(cmd, key) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "Give a phone number"),
+        ("hello there", "'hello' is not a phone number"),
+        ("12 hello", "'12' is not a valid phone number"),
+        ("--bogus x +16175551212 hi", "Unknown option --bogus"),
+        ("--via", "--via needs a value"),
+    ],
+)
+def test_parse_send_errors(text: str, fragment: str) -> None:
+    with pytest.raises(CommandError) as err:
+        parse_send(text, "US")
+    assert fragment in str(err.value)
+
+
+def test_split_subcommand() -> None:
+    assert split_subcommand("  SEND +1 hi ") == ("send", "+1 hi")
+    assert split_subcommand("") == ("", "")
+
+
+def test_help_lists_every_subcommand_with_an_example() -> None:
+    text = help_text()
+    for sub in ("send", "template", "templates", "bulk", "list", "cancel", "status", "help", "senders"):
+        assert f"`/sms {sub}" in text
