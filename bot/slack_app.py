@@ -1,10 +1,23 @@
-"""The Bolt app: built from an AppContext, every feature registers its listeners here."""
+"""The Bolt app: built from an AppContext; every module in bot/listeners registers itself."""
 
 from __future__ import annotations
 
-from slack_bolt import App
+import importlib
+import pkgutil
+from typing import Any
 
+from slack_bolt import App, BoltResponse
+
+import bot.listeners
 from bot.context import AppContext
+
+# The router and the plain send come first; the rest in name order.
+FIRST = ("command", "send")
+
+
+def listener_modules() -> list[str]:
+    names = [m.name for m in pkgutil.iter_modules(bot.listeners.__path__) if not m.name.startswith("_")]
+    return [n for n in FIRST if n in names] + sorted(n for n in names if n not in FIRST)
 
 
 def build_app(ctx: AppContext) -> App:
@@ -18,10 +31,15 @@ def build_app(ctx: AppContext) -> App:
         token_verification_enabled=False,
         request_verification_enabled=bool(settings.slack_signing_secret),
     )
-    from bot.listeners import command, send
 
-    command.register(app, ctx)
-    send.register(app, ctx)
-    for register in ctx.extras.get("registrars", []):
-        register(app, ctx)
+    @app.middleware
+    def drop_redelivered_events(body: dict[str, Any], next: Any) -> Any:  # noqa: A002 - Bolt's name
+        # The Events API re-delivers on timeouts; one event_id is handled once.
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        if event_id and not ctx.store.first_time(f"event:{event_id}"):
+            return BoltResponse(status=200, body="")
+        return next()
+
+    for name in listener_modules():
+        importlib.import_module(f"bot.listeners.{name}").register(app, ctx)
     return app

@@ -67,6 +67,41 @@ MIGRATIONS: list[str] = [
         seen_at REAL NOT NULL
     );
     """,
+    # 3: bulk jobs (their recipients are outbox rows with bulk_job_id) and sender health.
+    """
+    CREATE TABLE bulk_jobs (
+        id INTEGER PRIMARY KEY,
+        idem_key TEXT NOT NULL UNIQUE,
+        sender TEXT NOT NULL,
+        status TEXT NOT NULL,
+        mode TEXT NOT NULL DEFAULT 'per_recipient',
+        text TEXT,
+        payload TEXT NOT NULL DEFAULT '{}',
+        total INTEGER NOT NULL DEFAULT 0,
+        duplicates_removed INTEGER NOT NULL DEFAULT 0,
+        invalid_rows INTEGER NOT NULL DEFAULT 0,
+        provider_job_ids TEXT NOT NULL DEFAULT '[]',
+        due_at REAL,
+        created_by TEXT,
+        user_tz TEXT,
+        channel_id TEXT,
+        thread_channel TEXT,
+        thread_ts TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX bulk_jobs_status ON bulk_jobs (status);
+    CREATE TABLE sender_health (
+        sender TEXT PRIMARY KEY,
+        state TEXT NOT NULL DEFAULT 'ok',
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        last_error_kind TEXT,
+        last_error TEXT,
+        alerted_at REAL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 
