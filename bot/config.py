@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     sms_notify_channel: str | None = None
     sms_notify_on: Literal["all", "failures", "none"] = "failures"
     sms_templates_file: str | None = None
-    sms_worker_concurrency: int = Field(default=8, ge=1, le=256)
+    sms_worker_concurrency: int = Field(default=16, ge=1, le=256)
     sms_max_attempts: int = Field(default=5, ge=1, le=50)
 
     sociocs_api_key: SecretStr | None = None
