@@ -48,7 +48,7 @@ def fake_providers() -> Iterator[FakeProviders]:
         sociocs_channel_keys=CHANNEL_KEYS,
         bird_access_key=BIRD_KEY,
         bird_workspace_id=BIRD_WS,
-        bird_channel_id=BIRD_CH,
+        bird_channel_ids=(BIRD_CH,),
         textus_token=TEXTUS_TOKEN,
         textus_account=TEXTUS_ACCOUNT,
     )

@@ -48,12 +48,12 @@ def register(app: App, ctx: AppContext) -> None:
         handler, args = route(body)
         if handler is None:
             sub = split_subcommand(body.get("text", ""))[0]
-            ack(text=f":thinking_face: I don't know `/sms {sub}`.\n\n{help_text()}")
+            ack(**_reply(f":thinking_face: I don't know `/sms {sub}`.\n\n{help_text()}"))
             return
         if handler.name not in ("help", "senders"):
             refusal = ctx.allowed(body.get("user_id"), body.get("channel_id"))
             if refusal:
-                ack(text=refusal)
+                ack(**_reply(refusal))
                 return
         try:
             result = handler.fast(ctx, body, args)
