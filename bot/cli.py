@@ -17,11 +17,11 @@ Extension = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.
 EXTENSIONS: dict[str, tuple[str, Extension]] = {}
 
 
-def _runtime(settings: Settings, with_worker: bool = True):  # type: ignore[no-untyped-def]
+def _runtime(settings: Settings, with_worker: bool = True, with_web: bool = True):  # type: ignore[no-untyped-def]
     from bot.logs import setup_logging
     from bot.runtime import build_runtime
 
-    rt = build_runtime(settings, with_worker=with_worker)
+    rt = build_runtime(settings, with_worker=with_worker, with_web=with_web)
     setup_logging(settings.secret_values() + rt.senders.secrets())
     return rt
 
@@ -52,7 +52,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """The dispatcher alone (`Procfile` worker:), against the same store."""
-    rt = _runtime(settings, with_worker=True)
+    # Feature hooks (bulk progress, delivery notices) register with the Slack app, so build
+    # it here too when Slack is configured; it is not served.
+    rt = _runtime(settings, with_worker=True, with_web=bool(settings.slack_bot_token))
     rt.start_worker()
     log.info("worker started")
     try:
@@ -69,7 +71,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from bot.phone import display
     from bot.service import SendRequest, UserError
 
-    rt = _runtime(settings, with_worker=True)
+    rt = _runtime(settings, with_worker=True, with_web=False)
     assert rt.dispatcher is not None
     when = None
     if args.at:

@@ -102,6 +102,7 @@ def build_runtime(
     with_worker: bool = True,
     http_client: httpx.Client | None = None,
     poll_interval: float = 0.5,
+    with_web: bool = True,
 ) -> Runtime:
     from bot.slack_app import build_app
     from bot.web import build_web
@@ -127,8 +128,9 @@ def build_runtime(
         service.set_wake(dispatcher.wake)
     ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier, client=client)
     ctx.extras["dispatcher"] = dispatcher
-    bolt = build_app(ctx)
-    web = build_web(bolt, store, webhooks=ctx.extras.get("webhooks"))
+    # The CLI needs no Slack app (and may run without Slack credentials).
+    bolt = build_app(ctx) if with_web else None
+    web = build_web(bolt, store, webhooks=ctx.extras.get("webhooks")) if bolt is not None else None
     return Runtime(
         settings=settings,
         store=store,

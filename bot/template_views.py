@@ -24,6 +24,7 @@ from bot.templates_catalog import (
     MEDIA_KEY,
     Catalog,
     TemplateDef,
+    TemplateVariable,
     render_preview,
     to_template_send,
 )
@@ -177,24 +178,24 @@ def _label(text: str) -> dict[str, Any]:
 def _variable_blocks(tpl: TemplateDef, grouped: bool) -> list[dict[str, Any]]:
     """The inputs for `tpl`'s variables; for gswa under Header / Body / Buttons headings."""
 
-    def one(var_ref: str, label: str, *, optional: bool, max_length: int | None, example: str | None,
-            placeholder_key: str | None) -> dict[str, Any]:
-        hint = f"Fills {{{{{placeholder_key}}}}}" if placeholder_key else None
-        block = _text_input(var_block_id(tpl, var_ref), VAR_ACTION, label, optional=optional,
+    def one(ref: str, label: str, *, optional: bool, max_length: int | None, example: str | None,
+            hint: str | None) -> dict[str, Any]:
+        block = _text_input(var_block_id(tpl, ref), VAR_ACTION, label, optional=optional,
                             max_length=max_length or MAX_INPUT_LENGTH,
                             placeholder=f"e.g. {example}" if example else None, hint=hint, live=True)
         block["label"] = _label(label)
         return block
 
-    def var_input(var: Any, prefix: str = "") -> dict[str, Any]:
-        key = var.key if tpl.sender != "gswa" or var.group == "Body" else var.ref
+    def var_input(var: TemplateVariable, prefix: str = "") -> dict[str, Any]:
+        # Show the placeholder as the body writes it: {{1}} for Body, {{Header.1}} otherwise.
+        shown = var.key if tpl.sender != "gswa" or var.group == "Body" else var.ref
         return one(var.ref, prefix + var.label, optional=not var.required, max_length=var.max_length,
-                   example=var.example, placeholder_key=key)
+                   example=var.example, hint=f"Fills {{{{{shown}}}}}")
 
     def media_input(prefix: str = "") -> dict[str, Any]:
         return one(MEDIA_KEY, prefix + "Media URL", optional=False, max_length=1000,
-                   example="https://example.com/photo.jpg", placeholder_key=None) | {
-            "hint": plain("Public https URL of the header image, video or document")}
+                   example="https://example.com/photo.jpg",
+                   hint="Public https URL of the header image, video or document")
 
     if tpl.sender != "gswa":
         return [var_input(v) for v in tpl.variables]
@@ -317,7 +318,7 @@ def check_view(view: dict[str, Any]) -> None:
     seen: set[str] = set()
     for block in blocks:
         block_id = block.get("block_id") or ""
-        if block_id in seen:
+        if block_id and block_id in seen:
             problems.append(f"duplicate block_id {block_id}")
         seen.add(block_id)
         if len(block_id) > MAX_ID:
@@ -389,21 +390,27 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+def _direct_ref(tpl: TemplateDef, key: str) -> str | None:
+    # `1` is `Body.1` for gswa; `body.1` is `Body.1`; elsewhere the key itself.
+    var = tpl.variable(tpl.placeholder_ref(key.strip()))
+    return var.ref if var is not None else None
+
+
 def resolve_key(tpl: TemplateDef, key: str) -> str | None:
     """The variable ref (or MEDIA_URL) a typed key or CSV column means, or None.
 
     Accepts the ref (`1`, `Body.1`, `appt_date`), the gswa shorthand (`1` is `Body.1`),
-    any case, and the label written as a name (`customer_name`, `Customer name`).
+    any case or separator (`APPT_DATE`, `body_1`), and the label written out or as a
+    name (`Customer name`, `customer_name`).
     """
-    raw = key.strip()
-    if _slug(raw) in (_slug(MEDIA_KEY), "media"):
-        return MEDIA_KEY if tpl.media or tpl.sender == "gswa" else None
-    exact = tpl.variable(tpl.placeholder_ref(raw))
-    if exact is not None:
-        return exact.ref
-    wanted = _slug(raw)
+    wanted = _slug(key)
+    if wanted == _slug(MEDIA_KEY) or (wanted == "media" and tpl.media):
+        return MEDIA_KEY
+    direct = _direct_ref(tpl, key)
+    if direct is not None:
+        return direct
     for var in tpl.variables:
-        if wanted in (_slug(var.ref), _slug(tpl.placeholder_ref(var.key)) if var.group == "Body" else None):
+        if wanted == _slug(var.ref):
             return var.ref
     for var in tpl.variables:
         if wanted == _slug(var.label):
@@ -412,26 +419,29 @@ def resolve_key(tpl: TemplateDef, key: str) -> str | None:
 
 
 def map_keys(tpl: TemplateDef, raw: Mapping[str, str]) -> tuple[dict[str, str], str | None, list[str]]:
-    """(values by ref, media URL, keys that match no variable). A ref named directly wins
-    over the same variable reached through its label."""
+    """(values by ref, media URL, keys that match no variable).
+
+    A key naming the variable directly (`1`, `appt_date`) wins over one that reaches the
+    same variable through its label, whatever their order.
+    """
     by_ref: dict[str, str] = {}
-    direct: set[str] = set()
     media: str | None = None
     unknown: list[str] = []
+    indirect: list[tuple[str, str]] = []
     for key, value in raw.items():
-        ref = resolve_key(tpl, key)
         text = "" if value is None else str(value).strip()
+        ref = resolve_key(tpl, key)
         if ref is None:
             unknown.append(key)
         elif ref == MEDIA_KEY:
             media = text or media
-        else:
-            is_direct = tpl.variable(tpl.placeholder_ref(key.strip())) is not None
-            if ref in by_ref and (ref in direct or not is_direct) and by_ref[ref]:
-                continue
+        elif _direct_ref(tpl, key) == ref:
             by_ref[ref] = text
-            if is_direct:
-                direct.add(ref)
+        else:
+            indirect.append((ref, text))
+    for ref, text in indirect:
+        if not by_ref.get(ref):
+            by_ref[ref] = text
     return by_ref, media, unknown
 
 

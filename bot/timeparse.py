@@ -93,7 +93,8 @@ _UNITS = {
     "w": "weeks", "wk": "weeks", "wks": "weeks", "week": "weeks", "weeks": "weeks",
 }  # fmt: skip
 _UNIT_RE = "|".join(sorted(_UNITS, key=len, reverse=True))
-_REL_PART = re.compile(rf"(?P<n>\d+|an?|one)\s*(?P<u>{_UNIT_RE})\b")
+# "a"/"an"/"one" need a space before the unit, or "and" would read as "an d(ay)".
+_REL_PART = re.compile(rf"\b(?:(?P<n>\d+)\s*|(?P<w>an?|one)\s+)(?P<u>{_UNIT_RE})\b")
 _REL_SEP = re.compile(r"^(?:\s|,|and\b)*$")
 
 
@@ -285,8 +286,7 @@ def _relative_when(
         return None
     totals = {"minutes": 0, "hours": 0, "days": 0, "weeks": 0}
     for p in parts:
-        n = p["n"]
-        totals[_UNITS[p["u"]]] += 1 if n in ("a", "an", "one") else int(n)
+        totals[_UNITS[p["u"]]] += int(p["n"]) if p["n"] else 1
     days = totals["days"] + 7 * totals["weeks"]
     # Refuse absurd amounts before date arithmetic can overflow.
     if days * 1440 + totals["hours"] * 60 + totals["minutes"] > (max_days + 2) * 1440:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.conftest import BOT_TOKEN, CHANNEL_KEYS, SOCIOCS_KEY, E2E
+from tests.conftest import CHANNEL_KEYS, E2E, SOCIOCS_KEY
 from tests.fakes.providers import Fault
 
 
