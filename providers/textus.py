@@ -1,0 +1,223 @@
+"""TextUs: SMS, and WhatsApp on accounts that have it, through `POST /{account}/messages`.
+
+Contract: /work/shared/api-docs/textus-send-message.md and provider-notes.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .base import (
+    AuthFailed,
+    Capabilities,
+    DeliveryStatus,
+    NotFound,
+    OutboundMessage,
+    PreparedRequest,
+    Provider,
+    RateLimited,
+    Rejected,
+    SendResult,
+    UnknownOutcome,
+    short_body,
+)
+
+MEDIA_TYPE = "application/vnd.textus+jsonld"
+
+# The documented attachment types: ".png, .jpg/.jpeg, .gif, .rtf, .pdf, .ics, and .vcf/.vcard".
+CONTENT_TYPES_BY_SUFFIX = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".rtf": "application/rtf",
+    ".pdf": "application/pdf",
+    ".ics": "text/calendar",
+    ".vcf": "text/vcard",
+    ".vcard": "text/vcard",
+}
+# Common aliases of the same formats are accepted when given explicitly.
+ALLOWED_CONTENT_TYPES = frozenset({*CONTENT_TYPES_BY_SUFFIX.values(), "text/rtf", "text/x-vcard"})
+ALLOWED_TEXT = ".png, .jpg/.jpeg, .gif, .rtf, .pdf, .ics and .vcf/.vcard"
+
+# Limit is 1,000 requests per 5 minutes per token; without any hint wait a fair slice of it.
+DEFAULT_RETRY_AFTER = 30.0
+
+TEMPLATE_422 = (
+    "TextUs refused the message: the WhatsApp template is not approved or its variables are missing/invalid (422)"
+)
+
+# deliveryState values are not enumerated in the docs (the example shows "delivered");
+# anything we do not recognise is reported as accepted with the raw word kept.
+_STATES: dict[str, DeliveryStatus] = {"delivered": "delivered", "sent": "sent"}
+
+
+def _suffix(url: str) -> str:
+    path = urlsplit(url).path.lower()
+    dot = path.rfind(".")
+    return path[dot:] if dot > path.rfind("/") else ""
+
+
+def attachment_of(msg: OutboundMessage) -> tuple[str, str | None] | None:
+    """(media_url, content_type or None when unknown) of the single attachment, if any."""
+    urls = [*msg.image_urls, *([msg.file_url] if msg.file_url else [])]
+    if not urls:
+        return None
+    url = urls[0]
+    # An explicit type wins; there is only ever one attachment for it to describe.
+    content_type = msg.file_content_type or CONTENT_TYPES_BY_SUFFIX.get(_suffix(url))
+    return url, content_type
+
+
+class TextusProvider(Provider):
+    name = "textus"
+    label = "TextUs"
+    family = "textus"
+    capabilities = Capabilities(
+        channel="sms+whatsapp",
+        max_images=1,  # one attachment per message
+        video=False,
+        file=True,
+        file_content_types=ALLOWED_CONTENT_TYPES,
+        templates=True,
+        native_bulk=False,  # several `to` answer 202 without ids: useless for tracking
+        native_schedule=False,
+        status_webhooks=True,
+    )
+
+    def __init__(
+        self,
+        token: str,
+        account: str,
+        base_url: str = "https://next.textus.com",
+        client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(client)
+        self._token = token
+        self.account = account
+        self.base_url = base_url.rstrip("/")
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"TextusProvider(account={self.account!r}, base_url={self.base_url!r})"
+
+    def secrets(self) -> list[str]:
+        return [self._token]
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self, msg: OutboundMessage) -> list[str]:
+        problems = super().validate(msg)
+        count = len(msg.image_urls) + (1 if msg.file_url else 0)
+        if count > 1 and len(msg.image_urls) <= 1:  # several images are already reported above
+            problems.append(f"TextUs takes one attachment per message; you gave {count}.")
+        attachment = attachment_of(msg)
+        if attachment is not None:
+            url, content_type = attachment
+            if content_type is None:
+                problems.append(
+                    f"TextUs accepts only {ALLOWED_TEXT} attachments; cannot tell the type of {url[:80]}."
+                )
+            elif content_type not in ALLOWED_CONTENT_TYPES:
+                problems.append(f"TextUs accepts only {ALLOWED_TEXT} attachments; {content_type} is not one of them.")
+        if msg.template is not None:
+            if not msg.template.id:
+                problems.append("The WhatsApp template needs its TextUs template id.")
+            if msg.text or attachment is not None:
+                problems.append("TextUs sends a template on its own (the text is not used); remove the text/attachment.")
+        if msg.schedule is not None:
+            problems.append("TextUs cannot schedule through its API; leave the provider schedule empty.")
+        return problems
+
+    # ------------------------------------------------------------------ requests
+
+    def build_request(self, msg: OutboundMessage) -> PreparedRequest:
+        body: dict[str, Any] = {"to": msg.to}
+        if msg.text:
+            body["body"] = msg.text
+        attachment = attachment_of(msg)
+        if attachment is not None:
+            url, content_type = attachment
+            body["attachments"] = [{"media_url": url, "content_type": content_type}]
+        if msg.channel == "whatsapp" or msg.template is not None:
+            body["channel"] = "whatsapp"
+        if msg.template is not None:
+            template: dict[str, Any] = {"id": msg.template.id}
+            if msg.template.variables:
+                template["variable_values"] = msg.template.variables
+            body["template"] = template
+        return PreparedRequest(
+            method="POST",
+            url=f"{self.base_url}/{self.account}/messages",
+            headers={"Authorization": f"Bearer {self._token}", "Accept": MEDIA_TYPE, "Content-Type": MEDIA_TYPE},
+            json_body=body,
+        )
+
+    # ------------------------------------------------------------------ responses
+
+    def _retry_after(self, response: httpx.Response) -> float:
+        value = response.headers.get("Retry-After")
+        if value:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                pass
+        reset = response.headers.get("X-RateLimit-Reset")
+        if reset:
+            try:
+                return max(0.0, float(reset) - time.time())
+            except ValueError:
+                pass
+        return DEFAULT_RETRY_AFTER
+
+    def parse_response(self, response: httpx.Response) -> SendResult:
+        code = response.status_code
+        if code in (200, 201):
+            try:
+                payload = response.json() if response.content else None
+            except ValueError:
+                payload = None
+            if not isinstance(payload, dict) or not payload.get("id"):
+                # The saved-reply example answers 201 with no body: taken, but no id to track.
+                return SendResult(status="accepted", detail="TextUs accepted the message without returning it.")
+            state = str(payload.get("deliveryState") or "") or None
+            return SendResult(
+                provider_message_id=str(payload["id"]),
+                status=_STATES.get(state or "", "accepted"),
+                provider_status=state,
+            )
+        if code == 202:
+            return SendResult(status="accepted", detail="TextUs queued the message (202) without an id.")
+        detail = self.scrub(short_body(response))
+        said = f": {detail}" if detail else ""
+        if code == 422:
+            raise Rejected(TEMPLATE_422, status_code=code)
+        if code in (401, 403):
+            raise AuthFailed("TextUs rejects the API token: check TEXTUS_API_TOKEN", status_code=code)
+        if code == 404:
+            raise NotFound(f"TextUs answered 404{said}: check TEXTUS_ACCOUNT.", status_code=code)
+        if code == 429:
+            wait = self._retry_after(response)
+            raise RateLimited(
+                f"TextUs is rate limiting; nothing was sent. Retry in {wait:g} s.", status_code=code, retry_after=wait
+            )
+        if code >= 500:
+            raise UnknownOutcome(
+                f"TextUs had a server error ({code}); the message may or may not have been sent.", status_code=code
+            )
+        if 400 <= code < 500:
+            raise Rejected(f"TextUs refused the message ({code}){said}", status_code=code)
+        raise UnknownOutcome(f"TextUs answered an unexpected {code}; the message may or may not have been sent.")
+
+
+def verify_textus_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """`X-TextUs-Signature`: hex HMAC-SHA256 of the raw body with the webhook secret."""
+    if not secret or not header:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.strip().lower().encode())

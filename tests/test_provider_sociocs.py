@@ -1,0 +1,499 @@
+"""Sociocs: requests as the docs show them, the rules, and every answer over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import pytest
+
+from providers.base import (
+    AuthFailed,
+    BulkRecipient,
+    ContactSaving,
+    InvalidMessage,
+    NotFound,
+    NotSent,
+    OutboundMessage,
+    ProviderError,
+    RateLimited,
+    Rejected,
+    TemplateSend,
+    UnknownOutcome,
+)
+from providers.sociocs import SociocsProvider, verify_sociocs_signature
+from tests.fakes.providers import FakeProviders, Fault
+
+KEY = "apiuser:apisecret-123"
+TO = "+16175551212"
+EDT = timezone(timedelta(hours=-4))
+IMG = "https://fastly.picsum.photos/id/1068/200/300.jpg?hmac=ICIwYXRGTpDxBPZAI7V8YxGtBBanV8Dfbe_DLNKtYcE"
+
+
+def offline(code: str = "twlo") -> SociocsProvider:
+    return SociocsProvider(code, KEY, "your_channel_key")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeProviders]:
+    with FakeProviders() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clean(fake: FakeProviders) -> None:
+    fake.reset()
+
+
+def live(fake: FakeProviders, code: str = "twlo", timeout: float = 5.0, **kw: Any) -> SociocsProvider:
+    client = httpx.Client(timeout=httpx.Timeout(timeout, connect=1.0))
+    args: dict[str, Any] = {
+        "api_key": fake.sociocs_api_key,
+        "channel_key": fake.sociocs_channel_keys[code],
+        "base_url": fake.url,
+        "client": client,
+    }
+    args.update(kw)
+    return SociocsProvider(code, **args)  # type: ignore[arg-type]
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+# --------------------------------------------------------------------------- requests
+
+BUILD_CASES = [
+    pytest.param(
+        "twlo",
+        OutboundMessage(to="phone_number", name="recipient_name", text="message"),
+        {"provider": "twlo", "channel_key": "your_channel_key", "to": "phone_number", "name": "recipient_name",
+         "text": "message"},
+        id="doc-text-only",
+    ),
+    pytest.param(
+        "twlo",
+        OutboundMessage(to="phone_number", name="recipient_name", text="message", image_urls=[IMG]),
+        {"provider": "twlo", "channel_key": "your_channel_key", "to": "phone_number", "name": "recipient_name",
+         "text": "message", "image_url": IMG},
+        id="doc-text-and-image",
+    ),
+    pytest.param(
+        "twlo",
+        OutboundMessage(to=TO, image_urls=["https://a.example/1.png", "https://a.example/2.png"]),
+        {"provider": "twlo", "channel_key": "your_channel_key", "to": TO,
+         "image_urls": ["https://a.example/1.png", "https://a.example/2.png"]},
+        id="older-doc-several-images",
+    ),
+    pytest.param(
+        "twlo",
+        OutboundMessage(to=TO, video_url="https://a.example/v.mp4", file_url="https://a.example/f.pdf"),
+        {"provider": "twlo", "channel_key": "your_channel_key", "to": TO, "video_url": "https://a.example/v.mp4",
+         "file_url": "https://a.example/f.pdf"},
+        id="video-and-file",
+    ),
+    pytest.param(
+        "twlowa",
+        OutboundMessage(
+            to=TO,
+            template=TemplateSend(id="HX123", variables={"1": "John", "2": "john@example.com", "3": "11-Jul-2024"}),
+        ),
+        {"provider": "twlowa", "channel_key": "your_channel_key", "to": TO,
+         "template": {"id": "HX123", "variables": {"1": "John", "2": "john@example.com", "3": "11-Jul-2024"}}},
+        id="twlowa-template",
+    ),
+    pytest.param(
+        "gswa",
+        OutboundMessage(
+            to=TO,
+            template=TemplateSend(
+                id="gs-tpl-1",
+                variables={
+                    "MEDIA_URL": "https://placehold.co/600x400",
+                    "Header": {"1": "John"},
+                    "Body": {"1": "john@example.com", "2": "11-Jul-2024"},
+                    "Buttons": {"1": "Quick Reply Text"},
+                },
+            ),
+        ),
+        {"provider": "gswa", "channel_key": "your_channel_key", "to": TO,
+         "template": {"id": "gs-tpl-1", "variables": {
+             "MEDIA_URL": "https://placehold.co/600x400", "Header": {"1": "John"},
+             "Body": {"1": "john@example.com", "2": "11-Jul-2024"}, "Buttons": {"1": "Quick Reply Text"}}}},
+        id="gswa-template",
+    ),
+    pytest.param(
+        "twlowa",
+        OutboundMessage(to=TO, template=TemplateSend(id="HX9")),
+        {"provider": "twlowa", "channel_key": "your_channel_key", "to": TO, "template": {"id": "HX9"}},
+        id="template-without-variables",
+    ),
+    pytest.param(
+        "twlo",
+        OutboundMessage(
+            to=TO,
+            text="hi",
+            contact_saving=ContactSaving(save=True, list_id=7, extra_fields={"email_address": "john@example.com",
+                                                                           "id": 987123}),
+            schedule=datetime(2006, 1, 2, 15, 4, 5, tzinfo=EDT),
+            user_id="u_42",
+        ),
+        {"provider": "twlo", "channel_key": "your_channel_key", "to": TO, "text": "hi",
+         "contact_saving": {"save": True, "list_id": 7,
+                            "extra_fields": {"email_address": "john@example.com", "id": 987123}},
+         "schedule": "2006-01-02T15:04:05-04:00", "user_id": "u_42"},
+        id="contact-saving-schedule-user",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "msg", "body"), BUILD_CASES)
+def test_build_request_matches_the_docs(code: str, msg: OutboundMessage, body: dict[str, Any]) -> None:
+    req = offline(code).build_request(msg)
+    assert req.method == "POST"
+    assert req.url == "https://api.sociocs.com/message"
+    assert req.headers == {"apikey": KEY, "Content-Type": "application/json", "Accept": "application/json"}
+    assert req.json_body == body
+
+
+def test_build_request_uses_the_base_url_without_double_slash() -> None:
+    p = SociocsProvider("twlo", KEY, "ck", base_url="http://127.0.0.1:9/")
+    assert p.build_request(OutboundMessage(to=TO, text="x")).url == "http://127.0.0.1:9/message"
+
+
+@pytest.mark.parametrize(
+    ("code", "label", "channel", "images", "templates"),
+    [
+        ("twlo", "Twilio SMS", "sms", 10, False),
+        ("twlowa", "Twilio WhatsApp", "whatsapp", 0, True),
+        ("gswa", "Gupshup WhatsApp", "whatsapp", 0, True),
+    ],
+)
+def test_names_and_capabilities(code: str, label: str, channel: str, images: int, templates: bool) -> None:
+    p = offline(code)
+    caps = p.capabilities
+    assert (p.name, p.label, caps.channel, caps.max_images, caps.templates) == (code, label, channel, images, templates)
+    assert caps.video is caps.file is (code == "twlo")
+    assert caps.native_bulk and caps.status_webhooks
+
+
+def test_unknown_code_is_refused() -> None:
+    with pytest.raises(ValueError, match="tlnx"):
+        SociocsProvider("tlnx", KEY, "ck")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- rules
+
+VALIDATION_CASES = [
+    ("twlo", OutboundMessage(to=TO, text="   "), ["Add a text, a media URL or a template: the message is empty."]),
+    ("twlowa", OutboundMessage(to=TO, image_urls=["https://a.example/x.png"]),
+     ["Twilio WhatsApp cannot send images; remove the image URL or choose another sender."]),
+    ("gswa", OutboundMessage(to=TO, text="x", video_url="https://a.example/x.mp4"),
+     ["Gupshup WhatsApp cannot send a video; remove the video URL or choose another sender."]),
+    ("twlowa", OutboundMessage(to=TO, text="x", file_url="https://a.example/x.pdf"),
+     ["Twilio WhatsApp cannot send a file; remove the file URL or choose another sender."]),
+    ("twlo", OutboundMessage(to=TO, template=TemplateSend(id="HX1")),
+     ["Twilio SMS does not send templates; choose a WhatsApp sender."]),
+    ("twlo", OutboundMessage(to=TO, image_urls=[f"https://a.example/{i}.png" for i in range(11)]),
+     ["Twilio SMS takes at most 10 image(s); you gave 11."]),
+    ("twlowa", OutboundMessage(to=TO, template=TemplateSend(id="")),
+     ["The template needs its Twilio content SID (HX...)."]),
+    ("gswa", OutboundMessage(to=TO, template=TemplateSend(id="")), ["The template needs its Gupshup template id."]),
+    ("gswa", OutboundMessage(to=TO, template=TemplateSend(id="t", variables={"1": "x", "Body": {"1": "y"}})),
+     ["Gupshup template variables take MEDIA_URL, Header, Body and Buttons; not 1."]),
+    ("gswa", OutboundMessage(to=TO, template=TemplateSend(id="t", variables={"Body": "y"})),
+     ['Gupshup template "Body" must map numbers to values, e.g. {"1": "John"}.']),
+    ("twlo", OutboundMessage(to=TO, text="x", schedule=datetime(2030, 1, 1, 9, 0)),
+     ["The schedule needs a time zone, e.g. 2024-12-25T11:00:00-04:00."]),
+    ("twlo", OutboundMessage(to=TO, file_url="ftp://a.example/x.pdf"),
+     ["Media URL must be a public http(s) URL: ftp://a.example/x.pdf"]),
+    ("twlo", OutboundMessage(to=TO, text="fine", image_urls=["https://a.example/1.png"] * 10), []),
+    ("gswa", OutboundMessage(to=TO, template=TemplateSend(id="t", variables={"MEDIA_URL": "https://x/y.png"})), []),
+]
+
+
+@pytest.mark.parametrize(("code", "msg", "problems"), VALIDATION_CASES)
+def test_validation_messages(code: str, msg: OutboundMessage, problems: list[str]) -> None:
+    assert offline(code).validate(msg) == problems
+
+
+def test_send_refuses_an_invalid_message_before_any_request(fake: FakeProviders) -> None:
+    p = live(fake, "twlowa")
+    with pytest.raises(InvalidMessage, match="cannot send images"):
+        p.send(OutboundMessage(to=TO, image_urls=["https://a.example/x.png"]))
+    assert fake.requests == []
+
+
+# --------------------------------------------------------------------------- answers over HTTP
+
+
+def test_success_returns_the_message_id(fake: FakeProviders) -> None:
+    result = live(fake).send(OutboundMessage(to=TO, name="Ann", text="hello", image_urls=[IMG]))
+    assert result.status == "accepted"
+    assert result.provider_message_id
+    (req,) = fake.requests
+    assert req.path == "/message"
+    assert req.headers["apikey"] == fake.sociocs_api_key
+    assert req.headers["content-type"] == "application/json"
+    assert req.json["image_url"] == IMG
+    assert fake.sociocs_messages.get(result.provider_message_id) is not None
+
+
+def test_whatsapp_template_goes_through(fake: FakeProviders) -> None:
+    result = live(fake, "gswa").send(OutboundMessage(to=TO, template=TemplateSend(id="t1", variables={"Body": {}})))
+    assert result.provider_message_id
+
+
+def test_400_is_rejected_with_the_providers_words(fake: FakeProviders) -> None:
+    p = live(fake, channel_key="not-the-key")
+    with pytest.raises(Rejected) as info:
+        p.send(OutboundMessage(to=TO, text="x"))
+    assert str(info.value) == "Sociocs refused the message (400): Invalid channel_key."
+    assert info.value.status_code == 400 and not info.value.retryable
+
+
+def test_several_error_messages_are_joined(fake: FakeProviders) -> None:
+    body = {"status": "error", "errors": [{"msg": "Invalid to."}, {"msg": "Text too long."}]}
+    fake.script("/message", [Fault(status=400, body=body)])
+    with pytest.raises(Rejected, match=r"Invalid to\.; Text too long\."):
+        live(fake).send(OutboundMessage(to=TO, text="x"))
+
+
+def test_200_with_status_error_is_rejected(fake: FakeProviders) -> None:
+    fake.script("/message", [Fault(status=200, body={"status": "error", "errors": [{"msg": "Blocked contact."}]})])
+    with pytest.raises(Rejected) as info:
+        live(fake).send(OutboundMessage(to=TO, text="x"))
+    assert str(info.value) == "Sociocs refused the message: Blocked contact."
+
+
+def test_401_says_which_setting_to_check(fake: FakeProviders) -> None:
+    with pytest.raises(AuthFailed) as info:
+        live(fake, api_key="wrong:key-0000").send(OutboundMessage(to=TO, text="x"))
+    assert str(info.value) == "Sociocs rejects the API key: check SOCIOCS_API_KEY"
+    assert info.value.status_code == 401
+
+
+def test_404_is_not_found(fake: FakeProviders) -> None:
+    with pytest.raises(NotFound, match="Sociocs answered 404"):
+        live(fake, base_url=fake.url + "/v9").send(OutboundMessage(to=TO, text="x"))
+
+
+@pytest.mark.parametrize(("headers", "wait"), [({"Retry-After": "1"}, 1.0), ({}, 5.0), ({"Retry-After": "soon"}, 5.0)])
+def test_429_is_rate_limited_with_retry_after(fake: FakeProviders, headers: dict[str, str], wait: float) -> None:
+    fake.script("/message", [Fault(status=429, headers=headers, body={"status": "error", "errors": [{"msg": "Slow"}]})])
+    with pytest.raises(RateLimited) as info:
+        live(fake).send(OutboundMessage(to=TO, text="x"))
+    assert info.value.retry_after == wait and info.value.retryable
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 511])
+def test_5xx_is_unknown_outcome(fake: FakeProviders, status: int) -> None:
+    fake.script("/message", [Fault(status=status, body="<html>oops</html>")])
+    with pytest.raises(UnknownOutcome, match=f"server error \\({status}\\)") as info:
+        live(fake).send(OutboundMessage(to=TO, text="x"))
+    assert not info.value.retryable
+
+
+def test_200_without_json_is_unknown_outcome(fake: FakeProviders) -> None:
+    fake.script("/message", [Fault(status=200, body="OK")])
+    with pytest.raises(UnknownOutcome):
+        live(fake).send(OutboundMessage(to=TO, text="x"))
+
+
+def test_timeout_after_sending_is_unknown_outcome(fake: FakeProviders) -> None:
+    fake.script("/message", [Fault(delay=1.0)])
+    with pytest.raises(UnknownOutcome, match="did not answer in time"):
+        live(fake, timeout=0.2).send(OutboundMessage(to=TO, text="x"))
+    assert len(fake.requests) == 1  # it did arrive: that is why the outcome is unknown
+
+
+def test_dropped_connection_is_unknown_outcome(fake: FakeProviders) -> None:
+    fake.script("/message", [Fault(drop=True)])
+    with pytest.raises(UnknownOutcome, match="connection to Twilio SMS broke"):
+        live(fake).send(OutboundMessage(to=TO, text="x"))
+
+
+def test_connection_refused_is_not_sent() -> None:
+    p = SociocsProvider("twlo", KEY, "ck", base_url=closed_port_url())
+    with pytest.raises(NotSent) as info:
+        p.send(OutboundMessage(to=TO, text="x"))
+    assert info.value.retryable
+
+
+# --------------------------------------------------------------------------- bulk
+
+
+def test_build_bulk_request_matches_the_doc_sample() -> None:
+    req = offline().build_bulk_request(
+        [BulkRecipient(to="phone_number_1", name="recipient_name_1"),
+         BulkRecipient(to="phone_number_2", name="recipient_name_2")],
+        OutboundMessage(to="ignored", text="message"),
+        schedule=datetime(2023, 12, 25, 11, 0, tzinfo=EDT),
+    )
+    assert req.url == "https://api.sociocs.com/messages/bulk"
+    assert req.headers["apikey"] == KEY
+    assert req.json_body == {
+        "provider": "twlo",
+        "channel_key": "your_channel_key",
+        "recipients": [{"to": "phone_number_1", "name": "recipient_name_1"},
+                       {"to": "phone_number_2", "name": "recipient_name_2"}],
+        "text": "message",
+        "duplicates_allowed": False,
+        "schedule": "2023-12-25T11:00:00-04:00",
+    }
+
+
+def test_build_bulk_request_media_duplicates_and_user() -> None:
+    req = offline().build_bulk_request(
+        [BulkRecipient(to=TO)],
+        OutboundMessage(to="ignored", video_url="https://a.example/v.mp4", user_id="from-msg"),
+        duplicates_allowed=True,
+        user_id="u_7",
+    )
+    assert req.json_body == {
+        "provider": "twlo", "channel_key": "your_channel_key", "recipients": [{"to": TO}],
+        "video_url": "https://a.example/v.mp4", "duplicates_allowed": True, "user_id": "u_7",
+    }
+
+
+def test_send_bulk_returns_the_job(fake: FakeProviders) -> None:
+    recipients = [BulkRecipient(to=f"+1617555{i:04d}") for i in range(3)]
+    result = live(fake).send_bulk(recipients, OutboundMessage(to="", text="hi all"))
+    assert result.count == 3
+    assert fake.sociocs_jobs.get(result.job_id) is not None
+    assert fake.requests[0].path == "/messages/bulk"
+
+
+@pytest.mark.parametrize(
+    ("code", "recipients", "msg", "problem"),
+    [
+        ("twlowa", [BulkRecipient(to=TO)], OutboundMessage(to="", template=TemplateSend(id="HX1")),
+         "Sociocs bulk sends take text and media only; send templates one by one."),
+        ("twlo", [], OutboundMessage(to="", text="x"), "Add at least one recipient for the bulk send."),
+        ("gswa", [BulkRecipient(to=TO)], OutboundMessage(to="", file_url="https://a.example/x.pdf"),
+         "Gupshup WhatsApp cannot send a file; remove the file URL or choose another sender."),
+    ],
+)
+def test_send_bulk_rules(
+    fake: FakeProviders, code: str, recipients: list[BulkRecipient], msg: OutboundMessage, problem: str
+) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        live(fake, code).send_bulk(recipients, msg)
+    assert problem in str(info.value)
+    assert fake.requests == []
+
+
+def test_send_bulk_maps_errors(fake: FakeProviders) -> None:
+    fake.script("/messages/bulk", [Fault(status=429, headers={"Retry-After": "2"})])
+    with pytest.raises(RateLimited) as info:
+        live(fake).send_bulk([BulkRecipient(to=TO)], OutboundMessage(to="", text="x"))
+    assert info.value.retry_after == 2.0
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+def test_list_messages_finds_what_was_sent(fake: FakeProviders) -> None:
+    p = live(fake)
+    ids = {p.send(OutboundMessage(to=TO, text=f"m{i}")).provider_message_id for i in range(2)}
+    now = datetime.now(UTC)
+    found = p.list_messages(now - timedelta(minutes=5), now + timedelta(minutes=5))
+    assert {m["message_id"] for m in found} == ids
+    req = fake.requests[-1]
+    assert req.method == "GET" and req.path == "/messages"
+    assert set(req.query) == {"start_date", "end_date"}
+
+
+def test_list_messages_refuses_more_than_31_days() -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="31 days"):
+        offline().list_messages(start, start + timedelta(days=32))
+
+
+def test_build_list_request() -> None:
+    req = offline().build_list_request(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 31, 12, tzinfo=UTC))
+    assert req.method == "GET" and req.url == "https://api.sociocs.com/messages" and req.json_body is None
+    assert req.params == {"start_date": "2024-01-01T00:00:00+00:00", "end_date": "2024-01-31T12:00:00+00:00"}
+    assert "Content-Type" not in req.headers
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+def test_webhook_subscription_request() -> None:
+    req = offline("twlowa").build_webhook_subscription(
+        "https://bot.example.com/webhooks/sociocs", "s3cret", "smsbot-twlowa", subevents=["delivered"]
+    )
+    assert req.url == "https://api.sociocs.com/webhook-subscriptions"
+    assert req.json_body == {
+        "platform": "smsbot",
+        "provider": "twlowa",
+        "channel_key": "your_channel_key",
+        "subscriber_reference_id": "smsbot-twlowa",
+        "webhook_url": "https://bot.example.com/webhooks/sociocs",
+        "events": ["messages", "status_updates"],
+        "subevents": ["delivered"],
+        "secret": "s3cret",
+    }
+
+
+@pytest.mark.parametrize(
+    ("secret", "body", "header", "ok"),
+    [
+        ("My Shared Secret", b"Hello, World!", "a52954ef969a496aeed237f48b03c6df7ea43cd0f6e595d06dfe7a8b14b5d891", True),
+        ("My Shared Secret", b"Hello, World!", "A52954EF969A496AEED237F48B03C6DF7EA43CD0F6E595D06DFE7A8B14B5D891", True),
+        ("My Shared Secret", b"Hello, World?", "a52954ef969a496aeed237f48b03c6df7ea43cd0f6e595d06dfe7a8b14b5d891", False),
+        ("Other Secret", b"Hello, World!", "a52954ef969a496aeed237f48b03c6df7ea43cd0f6e595d06dfe7a8b14b5d891", False),
+        ("My Shared Secret", b"Hello, World!", None, False),
+        ("My Shared Secret", b"Hello, World!", "", False),
+        ("My Shared Secret", b"Hello, World!", "zé", False),
+        ("", b"Hello, World!", "a52954ef969a496aeed237f48b03c6df7ea43cd0f6e595d06dfe7a8b14b5d891", False),
+    ],
+)
+def test_signature_vector(secret: str, body: bytes, header: str | None, ok: bool) -> None:
+    assert verify_sociocs_signature(secret, body, header) is ok
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def _assert_clean(exc: ProviderError, secret: str) -> None:
+    for piece in (secret, *secret.split(":")):
+        assert piece not in str(exc)
+        assert piece not in repr(exc)
+        assert all(piece not in str(arg) for arg in exc.args)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=400, body={"status": "error", "errors": [{"msg": "Bad key socuser:socsecret-9f3a given"}]}),
+        Fault(status=404, body="no route for apikey=socuser:socsecret-9f3a"),
+        Fault(status=401, body={"status": "error", "errors": [{"msg": "socsecret-9f3a"}]}),
+        Fault(status=500, body="socsecret-9f3a"),
+        Fault(status=429),
+        Fault(drop=True),
+    ],
+)
+def test_no_error_reveals_the_api_key(fake: FakeProviders, fault: Fault) -> None:
+    assert fake.sociocs_api_key == "socuser:socsecret-9f3a"
+    fake.script("/message", [fault])
+    p = live(fake)
+    with pytest.raises(ProviderError) as info:
+        p.send(OutboundMessage(to=TO, text="x"))
+    _assert_clean(info.value, fake.sociocs_api_key)
+    assert fake.sociocs_api_key not in repr(p)
+
+
+def test_transport_errors_do_not_reveal_the_api_key() -> None:
+    p = SociocsProvider("twlo", KEY, "ck", base_url=closed_port_url())
+    with pytest.raises(NotSent) as info:
+        p.send(OutboundMessage(to=TO, text="x"))
+    _assert_clean(info.value, KEY)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
