@@ -200,13 +200,13 @@ class PreparedRequest(BaseModel):
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret (and its parts, for `user:secret` keys) by `***`."""
-    for secret in secrets:
-        if not secret:
-            continue
-        for piece in {secret, *secret.split(":")}:
-            if len(piece) >= 4:
-                text = text.replace(piece, "***")
+    """Replace every secret (and the secret half of `user:secret` keys) by `***`."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+        # A `user:secret` key: the secret half alone must not leak either.
+        _, colon, tail = secret.rpartition(":")
+        if colon and len(tail) >= 6:
+            text = text.replace(tail, "***")
     return text
 
 
