@@ -76,7 +76,8 @@ class Dispatcher:
         max_attempts: int = 5,
         rates: dict[str, float] | None = None,
         poll_interval: float = 0.5,
-        lease: float = 120.0,
+        lease: float = 60.0,
+        sending_lease: float = 30.0,
     ) -> None:
         self.store = store
         self.senders = senders
@@ -86,6 +87,9 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.poll_interval = poll_interval
         self.lease = lease
+        # A provider call is bounded by its client timeout (10 s): a `sending` row still
+        # held after this long belongs to a dead worker and becomes unknown.
+        self.sending_lease = sending_lease
         self.owner_prefix = f"{socket.gethostname()}:"
         self.owner = f"{self.owner_prefix}{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._limiters = {name: RateLimiter((rates or {}).get(name, 10.0)) for name in senders.names()}
@@ -196,7 +200,7 @@ class Dispatcher:
         if not self.limiter(row.sender).acquire(self._stop):
             self.store.unclaim([row.id], self.owner)
             return None
-        if not self.store.mark_sending(row.id, self.owner, lease=self.lease):
+        if not self.store.mark_sending(row.id, self.owner, lease=self.sending_lease):
             return None
         msg = OutboundMessage.model_validate(row.payload)
         msg.reference = f"smsbot-{row.id}"
