@@ -247,3 +247,45 @@ def test_modal_with_a_bad_number_gets_a_field_error(e2e: E2E) -> None:
     assert data["response_action"] == "errors"
     assert "not a valid phone number" in data["errors"]["to"]
     assert e2e.rt.store.counts_by_status() == {}
+
+
+def test_healthz_answers(e2e: E2E) -> None:
+    import httpx
+
+    resp = httpx.get(e2e.url + "/healthz")
+    assert resp.status_code == 200 and resp.json() == {"ok": True}
+
+
+def test_global_shortcut_opens_the_send_modal(e2e: E2E) -> None:
+    from tests.fakes.slack_requests import shortcut_body
+
+    resp = e2e.sender.post(shortcut_body("send_sms", user_id="U1", trigger_id="trig-short"),
+                           "application/x-www-form-urlencoded")
+    assert resp.status_code == 200
+    opened = e2e.slack.wait_for("views.open")[0]
+    assert opened["params"]["trigger_id"] == "trig-short"
+    view = opened["params"]["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    assert view["callback_id"] == "send_modal"
+
+
+def test_wrong_bird_workspace_names_the_setting_to_fix(e2e_factory) -> None:
+    e2e = e2e_factory(bird_workspace_id="00000000-0000-0000-0000-000000000000")
+    e2e.command("send --via bird +16175551212 Hi")
+    reply = outcome_in_thread(e2e, "Not sent")
+    assert "BIRD_WORKSPACE_ID" in reply["params"]["text"]
+
+
+def test_unreachable_provider_is_retried_then_given_up_without_duplicates(e2e_factory) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: connection refused, nothing sent
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    e2e = e2e_factory(textus_api_url=dead, sms_max_attempts=2)
+    e2e.command("send --via textus +16175551212 Hi")
+    reply = outcome_in_thread(e2e, "Not sent", timeout=8)
+    assert "could not be reached" in reply["params"]["text"]
+    assert "Gave up after 2 attempts" in reply["params"]["text"]
+    row = e2e.rt.store.get(1)
+    assert row.status == "failed" and row.attempts == 2
