@@ -183,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
                     pass
                 return
             if fault.status is not None:
-                self._reply(fault.status, fault.body, {"Content-Type": JSON, **fault.headers})
+                kind = JSON if isinstance(fault.body, dict | list) else "text/plain; charset=utf-8"
+                self._reply(fault.status, fault.body, {"Content-Type": kind, **fault.headers})
                 return
         status, payload, extra = fake._route(self.command, path, query, headers, body, raw)
         self._reply(status, payload, extra)
@@ -224,7 +225,7 @@ class FakeProviders:
         textus_account: str = "my_account",
         textus_templates: dict[str, dict[str, Any]] | None = None,
         record: bool = True,
-        max_stored: int = 50_000,
+        max_stored: int = 10_000,
     ) -> None:
         self.sociocs_api_key = sociocs_api_key
         self.sociocs_channel_keys = sociocs_channel_keys or {
