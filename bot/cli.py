@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from bot.config import ConfigError, Settings, load_settings, require_slack
+from bot.templates_catalog import CatalogError
 
 log = logging.getLogger("smsbot.cli")
 
@@ -154,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"smsbot: configuration error: {exc}", file=sys.stderr)
         return 2
+    except CatalogError as exc:
+        print("smsbot: the template catalog has problems; nothing started:", file=sys.stderr)
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
 
 
 def _load_extensions() -> None:
@@ -169,4 +175,7 @@ def _load_extensions() -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Extensions fill bot.cli.EXTENSIONS, not the copy of this module named __main__.
+    from bot.cli import main as _main
+
+    raise SystemExit(_main())

@@ -129,7 +129,11 @@ def build_runtime(
     ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier, client=client)
     ctx.extras["dispatcher"] = dispatcher
     # The CLI needs no Slack app (and may run without Slack credentials).
-    bolt = build_app(ctx) if with_web else None
+    try:
+        bolt = build_app(ctx) if with_web else None
+    except Exception:
+        senders.close()
+        raise
     web = build_web(bolt, store, webhooks=ctx.extras.get("webhooks")) if bolt is not None else None
     return Runtime(
         settings=settings,

@@ -12,7 +12,8 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, Field
@@ -232,6 +233,13 @@ def retry_after_seconds(response: httpx.Response, default: float = 1.0) -> float
     return default
 
 
+def url_suffix(url: str) -> str:
+    """`https://x/a/menu.PDF?x=1` -> `.pdf` (the extension of the URL's path, if any)."""
+    path = urlsplit(url).path.lower()
+    dot = path.rfind(".")
+    return path[dot:] if dot > path.rfind("/") else ""
+
+
 class Provider(ABC):
     """One sender: a provider API plus the account/channel it sends from."""
 
@@ -240,6 +248,14 @@ class Provider(ABC):
     #: how people read it: "Twilio SMS"
     label: str
     capabilities: Capabilities
+    #: the company, for error sentences: "Sociocs"
+    vendor: str = "The provider"
+    #: what a 401/403 means for this provider, naming the variable to fix
+    auth_hint: str = "The provider rejects our credentials."
+    #: what to check after a 404
+    not_found_hint: str = "check the provider settings"
+    #: wait after a 429 that says nothing about when to come back
+    default_retry_after: float = 5.0
 
     def __init__(self, client: httpx.Client | None = None, timeout: float = 10.0) -> None:
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
@@ -312,6 +328,36 @@ class Provider(ABC):
             raise UnknownOutcome(
                 f"The connection to {self.label} broke ({type(exc).__name__}); the message may or may not have been sent."
             ) from None
+
+    def retry_after(self, response: httpx.Response) -> float:
+        return retry_after_seconds(response, self.default_retry_after)
+
+    def raise_for_status(self, response: httpx.Response, detail: str, what: str = "message") -> NoReturn:
+        """Map a non-success answer onto the taxonomy: the same rules for every provider.
+
+        `detail` is the provider's own error text (already scrubbed of secrets).
+        """
+        code = response.status_code
+        said = f": {detail}" if detail else ""
+        if code in (401, 403):
+            raise AuthFailed(self.auth_hint, status_code=code)
+        if code == 404:
+            raise NotFound(f"{self.vendor} answered 404{said}: {self.not_found_hint}.", status_code=code)
+        if code == 429:
+            wait = self.retry_after(response)
+            raise RateLimited(
+                f"{self.vendor} is rate limiting; nothing was sent. Retry in {wait:g} s.",
+                status_code=code,
+                retry_after=wait,
+            )
+        if code >= 500:
+            raise UnknownOutcome(
+                f"{self.vendor} had a server error ({code}); the {what} may or may not have been sent.",
+                status_code=code,
+            )
+        if 400 <= code < 500:
+            raise Rejected(f"{self.vendor} refused the {what} ({code}){said}", status_code=code)
+        raise UnknownOutcome(f"{self.vendor} answered an unexpected {code}; the {what} may or may not have been sent.")
 
     def close(self) -> None:
         self._client.close()

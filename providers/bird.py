@@ -12,24 +12,20 @@ import hmac
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from .base import (
-    AuthFailed,
     Capabilities,
     DeliveryStatus,
-    NotFound,
     OutboundMessage,
     PreparedRequest,
     Provider,
-    RateLimited,
     Rejected,
     SendResult,
     UnknownOutcome,
-    retry_after_seconds,
     short_body,
+    url_suffix,
 )
 
 MAX_SCHEDULE_AHEAD = timedelta(days=35)  # Bird rejects scheduledFor farther ahead
@@ -53,12 +49,6 @@ _STATUS: dict[str, DeliveryStatus] = {
 FAILED_STATUSES = frozenset({"rejected", "sending_failed", "delivery_failed"})
 
 
-def _suffix(url: str) -> str:
-    path = urlsplit(url).path.lower()
-    dot = path.rfind(".")
-    return path[dot:] if dot > path.rfind("/") else ""
-
-
 def video_content_type(msg: OutboundMessage) -> str | None:
     """The content type Bird gets for msg.video_url, or None when it cannot be known."""
     if not msg.video_url:
@@ -66,7 +56,7 @@ def video_content_type(msg: OutboundMessage) -> str | None:
     # file_content_type speaks for the video only when there is no separate file.
     if msg.file_content_type and not msg.file_url:
         return msg.file_content_type
-    return VIDEO_TYPES_BY_SUFFIX.get(_suffix(msg.video_url))
+    return VIDEO_TYPES_BY_SUFFIX.get(url_suffix(msg.video_url))
 
 
 def _rfc3339(dt: datetime) -> str:
@@ -90,6 +80,10 @@ def _failure_text(message: dict[str, Any]) -> str | None:
 class BirdProvider(Provider):
     name = "bird"
     label = "Bird SMS"
+    vendor = "Bird"
+    auth_hint = "Bird rejects the access key: check BIRD_API_KEY"
+    not_found_hint = "check BIRD_WORKSPACE_ID and BIRD_CHANNEL_ID"
+    default_retry_after = DEFAULT_RETRY_AFTER
     family = "bird"
     capabilities = Capabilities(
         channel="sms",
@@ -240,27 +234,7 @@ class BirdProvider(Provider):
             # The error code alone is better than nothing, noise next to a sentence.
             detail = "; ".join(words) or str(payload.get("code") or "")
         detail = self.scrub(detail or short_body(response))
-        said = f": {detail}" if detail else ""
-        if code in (400, 422):
-            raise Rejected(f"Bird refused the {what} ({code}){said}", status_code=code)
-        if code in (401, 403):
-            raise AuthFailed("Bird rejects the access key: check BIRD_API_KEY", status_code=code)
-        if code == 404:
-            raise NotFound(
-                f"Bird answered 404{said}: check BIRD_WORKSPACE_ID and BIRD_CHANNEL_ID.", status_code=code
-            )
-        if code == 429:
-            wait = retry_after_seconds(response, DEFAULT_RETRY_AFTER)
-            raise RateLimited(
-                f"Bird is rate limiting; nothing was sent. Retry in {wait:g} s.", status_code=code, retry_after=wait
-            )
-        if code >= 500:
-            raise UnknownOutcome(
-                f"Bird had a server error ({code}); the {what} may or may not have been sent.", status_code=code
-            )
-        if 400 <= code < 500:
-            raise Rejected(f"Bird refused the {what} ({code}){said}", status_code=code)
-        raise UnknownOutcome(f"Bird answered an unexpected {code}; the {what} may or may not have been sent.")
+        self.raise_for_status(response, detail, what)
 
     def _message(self, response: httpx.Response) -> dict[str, Any] | None:
         try:

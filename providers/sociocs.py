@@ -15,21 +15,17 @@ from typing import Any, Literal
 import httpx
 
 from .base import (
-    AuthFailed,
     BulkRecipient,
     BulkResult,
     Capabilities,
     InvalidMessage,
-    NotFound,
     OutboundMessage,
     PreparedRequest,
     Provider,
     ProviderError,
-    RateLimited,
     Rejected,
     SendResult,
     UnknownOutcome,
-    retry_after_seconds,
     short_body,
 )
 
@@ -83,6 +79,11 @@ def _schedule_problem(schedule: datetime | None) -> str | None:
 
 
 class SociocsProvider(Provider):
+    vendor = "Sociocs"
+    auth_hint = "Sociocs rejects the API key: check SOCIOCS_API_KEY"
+    not_found_hint = "check the Sociocs base URL and channel settings"
+    default_retry_after = DEFAULT_RETRY_AFTER
+
     family = "sociocs"  # the API behind the three sender names; used by webhook events
 
     def __init__(
@@ -270,24 +271,9 @@ class SociocsProvider(Provider):
                 f"Sociocs answered 200 without a readable result; the {what} may or may not have been sent.",
                 status_code=code,
             )
-        if code == 401 or code == 403:
-            raise AuthFailed("Sociocs rejects the API key: check SOCIOCS_API_KEY", status_code=code)
-        if code == 404:
-            raise NotFound(
-                f"Sociocs answered 404{said}: check the Sociocs base URL and channel settings.", status_code=code
-            )
-        if code == 429:
-            wait = retry_after_seconds(response, DEFAULT_RETRY_AFTER)
-            raise RateLimited(
-                f"Sociocs is rate limiting; nothing was sent. Retry in {wait:g} s.", status_code=code, retry_after=wait
-            )
-        if code >= 500:
-            raise UnknownOutcome(
-                f"Sociocs had a server error ({code}); the {what} may or may not have been sent.", status_code=code
-            )
-        if 400 <= code < 500:
-            raise Rejected(f"Sociocs refused the {what} ({code}){said}", status_code=code)
-        raise UnknownOutcome(f"Sociocs answered an unexpected {code}; the {what} may or may not have been sent.")
+        if code == 200:  # pragma: no cover - handled above
+            return payload
+        self.raise_for_status(response, detail, what)
 
     def parse_response(self, response: httpx.Response) -> SendResult:
         payload = self._check(response, "message")

@@ -9,23 +9,19 @@ import hashlib
 import hmac
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from .base import (
-    AuthFailed,
     Capabilities,
     DeliveryStatus,
-    NotFound,
     OutboundMessage,
     PreparedRequest,
     Provider,
-    RateLimited,
     Rejected,
     SendResult,
-    UnknownOutcome,
     short_body,
+    url_suffix,
 )
 
 MEDIA_TYPE = "application/vnd.textus+jsonld"
@@ -58,12 +54,6 @@ TEMPLATE_422 = (
 _STATES: dict[str, DeliveryStatus] = {"delivered": "delivered", "sent": "sent"}
 
 
-def _suffix(url: str) -> str:
-    path = urlsplit(url).path.lower()
-    dot = path.rfind(".")
-    return path[dot:] if dot > path.rfind("/") else ""
-
-
 def attachment_of(msg: OutboundMessage) -> tuple[str, str | None] | None:
     """(media_url, content_type or None when unknown) of the single attachment, if any."""
     urls = [*msg.image_urls, *([msg.file_url] if msg.file_url else [])]
@@ -71,13 +61,17 @@ def attachment_of(msg: OutboundMessage) -> tuple[str, str | None] | None:
         return None
     url = urls[0]
     # An explicit type wins; there is only ever one attachment for it to describe.
-    content_type = msg.file_content_type or CONTENT_TYPES_BY_SUFFIX.get(_suffix(url))
+    content_type = msg.file_content_type or CONTENT_TYPES_BY_SUFFIX.get(url_suffix(url))
     return url, content_type
 
 
 class TextusProvider(Provider):
     name = "textus"
     label = "TextUs"
+    vendor = "TextUs"
+    auth_hint = "TextUs rejects the API token: check TEXTUS_API_TOKEN"
+    not_found_hint = "check TEXTUS_ACCOUNT"
+    default_retry_after = DEFAULT_RETRY_AFTER
     family = "textus"
     capabilities = Capabilities(
         channel="sms+whatsapp",
@@ -160,7 +154,7 @@ class TextusProvider(Provider):
 
     # ------------------------------------------------------------------ responses
 
-    def _retry_after(self, response: httpx.Response) -> float:
+    def retry_after(self, response: httpx.Response) -> float:
         value = response.headers.get("Retry-After")
         if value:
             try:
@@ -194,25 +188,9 @@ class TextusProvider(Provider):
         if code == 202:
             return SendResult(status="accepted", detail="TextUs queued the message (202) without an id.")
         detail = self.scrub(short_body(response))
-        said = f": {detail}" if detail else ""
         if code == 422:
             raise Rejected(TEMPLATE_422, status_code=code)
-        if code in (401, 403):
-            raise AuthFailed("TextUs rejects the API token: check TEXTUS_API_TOKEN", status_code=code)
-        if code == 404:
-            raise NotFound(f"TextUs answered 404{said}: check TEXTUS_ACCOUNT.", status_code=code)
-        if code == 429:
-            wait = self._retry_after(response)
-            raise RateLimited(
-                f"TextUs is rate limiting; nothing was sent. Retry in {wait:g} s.", status_code=code, retry_after=wait
-            )
-        if code >= 500:
-            raise UnknownOutcome(
-                f"TextUs had a server error ({code}); the message may or may not have been sent.", status_code=code
-            )
-        if 400 <= code < 500:
-            raise Rejected(f"TextUs refused the message ({code}){said}", status_code=code)
-        raise UnknownOutcome(f"TextUs answered an unexpected {code}; the message may or may not have been sent.")
+        self.raise_for_status(response, detail)
 
 
 def verify_textus_signature(secret: str, body: bytes, header: str | None) -> bool:

@@ -1,0 +1,100 @@
+"""`smsbot templates check`: the catalog checked on its own, as an admin or CI runs it."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "templates.example.yml"
+
+BROKEN = """\
+templates:
+  - name: appt-confirm
+    sender: twlowa
+    template_id: HX123
+    body: Hi {{1}} on {{2}}
+    variables:
+      - key: 1
+        label: Customer name
+  - name: welcome
+    sender: twlo
+    body: Hello
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No .env, no templates.yml and no SMS_TEMPLATES_FILE from the developer's machine.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SMS_TEMPLATES_FILE", raising=False)
+
+
+def test_check_prints_the_summary_and_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "catalog.yml"
+    shutil.copy(EXAMPLE, path)
+    assert main(["templates", "check", "--file", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{path}: 5 template(s) OK"
+    assert out[1] == "  appt-confirm (twlowa, HX0123456789abcdef0123456789abcdef): 1, 2, 3"
+    assert out[2] == ("  order-shipped (gswa, 7c1f0a52-3d4e-4b8f-9a61-2e5d8c0b9f13, media): "
+                      "Header.1, Body.1, Body.2, Buttons.1")
+
+
+def test_check_prints_every_problem_with_file_and_line_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "templates.yml"
+    path.write_text(BROKEN, encoding="utf-8")
+    assert main(["templates", "check", "--file", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"{path}:4: template 'appt-confirm': template_id 'HX123' is not a Twilio content SID "
+        "(HX followed by 32 hex characters)",
+        f"{path}:5: template 'appt-confirm': placeholder {{{{2}}}} in body has no variable; add a variable '2'",
+        f"{path}:10: template 'welcome': sender 'twlo' (Twilio SMS) cannot send templates; "
+        "use 'twlowa' for Twilio WhatsApp",
+    ]
+
+
+def test_check_uses_sms_templates_file_when_no_file_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "from-env.yml"
+    path.write_text(textwrap.dedent("""\
+        templates:
+          - name: hello
+            sender: sandbox
+            body: Hello {{1}}
+            variables: [{key: 1, label: Name}]
+        """), encoding="utf-8")
+    monkeypatch.setenv("SMS_TEMPLATES_FILE", str(path))
+    assert main(["templates", "check"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{path}: 1 template(s) OK", "  hello (sandbox, hello): 1"]
+
+
+def test_check_of_a_missing_file_fails_even_for_the_default_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["templates", "check"]) == 1
+    assert capsys.readouterr().err == "templates.yml: file not found\n"
+    assert main(["templates", "check", "--file", "nope.yml"]) == 1
+    assert capsys.readouterr().err == "nope.yml: file not found\n"
+
+
+def test_check_reports_yaml_syntax_errors_with_their_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text("templates:\n  - name: a\n    body: [unclosed\n", encoding="utf-8")
+    assert main(["templates", "check", "--file", str(path)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}:4: YAML syntax error:")
+
+
+def test_templates_needs_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["templates"])
+    assert info.value.code == 2
+    assert "check" in capsys.readouterr().err
