@@ -184,6 +184,7 @@ class Capabilities(BaseModel):
     native_bulk: bool = False
     native_schedule: bool = False
     status_webhooks: bool = False
+    contact_saving: bool = False  # Sociocs saves the recipient as a contact after sending
     max_text_length: int | None = None
 
 
@@ -290,6 +291,8 @@ class Provider(ABC):
             problems.append(f"{self.label} cannot send a video; remove the video URL or choose another sender.")
         if msg.file_url and not caps.file:
             problems.append(f"{self.label} cannot send a file; remove the file URL or choose another sender.")
+        if msg.contact_saving and not caps.contact_saving:
+            problems.append(f"{self.label} cannot save contacts; untick \"Save as contact\" or choose a Sociocs sender.")
         if msg.template and not caps.templates:
             problems.append(f"{self.label} does not send templates; choose a WhatsApp sender.")
         if msg.text and caps.max_text_length and len(msg.text) > caps.max_text_length:

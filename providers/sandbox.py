@@ -38,6 +38,7 @@ class SandboxProvider(Provider):
             native_schedule=True,
             # Delivery events exist only when someone fakes them through the hook.
             status_webhooks=on_accepted is not None,
+            contact_saving=True,
         )
         self._lock = threading.Lock()
         #: every message taken, oldest first; appended under a lock (copy it before iterating

@@ -54,6 +54,7 @@ _TWLO_CAPS = Capabilities(
     native_bulk=True,
     native_schedule=True,
     status_webhooks=True,
+    contact_saving=True,
 )
 _WHATSAPP_CAPS = Capabilities(
     channel="whatsapp",
@@ -64,6 +65,7 @@ _WHATSAPP_CAPS = Capabilities(
     native_bulk=True,
     native_schedule=True,
     status_webhooks=True,
+    contact_saving=True,
 )
 
 

@@ -289,3 +289,19 @@ def test_unreachable_provider_is_retried_then_given_up_without_duplicates(e2e_fa
     assert "Gave up after 2 attempts" in reply["params"]["text"]
     row = e2e.rt.store.get(1)
     assert row.status == "failed" and row.attempts == 2
+
+
+def test_contact_saving_with_a_sender_that_cannot_is_a_field_error(e2e: E2E) -> None:
+    from tests.fakes.slack_requests import view_submission_body
+
+    values = {
+        "sender": {"value": {"type": "static_select", "selected_option": {"value": "bird"}}},
+        "to": {"value": {"type": "plain_text_input", "value": "+16175551212"}},
+        "text": {"value": {"type": "plain_text_input", "value": "Hi"}},
+        "save_contact": {"value": {"type": "checkboxes", "selected_options": [{"value": "save"}]}},
+    }
+    body = view_submission_body("send_modal", values, private_metadata=json.dumps({"channel_id": "C1"}))
+    data = e2e.sender.post(body, "application/x-www-form-urlencoded").json()
+    assert data["response_action"] == "errors"
+    assert "Bird SMS cannot save contacts" in data["errors"]["text"]
+    assert e2e.rt.store.counts_by_status() == {}
