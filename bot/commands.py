@@ -55,6 +55,28 @@ def _unquote(token: str) -> str:
     return token
 
 
+_SLACK_LINK = re.compile(r"<((?:https?|tel|mailto):[^|>]*)(?:\|([^>]*))?>")
+
+
+def slack_unescape(text: str) -> str:
+    """Undo Slack's formatting of command text: `<tel:+1617...|...>`, `<https://x|x>`, `&amp;`.
+
+    Slack may wrap numbers, links and e-mail addresses it recognises; the provider must get
+    what the person typed, not Slack markup.
+    """
+
+    def plain_link(m: re.Match[str]) -> str:
+        target, label = m.group(1), m.group(2)
+        if target.startswith("tel:"):
+            return label or target[4:]
+        if target.startswith("mailto:"):
+            return label or target[7:]
+        return target
+
+    text = _SLACK_LINK.sub(plain_link, text or "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def split_subcommand(text: str) -> tuple[str, str]:
     text = (text or "").strip()
     if not text:

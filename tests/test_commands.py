@@ -55,3 +55,27 @@ def test_help_lists_every_subcommand_with_an_example() -> None:
     text = help_text()
     for sub in ("send", "template", "templates", "bulk", "list", "cancel", "status", "help", "senders"):
         assert f"`/sms {sub}" in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        ("send <tel:+16175551212|+1 617 555 1212> Hi", "send +1 617 555 1212 Hi"),
+        ("send <tel:+16175551212> Hi", "send +16175551212 Hi"),
+        ("--image <https://e.com/a.png?x=1&amp;y=2> +1", "--image https://e.com/a.png?x=1&y=2 +1"),
+        ("see <https://e.com|e.com> &amp; more &lt;3", "see https://e.com & more <3"),
+        ("mail <mailto:a@b.com|a@b.com>", "mail a@b.com"),
+        ("<@U123> stays", "<@U123> stays"),
+    ],
+)
+def test_slack_markup_is_undone_before_parsing(raw: str, plain: str) -> None:
+    from bot.commands import slack_unescape
+
+    assert slack_unescape(raw) == plain
+
+
+def test_a_number_slack_turned_into_a_tel_link_still_sends() -> None:
+    from bot.commands import slack_unescape
+
+    cmd = parse_send(slack_unescape("<tel:+16175551212|+1 617 555 1212> Fish &amp; chips"), "US")
+    assert cmd.to == "+16175551212" and cmd.text == "Fish & chips"

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.commands import help_text, split_subcommand
+from bot.commands import help_text, slack_unescape, split_subcommand
 from bot.context import AppContext, SubCommand
 
 log = logging.getLogger("smsbot.listeners.command")
@@ -41,7 +41,7 @@ def register(app: App, ctx: AppContext) -> None:
     ctx.subcommands["senders"] = SubCommand("senders", fast_senders)
 
     def route(body: dict[str, Any]) -> tuple[SubCommand | None, str]:
-        sub, args = split_subcommand(body.get("text", ""))
+        sub, args = split_subcommand(slack_unescape(body.get("text", "")))
         return ctx.subcommands.get(sub), args
 
     def ack_command(ack: Ack, body: dict[str, Any]) -> None:
