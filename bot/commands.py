@@ -56,6 +56,8 @@ def _unquote(token: str) -> str:
 
 
 _SLACK_LINK = re.compile(r"<((?:https?|tel|mailto):[^|>]*)(?:\|([^>]*))?>")
+# <@U123|bob>, <#C1|general>, <!here>, <!subteam^S1|@team>: what the person saw, as plain text.
+_SLACK_REF = re.compile(r"<([@#!])([^|>]*)(?:\|([^>]*))?>")
 
 
 def slack_unescape(text: str) -> str:
@@ -73,7 +75,16 @@ def slack_unescape(text: str) -> str:
             return label or target[7:]
         return target
 
+    def plain_ref(m: re.Match[str]) -> str:
+        sigil, target, label = m.group(1), m.group(2), m.group(3)
+        if label:
+            return label if label[:1] in "@#" else (("#" if sigil == "#" else "@") + label)
+        if sigil == "!":
+            return "@" + target.split("^")[0]
+        return sigil + target
+
     text = _SLACK_LINK.sub(plain_link, text or "")
+    text = _SLACK_REF.sub(plain_ref, text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
@@ -81,8 +92,9 @@ def split_subcommand(text: str) -> tuple[str, str]:
     text = (text or "").strip()
     if not text:
         return "", ""
-    head, _, rest = text.partition(" ")
-    return head.lower(), rest.strip()
+    # split() also breaks on the non-breaking spaces Slack clients paste in.
+    parts = text.split(None, 1)
+    return parts[0].lower(), (parts[1].strip() if len(parts) > 1 else "")
 
 
 def parse_send(text: str, default_region: str = "US") -> SendCommand:
@@ -143,6 +155,23 @@ def parse_send(text: str, default_region: str = "US") -> SendCommand:
             "`/sms send +16175551212 Hello`."
         )
     message = text[number_end:].strip()
+    first = message.split(None, 1)[0] if message else ""
+    option = first.partition("=")[0].lower()
+    if option in VALUE_OPTIONS or option in ALIASES:
+        # Sending "--at tomorrow ..." as the SMS text would be an irreversible mistake.
+        raise CommandError(
+            f"Put options before the number: `/sms send {first} ... {rest[0][0]} your text`. "
+            "Nothing was sent."
+        )
+    if first and _PHONE_TOKEN.match(first) and sum(ch.isdigit() for ch in first) >= 7:
+        try:
+            normalize(first, default_region)
+        except InvalidNumber:
+            pass
+        else:
+            raise CommandError(
+                "One number per `/sms send`. For several recipients use `/sms bulk`. Nothing was sent."
+            )
     return SendCommand(to=to, text=message, **opts)  # type: ignore[arg-type]
 
 

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.phone import display
+from bot.slack_text import escape, truncate
 from providers.base import redact
 from storage.store import MessageRow, Store
 
@@ -51,16 +52,14 @@ def when_text(ts: float, tz: str | None) -> str:
     return local.strftime("%a %-d %b, %H:%M %Z")
 
 
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def headline(row: MessageRow, label: str) -> str:
-    who = f"<@{row.created_by}>" if row.created_by else (row.user_name or "smsbot")
+    # The summary and name are the customer-facing text as typed: escaped, so `<!channel>`
+    # or `<https://evil|bank.com>` in an SMS cannot ping a channel or disguise a link here.
+    who = f"<@{row.created_by}>" if row.created_by else escape(row.user_name or "smsbot")
     to = display(row.to_number)
     if row.name:
-        to = f"{row.name} ({to})"
-    return f"{who} → {to} via {label}: {truncate(row.summary, 2500)}"
+        to = f"{escape(row.name)} ({to})"
+    return f"{who} → {to} via {label}: {escape(truncate(row.summary, 2500))}"
 
 
 class Notifier:
@@ -170,10 +169,14 @@ class Notifier:
             except SlackApiError:
                 # Not in that channel (or a DM we cannot use): reach the person directly.
                 if fresh.created_by:
-                    note = (
-                        f"I can't post in <#{fresh.channel_id}>, so this send's updates come here. "
-                        "Invite me with `/invite @smsbot` to see them in the channel."
-                    )
+                    if (fresh.channel_id or "").startswith(("D", "G")) or not fresh.channel_id:
+                        # A DM or group DM between people: nobody can invite a bot there.
+                        note = "I can't post in that conversation, so this send's updates come here."
+                    else:
+                        note = (
+                            f"I can't post in <#{fresh.channel_id}>, so this send's updates come here. "
+                            "Invite me with `/invite @smsbot` to see them in the channel."
+                        )
                     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
                     try:
                         data = self.post(fresh.created_by, text, blocks)

@@ -17,6 +17,9 @@ from bot.senders import Senders
 from providers.base import ContactSaving, OutboundMessage, TemplateSend
 from storage.store import NewMessage, Store
 
+# Twilio's limit for one message (about 10 SMS segments); the send modal caps input at it too.
+MAX_TEXT_LENGTH = 1600
+
 
 class UserError(ValueError):
     """Something the person can fix; `field` names the modal input it belongs to."""
@@ -116,6 +119,12 @@ class SendService:
             channel=req.channel,  # type: ignore[arg-type]
             user_id=None,
         )
+        if msg.text and len(msg.text) > MAX_TEXT_LENGTH:
+            raise UserError(
+                f"The text is {len(msg.text):,} characters; the limit is {MAX_TEXT_LENGTH:,} "
+                "(about 10 SMS segments). Shorten it.",
+                field="text",
+            )
         problems = provider.validate(msg)
         if problems:
             raise UserError(" ".join(problems), field="text")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.views import View
 
+from bot.slack_text import escape, truncate
 from bot.templates_catalog import (
     GROUPS,
     MEDIA_KEY,
@@ -105,20 +106,13 @@ def media_block_id(tpl: TemplateDef) -> str:
 # --------------------------------------------------------------------------- small pieces
 
 
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _mrkdwn_escape(text: str) -> str:
-    # Typed values must not become mentions or links in the preview.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def template_option(tpl: TemplateDef, senders: SenderInfo) -> dict[str, Any]:
     text = f"{tpl.name} · {senders.label(tpl.sender)}"
     if tpl.sender not in senders.configured:
         text += " (not configured)"
-    return {"text": plain(_truncate(text, MAX_OPTION_TEXT)), "value": tpl.name[:MAX_OPTION_VALUE]}
+    return {"text": plain(truncate(text, MAX_OPTION_TEXT)), "value": tpl.name[:MAX_OPTION_VALUE]}
 
 
 def template_options(catalog: Catalog, senders: SenderInfo, query: str = "") -> list[dict[str, Any]]:
@@ -158,7 +152,7 @@ def _text_input(block_id: str, action_id: str, label: str, *, optional: bool, ma
     element: dict[str, Any] = {"type": "plain_text_input", "action_id": action_id,
                                "max_length": min(max_length, MAX_INPUT_LENGTH)}
     if placeholder:
-        element["placeholder"] = plain(_truncate(placeholder, MAX_PLACEHOLDER))
+        element["placeholder"] = plain(truncate(placeholder, MAX_PLACEHOLDER))
     if live:
         element["dispatch_action_config"] = {"trigger_actions_on": LIVE_TRIGGERS}
     block: dict[str, Any] = {"type": "input", "block_id": block_id, "label": plain(label), "element": element,
@@ -172,7 +166,7 @@ def _text_input(block_id: str, action_id: str, label: str, *, optional: bool, ma
 
 def _label(text: str) -> dict[str, Any]:
     # plain() cuts at 150 for placeholders; an input label may be up to 2000.
-    return {"type": "plain_text", "text": _truncate(text, 2000), "emoji": True}
+    return {"type": "plain_text", "text": truncate(text, 2000), "emoji": True}
 
 
 def _variable_blocks(tpl: TemplateDef, grouped: bool) -> list[dict[str, Any]]:
@@ -216,8 +210,8 @@ def _variable_blocks(tpl: TemplateDef, grouped: bool) -> list[dict[str, Any]]:
 
 def preview_text(tpl: TemplateDef, values: Mapping[str, str] | None = None) -> str:
     body = render_preview(tpl, values or {})
-    quoted = "\n".join(f">{_mrkdwn_escape(line)}" if line else ">" for line in body.splitlines())
-    return _truncate(f"*Preview*\n{quoted}", MAX_PREVIEW)
+    quoted = "\n".join(f">{escape(line)}" if line else ">" for line in body.splitlines())
+    return truncate(f"*Preview*\n{quoted}", MAX_PREVIEW)
 
 
 def _preview_block(tpl: TemplateDef, values: Mapping[str, str] | None) -> dict[str, Any]:
@@ -283,9 +277,9 @@ def _blocks(catalog: Catalog, senders: SenderInfo, chosen: TemplateDef | None,
         if not compact:
             about = f"Sent by {senders.describe(chosen.sender)}"
             if chosen.description:
-                about = f"{_mrkdwn_escape(chosen.description)} — {about}"
+                about = f"{escape(chosen.description)} — {about}"
             blocks.append({"type": "context", "block_id": "tpl_about",
-                           "elements": [{"type": "mrkdwn", "text": _truncate(about, 2000)}]})
+                           "elements": [{"type": "mrkdwn", "text": truncate(about, 2000)}]})
         if chosen.sender not in senders.configured:
             blocks.append({"type": "section", "block_id": "tpl_warning", "text": {"type": "mrkdwn", "text": (
                 f":warning: *{chosen.name}* is sent by `{chosen.sender}`, which is not configured here, "
@@ -472,7 +466,7 @@ def catalog_listing(catalog: Catalog, senders: SenderInfo, limit: int = 40) -> s
             names.insert(0, f"`{MEDIA_KEY}` media URL")
         variables = ", ".join(names) if names else "no variables"
         off = "" if tpl.sender in senders.configured else " — _sender not configured_"
-        lines.append(f"• `{tpl.name}` via {senders.describe(tpl.sender)}{off}: {_truncate(variables, 400)}")
+        lines.append(f"• `{tpl.name}` via {senders.describe(tpl.sender)}{off}: {truncate(variables, 400)}")
     if len(catalog) > limit:
         lines.append(f"…and {len(catalog) - limit} more: search them in `/sms template`.")
     lines.append("Send one with `/sms template`, or `/sms send --template NAME +16175551212 key=value ...`.")

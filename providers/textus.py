@@ -188,7 +188,8 @@ class TextusProvider(Provider):
         if code == 202:
             return SendResult(status="accepted", detail="TextUs queued the message (202) without an id.")
         detail = self.scrub(short_body(response))
-        if code == 422:
+        if code == 422 and not detail:
+            # The docs' template refusals (not approved, bad variables) come with no body.
             raise Rejected(TEMPLATE_422, status_code=code)
         self.raise_for_status(response, detail)
 

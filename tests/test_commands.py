@@ -65,7 +65,7 @@ def test_help_lists_every_subcommand_with_an_example() -> None:
         ("--image <https://e.com/a.png?x=1&amp;y=2> +1", "--image https://e.com/a.png?x=1&y=2 +1"),
         ("see <https://e.com|e.com> &amp; more &lt;3", "see https://e.com & more <3"),
         ("mail <mailto:a@b.com|a@b.com>", "mail a@b.com"),
-        ("<@U123> stays", "<@U123> stays"),
+        ("<@U123> stays", "@U123 stays"),
     ],
 )
 def test_slack_markup_is_undone_before_parsing(raw: str, plain: str) -> None:
@@ -79,3 +79,42 @@ def test_a_number_slack_turned_into_a_tel_link_still_sends() -> None:
 
     cmd = parse_send(slack_unescape("<tel:+16175551212|+1 617 555 1212> Fish &amp; chips"), "US")
     assert cmd.to == "+16175551212" and cmd.text == "Fish & chips"
+
+
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        ("ask <@U123|bob> about it", "ask @bob about it"),
+        ("in <#C1|general>", "in #general"),
+        ("hey <!here> and <!channel>", "hey @here and @channel"),
+        ("team <!subteam^S1|@support>", "team @support"),
+    ],
+)
+def test_slack_mentions_become_what_the_person_saw(raw: str, plain: str) -> None:
+    from bot.commands import slack_unescape
+
+    assert slack_unescape(raw) == plain
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('+16175551212 --at "tomorrow 9am" reminder', "Put options before the number"),
+        ("+16175551212 --via bird hi", "Put options before the number"),
+        ("+16175551212 -v bird hi", "Put options before the number"),
+        ("+16175551212 +16175551213 hi", "One number per `/sms send`"),
+    ],
+)
+def test_mistakes_that_would_send_the_wrong_text_are_refused(text: str, fragment: str) -> None:
+    with pytest.raises(CommandError) as err:
+        parse_send(text, "US")
+    assert fragment in str(err.value)
+
+
+def test_numbers_in_the_text_are_still_text() -> None:
+    assert parse_send("+16175551212 2024 prices", "US").text == "2024 prices"
+    assert parse_send("+16175551212 Call 555-1234", "US").text == "Call 555-1234"
+
+
+def test_non_breaking_space_after_the_subcommand() -> None:
+    assert split_subcommand("send\u00a0+16175551212 hi") == ("send", "+16175551212 hi")

@@ -305,3 +305,22 @@ def test_contact_saving_with_a_sender_that_cannot_is_a_field_error(e2e: E2E) -> 
     assert data["response_action"] == "errors"
     assert "Bird SMS cannot save contacts" in data["errors"]["text"]
     assert e2e.rt.store.counts_by_status() == {}
+
+
+def test_channel_message_shows_typed_text_literally_never_as_mentions_or_links(e2e: E2E) -> None:
+    # Slack escapes &, < and > in command text; we unescape for the SMS and escape again for Slack.
+    e2e.command("send --name &lt;!everyone&gt; +16175551212 hey &lt;!channel&gt; &lt;https://evil.example|bank.com&gt;")
+    announce = e2e.slack.wait_for("chat.postMessage", lambda c: not c["params"].get("thread_ts"))[0]
+    shown = announce["params"]["text"]
+    assert "<!channel>" not in shown and "<!everyone>" not in shown and "<https://evil" not in shown
+    assert "&lt;!channel&gt;" in shown and "&lt;!everyone&gt;" in shown
+    outcome_in_thread(e2e, "Accepted by Twilio SMS")
+    assert sociocs_sends(e2e)[0].json["text"] == "hey <!channel> <https://evil.example|bank.com>"
+    assert sociocs_sends(e2e)[0].json["name"] == "<!everyone>"
+
+
+def test_text_longer_than_1600_characters_is_refused_before_anything_happens(e2e: E2E) -> None:
+    resp = e2e.command("send +16175551212 " + "x" * 1601)
+    assert "The text is 1,601 characters; the limit is 1,600" in resp.json()["text"]
+    assert e2e.rt.store.counts_by_status() == {}
+    assert e2e.slack.calls_to("chat.postMessage") == []

@@ -314,3 +314,16 @@ def test_no_error_reveals_the_token(fake: FakeProviders, fault: Fault) -> None:
     assert fake.textus_token not in str(info.value)
     assert fake.textus_token not in repr(info.value)
     assert fake.textus_token not in repr(p)
+
+
+def test_422_with_a_reason_reports_that_reason_not_the_template_guess() -> None:
+    import httpx
+
+    from providers.textus import TextusProvider
+
+    provider = TextusProvider(token="t0ken-abcdef", account="acct")
+    response = httpx.Response(422, json={"errors": {"to": ["is opted out"]}})
+    with pytest.raises(Rejected) as err:
+        provider.parse_response(response)
+    assert "is opted out" in str(err.value)
+    assert "template" not in str(err.value)

@@ -1,6 +1,5 @@
 import codecs
 import re
-import time
 
 import phonenumbers
 import pytest
@@ -267,16 +266,12 @@ def test_csv_max_rows() -> None:
         parse_csv(_rows(3), max_rows=2)
 
 
-def test_csv_100k_rows_accepted_quickly() -> None:
-    data = _rows(100_000).encode()
-    started = time.perf_counter()
-    got = parse_csv(data)
-    elapsed = time.perf_counter() - started
+def test_csv_100k_rows_accepted() -> None:
+    # Speed is measured in bench/bulk.py, not asserted here.
+    got = parse_csv(_rows(100_000).encode())
     assert len(got.recipients) == 100_000
     assert got.problems == []
     assert got.recipients[-1].line == 100_001
-    # Generous bound for slow CI; a plain phonenumbers loop takes ~2.5 s on a 2-core box.
-    assert elapsed < 3.0, f"{elapsed:.2f} s"
 
 
 # --------------------------------------------------------------------------- fast path == normalize
