@@ -93,6 +93,13 @@ class Runtime:
                 self._server_thread.join(5)
         if self.dispatcher is not None:
             self.dispatcher.stop()
+        # Feature threads (delivery updater, reconciler), after the dispatcher so its last
+        # outcomes still reach Slack.
+        for stop in self.ctx.extras.get("on_stop", []):
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping a feature failed")
         self.senders.close()
 
 

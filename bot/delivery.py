@@ -1,0 +1,741 @@
+"""Delivery results: provider events -> the store -> the thread, the notify channel, alerts.
+
+    webhook / sandbox / reconciler
+        -> Delivery.ingest(event)          store.apply_delivery_event (dedupe, forward only)
+        -> SlackOutbox.touch(message id)   coalesced: one chat.update per message, latest wins
+        -> SlackOutbox.post(...)           failure replies and channel notices, in order
+
+Slack calls never run on the webhook's request path: one background thread makes them,
+honours 429 Retry-After and never drops the last state of a thread.
+
+Not in storage/store.py yet (the SQL below in `DeliveryQueries` is small and keyed on
+columns the store already has): adopting events that arrived before the send recorded its
+provider id, settling `unknown` rows, and sender health.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+
+from bot.history_views import channel_notice, failure_reply, status_line
+from providers.base import ProviderError, redact
+from providers.events import DeliveryEvent
+from storage.store import DELIVERY_RANK, MessageRow, Store
+
+log = logging.getLogger("smsbot.delivery")
+
+SOCIOCS_CODES = ("twlo", "twlowa", "gswa")
+# error kinds that say "this sender is broken", not "this one message was refused"
+SENDER_LEVEL_KINDS = frozenset({"auth", "not_found", "config", "unknown", "not_sent"})
+ALERT_AFTER = 3  # consecutive sender-level failures before one alert
+RECENT_SEND = 10.0  # seconds in which Notifier.report_outcome is expected to post the status line
+SANDBOX_SENT_AFTER = 0.5
+SANDBOX_DELIVERED_AFTER = 1.5
+
+
+def family_of(sender: str) -> str:
+    return "sociocs" if sender in SOCIOCS_CODES else sender
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+class DeliveryQueries:
+    """The few statements delivery needs beyond Store's API (candidates for storage/store.py)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def adopt_orphans(self, row: MessageRow, now: float | None = None) -> tuple[bool, MessageRow | None]:
+        """Apply events that arrived before the send knew its provider id (fast providers)."""
+        if not row.provider_message_id:
+            return False, row
+        now = time.time() if now is None else now
+        with self.store.write() as conn:
+            events = conn.execute(
+                "SELECT status, error FROM delivery_events WHERE provider_message_id = ? AND message_id IS NULL"
+                " ORDER BY id",
+                (row.provider_message_id,),
+            ).fetchall()
+            if not events:
+                return False, row
+            conn.execute(
+                "UPDATE delivery_events SET message_id = ? WHERE provider_message_id = ? AND message_id IS NULL",
+                (row.id, row.provider_message_id),
+            )
+            current = conn.execute("SELECT delivery FROM messages WHERE id = ?", (row.id,)).fetchone()[0]
+            best, error = current, None
+            for ev in events:
+                if best is None or DELIVERY_RANK.get(ev["status"], 0) > DELIVERY_RANK.get(best, 0):
+                    best, error = ev["status"], ev["error"]
+            if best == current:
+                return False, row
+            conn.execute(
+                "UPDATE messages SET delivery = ?, delivery_error = coalesce(?, delivery_error), updated_at = ?"
+                " WHERE id = ?",
+                (best, error, now, row.id),
+            )
+        return True, self.store.get(row.id)
+
+    def settle_unknown(self, message_id: int, status: str, *, provider_message_id: str | None = None,
+                       delivery: str | None = None, error: str | None = None, now: float | None = None) -> bool:
+        """unknown -> sent | failed once the provider told us which. False if it moved meanwhile."""
+        now = time.time() if now is None else now
+        kind = "reconciled" if status == "sent" else "not_found"
+        with self.store.write() as conn:
+            cur = conn.execute(
+                "UPDATE messages SET status = ?, provider_message_id = coalesce(?, provider_message_id),"
+                " delivery = coalesce(?, delivery), error = ?, error_kind = ?, updated_at = ?,"
+                " sent_at = CASE WHEN ? = 'sent' THEN coalesce(sent_at, updated_at) ELSE sent_at END"
+                " WHERE id = ? AND status = 'unknown'",
+                (status, provider_message_id, delivery, error, kind, now, status, message_id),
+            )
+            return cur.rowcount == 1
+
+    def unknown_rows(self, since: float, limit: int = 200) -> list[MessageRow]:
+        rows = self.store.conn.execute(
+            "SELECT * FROM messages WHERE status = 'unknown' AND created_at >= ? ORDER BY id LIMIT ?",
+            (since, limit),
+        )
+        return [MessageRow.from_db(r) for r in rows]
+
+    def is_known_provider_id(self, provider_message_id: str) -> bool:
+        return self.store.by_provider_id(provider_message_id) is not None
+
+    def latest_failures(self, limit: int = 5) -> list[MessageRow]:
+        rows = self.store.conn.execute(
+            "SELECT * FROM messages WHERE status IN ('failed', 'unknown') OR delivery = 'failed'"
+            " ORDER BY updated_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [MessageRow.from_db(r) for r in rows]
+
+    # -- sender health: one row per sender; the alert goes out on the ok -> alerting edge only
+
+    def health_failure(self, sender: str, kind: str | None, error: str | None,
+                       now: float | None = None) -> int | None:
+        """Count a sender-level failure. Returns the count when this call raised the alert."""
+        now = time.time() if now is None else now
+        with self.store.write() as conn:
+            conn.execute(
+                "INSERT INTO sender_health (sender, state, consecutive_failures, last_error_kind, last_error,"
+                " updated_at) VALUES (?, 'ok', 1, ?, ?, ?) ON CONFLICT (sender) DO UPDATE SET"
+                " consecutive_failures = consecutive_failures + 1, last_error_kind = excluded.last_error_kind,"
+                " last_error = excluded.last_error, updated_at = excluded.updated_at",
+                (sender, kind, error, now),
+            )
+            cur = conn.execute(
+                "UPDATE sender_health SET state = 'alerting', alerted_at = ? WHERE sender = ? AND state = 'ok'"
+                " AND consecutive_failures >= ?",
+                (now, sender, ALERT_AFTER),
+            )
+            if cur.rowcount != 1:
+                return None
+            return int(conn.execute("SELECT consecutive_failures FROM sender_health WHERE sender = ?",
+                                    (sender,)).fetchone()[0])
+
+    def health_success(self, sender: str, now: float | None = None) -> bool:
+        """A send went through. True when the sender was alerting (time for a recovery notice)."""
+        now = time.time() if now is None else now
+        # Read first: the common case (healthy sender) then costs no write transaction.
+        row = self.store.conn.execute(
+            "SELECT state, consecutive_failures FROM sender_health WHERE sender = ?", (sender,)
+        ).fetchone()
+        if row is None or (row[0] == "ok" and row[1] == 0):
+            return False
+        with self.store.write() as conn:
+            cur = conn.execute(
+                "UPDATE sender_health SET state = 'ok', consecutive_failures = 0, updated_at = ?"
+                " WHERE sender = ? AND state = 'alerting'",
+                (now, sender),
+            )
+            conn.execute("UPDATE sender_health SET consecutive_failures = 0, updated_at = ? WHERE sender = ?",
+                         (now, sender))
+            return cur.rowcount == 1
+
+    def health(self, sender: str) -> dict[str, Any] | None:
+        row = self.store.conn.execute("SELECT * FROM sender_health WHERE sender = ?", (sender,)).fetchone()
+        return dict(row) if row else None
+
+
+# --------------------------------------------------------------------------- Slack, off the request path
+
+
+@dataclass
+class _Post:
+    channel: str
+    text: str
+    thread_ts: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+
+class SlackOutbox:
+    """One thread that makes delivery's Slack calls.
+
+    Status-line updates are coalesced per message: `touch(id)` only marks the message dirty,
+    and the update renders the row as it is when the call is made, so a burst of events
+    costs one chat.update and the latest state wins. A 429 pauses the thread for
+    Retry-After and the work is kept, never dropped. Posts (failure replies, channel
+    notices) are not coalesced: each is a separate notification.
+    """
+
+    def __init__(self, client: WebClient, secrets: list[str], render: Callable[[int], Any],
+                 hold: float = 0.25) -> None:
+        self.client = client
+        # Events for one message often come in bursts (sent, delivered within a second):
+        # waiting this long before drawing folds them into one chat.update.
+        self.hold = hold
+        self._scheduled: set[int] = set()
+        self.secrets = secrets
+        self.render = render  # message id -> None (nothing to do) or a callable doing the Slack call
+        self._cond = threading.Condition()
+        self._dirty: OrderedDict[int, None] = OrderedDict()
+        self._later: list[tuple[float, int]] = []  # (due, message id): retried renders
+        self._posts: deque[_Post] = deque()
+        self._busy = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_text: OrderedDict[int, str] = OrderedDict()  # skip no-op updates (bounded)
+        self.calls = 0  # Slack calls made, for the benchmark
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="smsbot-delivery-slack", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.flush(timeout)
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def touch(self, message_id: int, delay: float | None = None) -> None:
+        """Mark a message's status line stale; it is redrawn after `delay` (default: the hold)."""
+        with self._cond:
+            if delay is None:
+                if message_id in self._dirty or message_id in self._scheduled:
+                    return  # already coming: this event rides along (coalescing)
+                delay = self.hold
+            if delay > 0:
+                heapq.heappush(self._later, (time.monotonic() + delay, message_id))
+                self._scheduled.add(message_id)
+            else:
+                self._dirty[message_id] = None
+            self._cond.notify()
+
+    def post(self, channel: str, text: str, thread_ts: str | None = None,
+             blocks: list[dict[str, Any]] | None = None) -> None:
+        with self._cond:
+            self._posts.append(_Post(channel, text, thread_ts, blocks))
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not (self._dirty or self._posts or self._later or self._busy)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.idle():
+                return True
+            time.sleep(0.01)
+        return self.idle()
+
+    def clean(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    # -- the thread
+
+    def _next(self) -> tuple[str, Any] | None:
+        with self._cond:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                while self._later and self._later[0][0] <= now:
+                    ready = heapq.heappop(self._later)[1]
+                    self._scheduled.discard(ready)
+                    self._dirty[ready] = None
+                if self._posts:
+                    self._busy = True
+                    return "post", self._posts.popleft()
+                if self._dirty:
+                    self._busy = True
+                    return "update", self._dirty.popitem(last=False)[0]
+                self._busy = False
+                wait = (self._later[0][0] - now) if self._later else None
+                self._cond.wait(wait)
+        return None
+
+    def _loop(self) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            kind, item = job
+            try:
+                if kind == "post":
+                    self._post(item)
+                else:
+                    action = self.render(item)
+                    if action is not None:
+                        action()
+            except SlackApiError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
+                if status == 429:
+                    wait = float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1))
+                                 if exc.response is not None else 1)
+                    log.info("Slack rate limited delivery updates; waiting %.0f s", wait)
+                    with self._cond:  # keep the work: the post at the front, the update re-marked
+                        if kind == "post":
+                            self._posts.appendleft(item)
+                        else:
+                            self._dirty[item] = None
+                            self._dirty.move_to_end(item, last=False)
+                    self._stop.wait(max(wait, 0.0))
+                else:
+                    log.warning("delivery %s failed: %s", kind, exc.response.get("error") if exc.response else "?")
+            except Exception as exc:
+                log.warning("delivery %s failed: %s", kind, type(exc).__name__)
+            finally:
+                with self._cond:
+                    self._busy = False
+
+    def _post(self, post: _Post) -> dict[str, Any]:
+        self.calls += 1
+        resp = self.client.chat_postMessage(channel=post.channel, text=self.clean(post.text), blocks=post.blocks,
+                                            thread_ts=post.thread_ts, unfurl_links=False)
+        return resp.data if isinstance(resp.data, dict) else {}
+
+    def update_line(self, message_id: int, channel: str, ts: str, text: str) -> None:
+        if self.last_text.get(message_id) == text:
+            return
+        self.calls += 1
+        self.client.chat_update(channel=channel, ts=ts, text=self.clean(text))
+        self.last_text[message_id] = text
+        self.last_text.move_to_end(message_id)
+        while len(self.last_text) > 10_000:
+            self.last_text.popitem(last=False)
+
+    def post_now(self, channel: str, text: str, thread_ts: str | None = None) -> str | None:
+        """A post made from the thread itself (e.g. a status line that must exist before updates)."""
+        data = self._post(_Post(channel, text, thread_ts))
+        return str(data["ts"]) if data.get("ts") else None
+
+
+# --------------------------------------------------------------------------- timers (sandbox events)
+
+
+class Timers:
+    """One thread running callbacks at given times (no thread per timer under bulk load)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="smsbot-delivery-timers", daemon=True)
+        self._thread.start()
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), fn))
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                if self._stop:
+                    return
+                _, _, fn = heapq.heappop(self._heap)
+            try:
+                fn()
+            except Exception:
+                log.exception("timer callback failed")
+
+
+# --------------------------------------------------------------------------- the service
+
+
+class Delivery:
+    def __init__(self, ctx: Any, client: WebClient | None = None) -> None:
+        from bot.context import AppContext
+
+        self.ctx: AppContext = ctx
+        self.store: Store = ctx.store
+        self.queries = DeliveryQueries(ctx.store)
+        settings = ctx.settings
+        self.notify_on: str = settings.sms_notify_on
+        self.notify_channel: str | None = settings.sms_notify_channel
+        self.reconcile_interval = float(getattr(settings, "sms_reconcile_interval", 60.0))
+        self.reconcile_window = float(getattr(settings, "sms_reconcile_window", 900.0))
+        if client is None:
+            # Our own client: no built-in 429 retries, so a rate limit re-renders the latest state
+            # instead of replaying a stale update.
+            client = WebClient(token=ctx.client.token, base_url=ctx.client.base_url, timeout=10,
+                               retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)])
+        self.outbox = SlackOutbox(client, list(ctx.notifier.secrets), self._render)
+        self.timers = Timers()
+        self._reconciler: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._warned: set[str] = set()
+        self.ingested = 0
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        self.outbox.start()
+        dispatcher = self.ctx.extras.get("dispatcher")
+        if dispatcher is not None:
+            dispatcher.on_final.append(self.on_final)
+            if self.reconcile_interval > 0:
+                self._reconciler = threading.Thread(target=self._reconcile_loop, name="smsbot-reconciler",
+                                                    daemon=True)
+                self._reconciler.start()
+        sandbox = self.ctx.senders.providers.get("sandbox")
+        if sandbox is not None and hasattr(sandbox, "on_accepted"):
+            sandbox.on_accepted = self.sandbox_accepted
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.timers.stop()
+        self.outbox.stop(timeout)
+        if self._reconciler is not None:
+            self._reconciler.join(timeout)
+
+    def warn_once(self, key: str, message: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+    # -- what is configured
+
+    def reports_on(self, sender: str) -> bool:
+        s = self.ctx.settings
+        if sender == "sandbox":
+            return True
+        if sender in SOCIOCS_CODES:
+            return bool(s.sociocs_webhook_secret and s.sociocs_webhook_secret.get_secret_value())
+        if sender == "bird":
+            return bool(s.bird_webhook_signing_key and s.bird_webhook_signing_key.get_secret_value())
+        if sender == "textus":
+            return bool(s.textus_webhook_secret and s.textus_webhook_secret.get_secret_value())
+        return False
+
+    def label(self, sender: str) -> str:
+        return self.ctx.senders.label(sender)
+
+    # -- ingestion (webhooks, sandbox, reconciler all come through here)
+
+    def ingest(self, event: DeliveryEvent, reference: str | None = None) -> str:
+        """Record one event; returns what happened: applied, duplicate or stale, unknown message."""
+        occurred = event.occurred_at.timestamp() if event.occurred_at else None
+        changed, row = self.store.apply_delivery_event(
+            event.provider, event.provider_message_id, event.status, event.error, occurred
+        )
+        self.ingested += 1
+        if row is None and reference and event.status != "unknown":
+            row = self._adopt_by_reference(event, reference)
+            changed = row is not None
+        if row is None:
+            return "ignored"  # a duplicate, or a message we never sent (recorded, not an error)
+        if not changed:
+            return "duplicate or stale"
+        self._changed(row)
+        return "applied"
+
+    def _adopt_by_reference(self, event: DeliveryEvent, reference: str) -> MessageRow | None:
+        """Bird echoes our reference `smsbot-<row id>`: it settles a send recorded as unknown."""
+        if not reference.startswith("smsbot-") or not reference[7:].isdigit():
+            return None
+        row = self.store.get(int(reference[7:]))
+        if row is None or row.status != "unknown" or family_of(row.sender) != event.provider:
+            return None
+        note = f"{self.label(row.sender)} reported this message (reference {reference}), so it was sent."
+        if not self.queries.settle_unknown(row.id, "sent", provider_message_id=event.provider_message_id,
+                                           error=note):
+            return None
+        fresh = self.store.get(row.id)
+        if fresh is None:
+            return None
+        changed, updated = self.queries.adopt_orphans(fresh)
+        return updated if updated is not None else fresh
+
+    def _changed(self, row: MessageRow) -> None:
+        if row.bulk_job_id is not None:
+            return  # bulk progress and summaries are the bulk job's
+        if row.thread_ts:
+            self.outbox.touch(row.id)
+        if row.delivery == "failed":
+            self._tell_failure(row)
+            self._notify_result(row)
+        elif row.delivery == "delivered":
+            self._notify_result(row)
+
+    def _tell_failure(self, row: MessageRow) -> None:
+        if row.thread_channel and row.thread_ts:
+            self.outbox.post(row.thread_channel, failure_reply(row, self.label(row.sender)), row.thread_ts)
+        elif row.created_by:
+            self.outbox.post(row.created_by, failure_reply(row, self.label(row.sender)))
+
+    def _notify_result(self, row: MessageRow) -> None:
+        if not self.notify_channel or self.notify_on == "none":
+            return
+        from bot.history_views import delivery_failed
+
+        if self.notify_on == "failures" and not (delivery_failed(row) or row.status == "unknown"):
+            return
+        self.outbox.post(self.notify_channel, channel_notice(row, self.label(row.sender)))
+
+    # -- the thread's status line
+
+    def _render(self, message_id: int) -> Callable[[], None] | None:
+        row = self.store.get(message_id)
+        if row is None or not row.thread_channel or not row.thread_ts:
+            return None
+        if row.status == "sent":
+            text = status_line(row, self.label(row.sender), self.reports_on(row.sender))
+            if row.error_kind == "reconciled" and row.error:
+                text += f" {row.error}"
+        elif row.status == "failed":
+            text = self.ctx.notifier.outcome_text(row)
+        else:
+            return None
+        if row.status_ts:
+            channel, ts = row.thread_channel, row.status_ts
+            return lambda: self.outbox.update_line(message_id, channel, ts, text)
+        if time.time() - (row.sent_at or row.updated_at) < RECENT_SEND:
+            # The dispatcher is about to post the status line: update it then, not a second line.
+            self.outbox.touch(message_id, delay=0.5)
+            return None
+
+        def post_line() -> None:
+            ts = self.outbox.post_now(str(row.thread_channel), text, row.thread_ts)
+            if ts:
+                self.store.set_thread(row.id, str(row.thread_channel), str(row.thread_ts), status_ts=ts)
+                self.outbox.last_text[message_id] = text
+
+        return post_line
+
+    # -- outcomes from the dispatcher
+
+    def on_final(self, row: MessageRow) -> None:
+        """Called by the dispatcher for each row reaching a final state (any thread)."""
+        self._health(row)
+        if row.status == "sent":
+            if row.provider_message_id:
+                changed, adopted = self.queries.adopt_orphans(row)
+                if changed and adopted is not None:
+                    self._changed(adopted)
+                    return
+            if row.bulk_job_id is None and not self.reports_on(row.sender):
+                # Say in the thread that this is the last state we will know of.
+                self.outbox.touch(row.id, delay=0.2)
+                if self.notify_on == "all":
+                    self._notify_result(row)
+        elif row.status in ("failed", "unknown") and row.bulk_job_id is None:
+            self._notify_result(row)
+
+    def _health(self, row: MessageRow) -> None:
+        label = self.label(row.sender)
+        if row.status == "sent":
+            if self.queries.health_success(row.sender):
+                self._alert(f":white_check_mark: {label} works again: message #{row.id} went through.")
+            return
+        # A worker that died mid-send says nothing about the provider.
+        reaped = row.status == "unknown" and (row.error or "").startswith("The worker stopped")
+        if row.status in ("failed", "unknown") and row.error_kind in SENDER_LEVEL_KINDS and not reaped:
+            count = self.queries.health_failure(row.sender, row.error_kind, row.error)
+            if count is not None:
+                self._alert(
+                    f":rotating_light: {label} keeps failing ({count} sends in a row): {row.error} "
+                    f"Sends through `{row.sender}` fail until this is fixed; I'll say here when it works again."
+                )
+
+    def _alert(self, text: str) -> None:
+        if self.notify_channel:
+            self.outbox.post(self.notify_channel, text)
+        else:
+            log.warning("%s (set SMS_NOTIFY_CHANNEL to get this in Slack)", redact(text, self.outbox.secrets))
+
+    # -- the sandbox: fake events, through the same path as webhooks
+
+    def sandbox_accepted(self, message_id: str) -> None:
+        for delay, status in ((SANDBOX_SENT_AFTER, "sent"), (SANDBOX_DELIVERED_AFTER, "delivered")):
+            event = DeliveryEvent(provider="sandbox", provider_message_id=message_id, status=status,  # type: ignore[arg-type]
+                                  occurred_at=datetime.now(UTC))
+            self.timers.call_later(delay, lambda e=event: self._ingest_quietly(e))
+
+    def _ingest_quietly(self, event: DeliveryEvent) -> None:
+        try:
+            self.ingest(event)
+        except Exception:
+            log.exception("sandbox event failed")
+
+    # -- reconciling unknown outcomes
+
+    def _reconcile_loop(self) -> None:
+        while not self._stop.wait(self.reconcile_interval):
+            try:
+                self.reconcile_once()
+            except Exception:
+                log.exception("reconciliation pass failed")
+
+    def reconcile_once(self, now: float | None = None) -> dict[int, str]:
+        """Settle `unknown` sends where the provider lets us look. Returns {row id: what happened}."""
+        now = time.time() if now is None else now
+        rows = self.queries.unknown_rows(since=now - 30 * 86400)
+        out: dict[int, str] = {}
+        sociocs = [r for r in rows if r.sender in SOCIOCS_CODES]
+        if sociocs:
+            out.update(self._reconcile_sociocs(sociocs, now))
+        for row in rows:
+            if row.sender == "bird":
+                out[row.id] = self._reconcile_bird(row)
+            elif row.sender not in SOCIOCS_CODES:
+                out[row.id] = self._no_lookup(row)
+        return out
+
+    def _reconcile_sociocs(self, rows: list[MessageRow], now: float) -> dict[int, str]:
+        provider = next((self.ctx.senders.get(r.sender) for r in rows if self.ctx.senders.get(r.sender)), None)
+        if provider is None or not hasattr(provider, "list_messages"):
+            return {r.id: "sender not configured" for r in rows}
+        start = datetime.fromtimestamp(min(r.created_at for r in rows) - 60, UTC)
+        end = datetime.fromtimestamp(now + 60, UTC)
+        try:
+            listed = provider.list_messages(start, end)
+        except (ProviderError, ValueError) as exc:
+            log.warning("Sociocs reconciliation failed: %s", getattr(exc, "message", type(exc).__name__))
+            return {r.id: "lookup failed" for r in rows}
+        out: dict[int, str] = {}
+        taken: set[str] = set()
+        for row in rows:
+            text = row.payload.get("text") if isinstance(row.payload, dict) else None
+            match = None
+            for m in listed:
+                mid = str(m.get("message_id") or m.get("id") or "")
+                if (not mid or mid in taken or m.get("to") != row.to_number or (m.get("text") or None) != text
+                        or m.get("provider", row.sender) != row.sender):
+                    continue
+                if self.queries.is_known_provider_id(mid):
+                    continue  # another of our rows already owns it
+                match = mid
+                break
+            if match:
+                taken.add(match)
+                note = "Found at Sociocs after the unknown outcome: it was sent."
+                if self.queries.settle_unknown(row.id, "sent", provider_message_id=match, delivery="accepted",
+                                               error=note, now=now):
+                    self._settled(row.id)
+                out[row.id] = "sent"
+            elif now - row.updated_at > self.reconcile_window:
+                minutes = self.reconcile_window / 60
+                error = (f"Sociocs has no record of this message {minutes:g} minutes after the attempt, "
+                         "so it was not sent. You can send it again.")
+                if self.queries.settle_unknown(row.id, "failed", error=error, now=now):
+                    self._settled(row.id)
+                out[row.id] = "failed"
+            else:
+                out[row.id] = "waiting"
+        return out
+
+    def _reconcile_bird(self, row: MessageRow) -> str:
+        provider = self.ctx.senders.get("bird")
+        if row.provider_message_id and provider is not None and hasattr(provider, "get_message"):
+            try:
+                result = provider.get_message(row.provider_message_id)
+            except ProviderError as exc:
+                if exc.kind == "not_found" and time.time() - row.updated_at > self.reconcile_window:
+                    if self.queries.settle_unknown(row.id, "failed", error="Bird has no such message: not sent."):
+                        self._settled(row.id)
+                    return "failed"
+                return "lookup failed"
+            status = "failed" if result.status == "failed" else "sent"
+            note = f"Found at Bird after the unknown outcome: it was {'refused' if status == 'failed' else 'sent'}."
+            error = f"Bird refused it: {result.detail or result.provider_status}" if status == "failed" else note
+            if self.queries.settle_unknown(row.id, status, delivery=None if status == "failed" else result.status,
+                                           error=error):
+                self._settled(row.id)
+            return status
+        return self._no_lookup(row)
+
+    def _no_lookup(self, row: MessageRow) -> str:
+        """Bird without an id, TextUs: no lookup exists. Say so once; a webhook may still settle it."""
+        if self.store.first_time(f"reconcile-note:{row.id}") and row.thread_channel and row.thread_ts:
+            label = self.label(row.sender)
+            if row.sender == "bird":
+                how = (f"Bird has no lookup by our reference, so I can't check it: search Bird's message log for "
+                       f"reference `smsbot-{row.id}`. A Bird delivery report naming it will settle this thread.")
+            else:
+                how = f"{label} offers no way to look a message up; check its message log before resending."
+            self.outbox.post(row.thread_channel, f":mag: #{row.id}: {how}", row.thread_ts)
+        return "no lookup"
+
+    def _settled(self, message_id: int) -> None:
+        row = self.store.get(message_id)
+        if row is None:
+            return
+        if row.bulk_job_id is None:
+            if row.thread_ts:
+                self.outbox.touch(row.id)
+            if row.status == "failed":
+                self._tell_failure(row)
+            self._notify_result(row)
+        for callback in getattr(self.ctx.extras.get("dispatcher"), "on_final", []):
+            if callback != self.on_final:  # bulk progress etc. hear about the settled row
+                try:
+                    callback(row)
+                except Exception:
+                    log.exception("on_final callback failed")
+
+
+# --------------------------------------------------------------------------- public helpers
+
+
+def get_delivery(ctx: Any) -> Delivery:
+    """The one Delivery of this app context, started on first use."""
+    delivery = ctx.extras.get("delivery")
+    if delivery is None:
+        delivery = Delivery(ctx)
+        ctx.extras["delivery"] = delivery
+        delivery.start()
+        ctx.extras.setdefault("on_stop", []).append(delivery.stop)
+    return delivery
+
+
+def notify_channel(ctx: Any, text: str, blocks: list[dict[str, Any]] | None = None) -> bool:
+    """Post to SMS_NOTIFY_CHANNEL (e.g. a bulk job's summary), off the caller's thread.
+
+    Returns False when no channel is configured. Rate limits are waited out, not dropped.
+    """
+    channel = ctx.settings.sms_notify_channel
+    if not channel:
+        return False
+    delivery = ctx.extras.get("delivery")
+    if delivery is not None:
+        delivery.outbox.post(channel, text, blocks=blocks)
+        return True
+    return ctx.notifier.post(channel, text, blocks) is not None

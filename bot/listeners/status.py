@@ -1,0 +1,52 @@
+"""`/sms status <message id | phone number | provider message id>`: a number's send history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App
+
+from bot.context import AppContext, SubCommand
+from bot.history_views import history_blocks
+from bot.phone import InvalidNumber, display, normalize
+from storage.store import MessageRow
+
+USAGE = "Usage: `/sms status +16175551212` or `/sms status 42` (a message id from a thread)."
+HISTORY_LIMIT = 20
+
+
+def find_number(ctx: AppContext, query: str) -> tuple[str | None, str | None]:
+    """(E.164 number, None) or (None, the reason it could not be found)."""
+    text = query.strip()
+    if not text:
+        return None, USAGE
+    bare = text.lstrip("#")
+    row: MessageRow | None = None
+    # Our ids are short; phone numbers are not: 7+ digits is a number, fewer an id.
+    if bare.isdigit() and len(bare) < 7:
+        row = ctx.store.get(int(bare))
+        if row is None:
+            return None, f":mag: No message #{bare}."
+        return row.to_number, None
+    try:
+        return normalize(text, ctx.settings.sms_default_region), None
+    except InvalidNumber:
+        pass
+    row = ctx.store.by_provider_id(text)
+    if row is not None:
+        return row.to_number, None
+    return None, f":mag: `{text[:60]}` is neither a phone number nor a message id I know.\n{USAGE}"
+
+
+def fast_status(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
+    number, problem = find_number(ctx, args)
+    if number is None:
+        return problem
+    rows = ctx.store.history(number, limit=HISTORY_LIMIT)
+    tz = ctx.user_tz(body.get("user_id"))
+    text, blocks = history_blocks(rows, f"Messages to {display(number)}", tz, ctx.senders.label)
+    return {"response_type": "ephemeral", "text": text, "blocks": blocks}
+
+
+def register(app: App, ctx: AppContext) -> None:
+    ctx.subcommands["status"] = SubCommand("status", fast_status, summary="History of messages to a number")
