@@ -6,7 +6,7 @@ import importlib
 import pkgutil
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 
 import bot.listeners
 from bot.context import AppContext
@@ -20,6 +20,14 @@ def listener_modules() -> list[str]:
     return [n for n in FIRST if n in names] + sorted(n for n in names if n not in FIRST)
 
 
+def _socket_mode_only(req: BoltRequest, next: Any) -> Any:  # noqa: A002 - Bolt's name
+    # Without a signing secret nothing proves an HTTP request came from Slack, and
+    # /slack/events is still served beside the webhooks: only Socket Mode envelopes count.
+    if req.mode != "socket_mode":
+        return BoltResponse(status=401, body="")
+    return next()
+
+
 def build_app(ctx: AppContext) -> App:
     settings = ctx.settings
     app = App(
@@ -30,6 +38,7 @@ def build_app(ctx: AppContext) -> App:
         process_before_response=True,
         token_verification_enabled=False,
         request_verification_enabled=bool(settings.slack_signing_secret),
+        before_authorize=None if settings.slack_signing_secret else _socket_mode_only,
     )
 
     @app.middleware

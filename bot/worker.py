@@ -108,7 +108,8 @@ class Dispatcher:
         self._wake.set()
 
     def start(self) -> None:
-        # Rows a previous run of ours left mid-send: unknown now, not after a lease wait.
+        # Leases a dead worker left behind and that already ran out: claimed rows go back
+        # to pending, rows it was sending become unknown (the rest when their lease ends).
         for row in self.store.reap_expired():
             self._report(row)
         self._thread = threading.Thread(target=self._loop, name="smsbot-dispatcher", daemon=True)
@@ -120,6 +121,8 @@ class Dispatcher:
         if self._thread:
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        # Canceled futures never started: back to pending now, not after the lease.
+        self.store.unclaim_owner(self.owner)
 
     def limiter(self, sender: str) -> RateLimiter:
         if sender not in self._limiters:

@@ -102,6 +102,11 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 4: `/sms list` pages by owner and by time without sorting every pending row.
+    """
+    CREATE INDEX messages_owner_pending ON messages (created_by, status, scheduled, due_at);
+    CREATE INDEX messages_scheduled_pending ON messages (status, scheduled, due_at);
+    """,
 ]
 
 

@@ -384,6 +384,15 @@ class Store:
                     (mid, owner),
                 )
 
+    def unclaim_owner(self, owner: str) -> int:
+        """Give back every row this worker claimed but never started (a graceful stop)."""
+        with self.write() as conn:
+            return conn.execute(
+                "UPDATE messages SET status = 'pending', lease_owner = NULL, lease_until = NULL"
+                " WHERE status = 'claimed' AND lease_owner = ?",
+                (owner,),
+            ).rowcount
+
     def reap_expired(self, now: float | None = None) -> list[MessageRow]:
         """Leases that ran out: `claimed` goes back to pending, `sending` becomes unknown.
 

@@ -38,12 +38,16 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 DEFAULT_TOKEN = "xoxb-test-token"
+DEFAULT_APP_TOKEN = "xapp-1-test"
 DEFAULT_TZ = "America/New_York"
 
 # Slack timestamps are "<epoch seconds>.<6 digits>"; counting up in steps of
 # 100 microseconds from a fixed epoch keeps them unique, sortable and stable.
 _TS_START_MICROS = 1_700_000_000_000_000
 _TS_STEP_MICROS = 100
+
+# Methods that take an app-level token (xapp-...) instead of a bot token.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 # Form-encoded Web API calls carry these arguments as JSON strings.
 _JSON_FIELDS = frozenset({"blocks", "attachments", "view", "files", "metadata", "unfurls", "outputs"})
@@ -239,6 +243,8 @@ class FakeSlack:
         self,
         tokens: Iterable[str] = (DEFAULT_TOKEN,),
         *,
+        app_tokens: Iterable[str] = (DEFAULT_APP_TOKEN,),
+        socket_mode_url: str | Callable[[], str] | None = None,
         team_id: str = "T1",
         team_domain: str = "fake-team",
         team_name: str = "Fake Team",
@@ -248,6 +254,13 @@ class FakeSlack:
         app_id: str = "A1",
     ) -> None:
         self.tokens: set[str] = set(tokens)
+        # App-level tokens (xapp-...) only work for apps.connections.open, and bot tokens never do.
+        self.app_tokens: set[str] = set(app_tokens)
+        if any(not t.startswith("xapp-") for t in self.app_tokens):
+            raise ValueError("app-level tokens start with xapp-")
+        # What apps.connections.open answers: a URL, or a callable issuing a fresh one per call
+        # (FakeSocketMode.new_url).
+        self.socket_mode_url = socket_mode_url
         self.team_id = team_id
         self.team_domain = team_domain
         self.team_name = team_name
@@ -287,6 +300,7 @@ class FakeSlack:
         self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
@@ -583,8 +597,10 @@ class FakeSlack:
                 data = {"ok": False, "error": "unknown_method", "req_method": method}
             elif token is None:
                 data = {"ok": False, "error": "not_authed"}
-            elif token not in self.tokens:
+            elif token not in self.tokens and token not in self.app_tokens:
                 data = {"ok": False, "error": "invalid_auth"}
+            elif (token in self.app_tokens) != (method in _APP_TOKEN_METHODS):
+                data = {"ok": False, "error": "not_allowed_token_type"}
             else:
                 try:
                     data = {"ok": True, **self._methods[method](params)}
@@ -758,6 +774,13 @@ class FakeSlack:
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
         }
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        url = self.socket_mode_url
+        if url is None:
+            # Not a Slack error: the test forgot to give the fake a FakeSocketMode.
+            raise SlackError("fake_socket_mode_not_configured")
+        return {"url": url() if callable(url) else url}
 
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(params.get("channel"))
