@@ -25,7 +25,10 @@ from pydantic import BaseModel
 
 from storage.schema import migrate
 
-Status = Literal["pending", "claimed", "sending", "sent", "failed", "unknown", "canceled", "missed"]
+Status = Literal[
+    "pending", "claimed", "sending", "sent", "failed", "unknown", "canceled", "missed",
+    "draft", "queued", "paused",  # bulk rows, see storage/bulk.py
+]
 FINAL = ("sent", "failed", "unknown", "canceled", "missed")
 
 # Delivery states only move forward: a late "sent" never replaces "delivered".
@@ -109,6 +112,9 @@ class Store:
         self.path = path
         self._local = threading.local()
         self._memory_conn: sqlite3.Connection | None = None
+        # Writers of one process queue here instead of in SQLite's busy handler, which sleeps
+        # in growing steps (up to 100 ms) whenever another connection holds the write lock.
+        self._write_lock = threading.RLock()
         if path == ":memory:":
             # One shared connection: a memory database is private to its connection.
             self._memory_conn = self._connect()
@@ -146,8 +152,8 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the lock up front (no SQLITE_BUSY mid-way)."""
-        if self._memory_conn is not None:
-            self._memory_lock.acquire()
+        lock = self._memory_lock if self._memory_conn is not None else self._write_lock
+        lock.acquire()
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -158,8 +164,7 @@ class Store:
                 raise
             conn.execute("COMMIT")
         finally:
-            if self._memory_conn is not None:
-                self._memory_lock.release()
+            lock.release()
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

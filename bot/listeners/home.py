@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -85,3 +86,12 @@ def register(app: App, ctx: AppContext) -> None:
 
     # Lazy: the event is acknowledged at once; the figures and views.publish come after.
     app.event("app_home_opened")(ack=ack_event, lazy=[on_home_opened])
+
+    def refresh_after_schedule_change(row: Any, user_id: str | None) -> None:
+        # A schedule canceled or edited anywhere must not linger on the Home tab; off the
+        # request path, since views.publish is a Slack call.
+        people = {p for p in (user_id, getattr(row, "created_by", None)) if p}
+        for person in people:
+            threading.Thread(target=publish_home, args=(ctx, ctx.client, person), daemon=True).start()
+
+    ctx.extras.setdefault("schedule_changed", []).append(refresh_after_schedule_change)
