@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
-from bot.views import _input, plain, sender_options, text_input
+from bot.views import input_block, plain, send_later_blocks, sender_options, text_input
 
 BULK_MODAL = "bulk_modal"
 BULK_CONFIRM = "bulk_confirm"
@@ -29,7 +29,6 @@ SECTION_LIMIT = 2900
 
 # Input blocks of the form; errors are keyed on these.
 B_SENDER, B_TEXT, B_PASTE, B_CSV, B_OPTIONS = "sender", "text", "recipients", "csv", "options"
-WHEN_BLOCKS = ("when_dt", "when_date", "when_time")
 
 
 class ProblemLine(BaseModel):
@@ -119,22 +118,19 @@ def bulk_modal(senders: list[tuple[str, str]], default_sender: str, metadata: di
     options = sender_options(senders)
     chosen = next((o for o in options if o["value"] == default_sender), options[0])
     blocks: list[dict[str, Any]] = [
-        _input(B_SENDER, "Sender", {"type": "static_select", "action_id": "value", "options": options,
+        input_block(B_SENDER, "Sender", {"type": "static_select", "action_id": "value", "options": options,
                                     "initial_option": chosen}, optional=False),
-        _input(B_TEXT, "Message", text_input("value", "Hi {name}, your order is ready", multiline=True,
+        input_block(B_TEXT, "Message", text_input("value", "Hi {name}, your order is ready", multiline=True,
                                             max_length=1600), optional=False,
                hint="{name} and any CSV column in braces are filled per recipient; {{ and }} for literal braces"),
-        _input(B_PASTE, "Recipients", text_input("value", "+16175551212, Jane Doe", multiline=True),
+        input_block(B_PASTE, "Recipients", text_input("value", "+16175551212, Jane Doe", multiline=True),
                hint="One per line: number, optional name. Or upload a CSV below."),
-        _input(B_CSV, "…or a CSV file", {"type": "file_input", "action_id": "value", "filetypes": ["csv", "txt"],
+        input_block(B_CSV, "…or a CSV file", {"type": "file_input", "action_id": "value", "filetypes": ["csv", "txt"],
                                          "max_files": 1},
                hint="Columns: to (the number), name, and any others for placeholders. Up to 100,000 rows."),
-        _input(B_OPTIONS, "Options", {"type": "checkboxes", "action_id": "value", "options": [
+        input_block(B_OPTIONS, "Options", {"type": "checkboxes", "action_id": "value", "options": [
             {"text": plain("Allow duplicates (send again to a repeated number)"), "value": "allow_duplicates"}]}),
-        _input("when_dt", "Send later", {"type": "datetimepicker", "action_id": "value"},
-               hint="Leave empty to send as soon as you confirm"),
-        _input("when_date", "…or pick a date", {"type": "datepicker", "action_id": "value"}),
-        _input("when_time", "…and a time (your time zone)", {"type": "timepicker", "action_id": "value"}),
+        *send_later_blocks("Leave empty to send as soon as you confirm"),
     ]
     return {
         "type": "modal",

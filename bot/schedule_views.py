@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.phone import display
+from bot.slack_text import escape
 from bot.timeparse import describe_when
+from bot.views import input_block, text_input
 from storage.store import MessageRow
 
 EDIT_MODAL = "schedule_edit_modal"
@@ -55,11 +57,6 @@ class EditMeta(BaseModel):
     when0: str = ""  # the time as first shown; unchanged text keeps the exact due_at
     response_url: str | None = None  # the ephemeral list the edit came from, to refresh it
     list_page: ListPage | None = None
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn treats &, < and > as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def first_words(text: str, limit: int = 60) -> str:
@@ -202,22 +199,12 @@ def list_fallback_text(total: int, show_owner: bool) -> str:
 
 def _input(block_id: str, label: str, element: dict[str, Any], optional: bool = False,
            hint: str | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "input", "block_id": block_id, "label": plain(label), "element": element,
-                             "optional": optional}
-    if hint:
-        block["hint"] = plain(hint)
-    return block
+    return input_block(block_id, label, element, optional=optional, hint=hint)
 
 
 def _text(initial: str | None, *, multiline: bool = False, max_length: int = 3000,
           placeholder: str = "") -> dict[str, Any]:
-    el: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "multiline": multiline,
-                          "max_length": max_length}
-    if initial:
-        el["initial_value"] = initial[:max_length]
-    if placeholder:
-        el["placeholder"] = plain(placeholder)
-    return el
+    return text_input("value", placeholder, multiline=multiline, max_length=max_length, initial=initial)
 
 
 def edit_modal(row: MessageRow, meta: EditMeta, now: datetime | float,

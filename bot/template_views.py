@@ -29,7 +29,7 @@ from bot.templates_catalog import (
     render_preview,
     to_template_send,
 )
-from bot.views import plain
+from bot.views import plain, send_later_blocks
 from providers.base import TemplateSend
 
 TEMPLATE_MODAL = "template_modal"
@@ -40,7 +40,6 @@ TO_BLOCK = "to"
 NAME_BLOCK = "name"
 PREVIEW_BLOCK = "tpl_preview"
 VALUE_ACTION = "value"  # what bot.views.state_value / when_from_state read
-WHEN_BLOCKS = ("when_dt", "when_date", "when_time")
 
 # Slack limits (docs/slack-notes): a static select holds 100 options, a view 100 blocks.
 MAX_STATIC_OPTIONS = 100
@@ -220,15 +219,7 @@ def _preview_block(tpl: TemplateDef, values: Mapping[str, str] | None) -> dict[s
 
 
 def _when_blocks() -> list[dict[str, Any]]:
-    # Same block ids as the send modal so bot.views.when_from_state reads them.
-    return [
-        {"type": "input", "block_id": "when_dt", "label": plain("Send later"), "optional": True,
-         "element": {"type": "datetimepicker", "action_id": VALUE_ACTION}, "hint": plain("Leave empty to send now")},
-        {"type": "input", "block_id": "when_date", "label": plain("…or pick a date"), "optional": True,
-         "element": {"type": "datepicker", "action_id": VALUE_ACTION}},
-        {"type": "input", "block_id": "when_time", "label": plain("…and a time (your time zone)"), "optional": True,
-         "element": {"type": "timepicker", "action_id": VALUE_ACTION}},
-    ]
+    return send_later_blocks("Leave empty to send now")
 
 
 # --------------------------------------------------------------------------- the modal

@@ -14,8 +14,11 @@ def plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text[:150], "emoji": True}
 
 
-def _input(block_id: str, label: str, element: dict[str, Any], optional: bool = True,
-           hint: str | None = None) -> dict[str, Any]:
+WHEN_BLOCKS = ("when_dt", "when_date", "when_time")
+
+
+def input_block(block_id: str, label: str, element: dict[str, Any], optional: bool = True,
+                hint: str | None = None) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "input", "block_id": block_id, "label": plain(label), "element": element,
                              "optional": optional}
     if hint:
@@ -34,6 +37,16 @@ def text_input(action_id: str, placeholder: str = "", multiline: bool = False, m
     return el
 
 
+def send_later_blocks(hint: str) -> list[dict[str, Any]]:
+    """A date-time picker, and date + time pickers for clients without it (same ids everywhere,
+    so `when_from_state` reads any form that has them)."""
+    return [
+        input_block("when_dt", "Send later", {"type": "datetimepicker", "action_id": "value"}, hint=hint),
+        input_block("when_date", "…or pick a date", {"type": "datepicker", "action_id": "value"}),
+        input_block("when_time", "…and a time (your time zone)", {"type": "timepicker", "action_id": "value"}),
+    ]
+
+
 def sender_options(senders: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return [{"text": plain(f"{label} ({name})"[:75]), "value": name} for name, label in senders[:100]]
 
@@ -49,31 +62,28 @@ def send_modal(
     options = sender_options(senders)
     chosen = next((o for o in options if o["value"] == initial.get("sender", default_sender)), options[0])
     blocks: list[dict[str, Any]] = [
-        _input("sender", "Sender", {"type": "static_select", "action_id": "value", "options": options,
+        input_block("sender", "Sender", {"type": "static_select", "action_id": "value", "options": options,
                                     "initial_option": chosen}, optional=False),
-        _input("to", "Phone number", text_input("value", "+16175551212", max_length=40, initial=initial.get("to")),
+        input_block("to", "Phone number", text_input("value", "+16175551212", max_length=40, initial=initial.get("to")),
                optional=False, hint="E.164 (+16175551212) or a national number"),
-        _input("name", "Recipient name", text_input("value", "Jane Doe", max_length=100)),
-        _input("text", "Message", text_input("value", "Your order has shipped", multiline=True, max_length=1600,
+        input_block("name", "Recipient name", text_input("value", "Jane Doe", max_length=100)),
+        input_block("text", "Message", text_input("value", "Your order has shipped", multiline=True, max_length=1600,
                                             initial=initial.get("text"))),
-        _input("images", "Image URL(s)", text_input("value", "https://example.com/photo.jpg", multiline=True),
+        input_block("images", "Image URL(s)", text_input("value", "https://example.com/photo.jpg", multiline=True),
                hint="One public URL per line (Twilio SMS, Bird, TextUs)"),
-        _input("video", "Video URL", text_input("value", "https://example.com/clip.mp4", max_length=1000)),
-        _input("file", "File URL", text_input("value", "https://example.com/menu.pdf", max_length=1000)),
-        _input("file_type", "File type", text_input("value", "application/pdf", max_length=100),
+        input_block("video", "Video URL", text_input("value", "https://example.com/clip.mp4", max_length=1000)),
+        input_block("file", "File URL", text_input("value", "https://example.com/menu.pdf", max_length=1000)),
+        input_block("file_type", "File type", text_input("value", "application/pdf", max_length=100),
                hint="MIME type of the file; needed by Bird and TextUs when the URL has no extension"),
         {"type": "divider"},
-        _input("save_contact", "Contact", {"type": "checkboxes", "action_id": "value",
+        input_block("save_contact", "Contact", {"type": "checkboxes", "action_id": "value",
                                            "options": [{"text": plain("Save as contact (Sociocs)"), "value": "save"}]}),
-        _input("list_id", "Contact list id", text_input("value", "0 = All Contacts", max_length=20)),
-        _input("extra_fields", "Extra contact fields", text_input("value", "email_address=jane@example.com",
+        input_block("list_id", "Contact list id", text_input("value", "0 = All Contacts", max_length=20)),
+        input_block("extra_fields", "Extra contact fields", text_input("value", "email_address=jane@example.com",
                                                                    multiline=True, max_length=2000),
                hint="One key=value per line"),
         {"type": "divider"},
-        _input("when_dt", "Send later", {"type": "datetimepicker", "action_id": "value"},
-               hint="Leave empty to send now"),
-        _input("when_date", "…or pick a date", {"type": "datepicker", "action_id": "value"}),
-        _input("when_time", "…and a time (your time zone)", {"type": "timepicker", "action_id": "value"}),
+        *send_later_blocks("Leave empty to send now"),
     ]
     return {
         "type": "modal",

@@ -24,7 +24,6 @@ from bot.template_views import (
     TEMPLATE_MODAL,
     TO_BLOCK,
     VAR_ACTION,
-    WHEN_BLOCKS,
     ModalMeta,
     SenderInfo,
     catalog_listing,
@@ -46,7 +45,7 @@ from bot.templates_catalog import (
     to_template_send,
     validate_values,
 )
-from bot.views import state_value, when_from_state
+from bot.views import WHEN_BLOCKS, state_value, when_from_state
 from providers.base import TemplateSend
 
 log = logging.getLogger("smsbot.listeners.templates")
