@@ -8,9 +8,8 @@
 Slack calls never run on the webhook's request path: one background thread makes them,
 honours 429 Retry-After and never drops the last state of a thread.
 
-Not in storage/store.py yet (the SQL below in `DeliveryQueries` is small and keyed on
-columns the store already has): adopting events that arrived before the send recorded its
-provider id, settling `unknown` rows, and sender health.
+The SQL for adopting early events, settling `unknown` rows and sender health lives in
+storage/delivery.py (`DeliveryQueries`).
 """
 
 from __future__ import annotations
@@ -33,14 +32,14 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from bot.history_views import channel_notice, failure_reply, status_line
 from providers.base import ProviderError, redact
 from providers.events import DeliveryEvent
-from storage.store import DELIVERY_RANK, MessageRow, Store
+from storage.delivery import DeliveryQueries
+from storage.store import MessageRow, Store
 
 log = logging.getLogger("smsbot.delivery")
 
 SOCIOCS_CODES = ("twlo", "twlowa", "gswa")
 # error kinds that say "this sender is broken", not "this one message was refused"
 SENDER_LEVEL_KINDS = frozenset({"auth", "not_found", "config", "unknown", "not_sent"})
-ALERT_AFTER = 3  # consecutive sender-level failures before one alert
 RECENT_SEND = 10.0  # seconds in which Notifier.report_outcome is expected to post the status line
 SANDBOX_SENT_AFTER = 0.5
 SANDBOX_DELIVERED_AFTER = 1.5
@@ -48,130 +47,6 @@ SANDBOX_DELIVERED_AFTER = 1.5
 
 def family_of(sender: str) -> str:
     return "sociocs" if sender in SOCIOCS_CODES else sender
-
-
-# --------------------------------------------------------------------------- SQL
-
-
-class DeliveryQueries:
-    """The few statements delivery needs beyond Store's API (candidates for storage/store.py)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def adopt_orphans(self, row: MessageRow, now: float | None = None) -> tuple[bool, MessageRow | None]:
-        """Apply events that arrived before the send knew its provider id (fast providers)."""
-        if not row.provider_message_id:
-            return False, row
-        now = time.time() if now is None else now
-        with self.store.write() as conn:
-            events = conn.execute(
-                "SELECT status, error FROM delivery_events WHERE provider_message_id = ? AND message_id IS NULL"
-                " ORDER BY id",
-                (row.provider_message_id,),
-            ).fetchall()
-            if not events:
-                return False, row
-            conn.execute(
-                "UPDATE delivery_events SET message_id = ? WHERE provider_message_id = ? AND message_id IS NULL",
-                (row.id, row.provider_message_id),
-            )
-            current = conn.execute("SELECT delivery FROM messages WHERE id = ?", (row.id,)).fetchone()[0]
-            best, error = current, None
-            for ev in events:
-                if best is None or DELIVERY_RANK.get(ev["status"], 0) > DELIVERY_RANK.get(best, 0):
-                    best, error = ev["status"], ev["error"]
-            if best == current:
-                return False, row
-            conn.execute(
-                "UPDATE messages SET delivery = ?, delivery_error = coalesce(?, delivery_error), updated_at = ?"
-                " WHERE id = ?",
-                (best, error, now, row.id),
-            )
-        return True, self.store.get(row.id)
-
-    def settle_unknown(self, message_id: int, status: str, *, provider_message_id: str | None = None,
-                       delivery: str | None = None, error: str | None = None, now: float | None = None) -> bool:
-        """unknown -> sent | failed once the provider told us which. False if it moved meanwhile."""
-        now = time.time() if now is None else now
-        kind = "reconciled" if status == "sent" else "not_found"
-        with self.store.write() as conn:
-            cur = conn.execute(
-                "UPDATE messages SET status = ?, provider_message_id = coalesce(?, provider_message_id),"
-                " delivery = coalesce(?, delivery), error = ?, error_kind = ?, updated_at = ?,"
-                " sent_at = CASE WHEN ? = 'sent' THEN coalesce(sent_at, updated_at) ELSE sent_at END"
-                " WHERE id = ? AND status = 'unknown'",
-                (status, provider_message_id, delivery, error, kind, now, status, message_id),
-            )
-            return cur.rowcount == 1
-
-    def unknown_rows(self, since: float, limit: int = 200) -> list[MessageRow]:
-        rows = self.store.conn.execute(
-            "SELECT * FROM messages WHERE status = 'unknown' AND created_at >= ? ORDER BY id LIMIT ?",
-            (since, limit),
-        )
-        return [MessageRow.from_db(r) for r in rows]
-
-    def is_known_provider_id(self, provider_message_id: str) -> bool:
-        return self.store.by_provider_id(provider_message_id) is not None
-
-    def latest_failures(self, limit: int = 5) -> list[MessageRow]:
-        rows = self.store.conn.execute(
-            "SELECT * FROM messages WHERE status IN ('failed', 'unknown') OR delivery = 'failed'"
-            " ORDER BY updated_at DESC, id DESC LIMIT ?",
-            (limit,),
-        )
-        return [MessageRow.from_db(r) for r in rows]
-
-    # -- sender health: one row per sender; the alert goes out on the ok -> alerting edge only
-
-    def health_failure(self, sender: str, kind: str | None, error: str | None,
-                       now: float | None = None) -> int | None:
-        """Count a sender-level failure. Returns the count when this call raised the alert."""
-        now = time.time() if now is None else now
-        with self.store.write() as conn:
-            conn.execute(
-                "INSERT INTO sender_health (sender, state, consecutive_failures, last_error_kind, last_error,"
-                " updated_at) VALUES (?, 'ok', 1, ?, ?, ?) ON CONFLICT (sender) DO UPDATE SET"
-                " consecutive_failures = consecutive_failures + 1, last_error_kind = excluded.last_error_kind,"
-                " last_error = excluded.last_error, updated_at = excluded.updated_at",
-                (sender, kind, error, now),
-            )
-            cur = conn.execute(
-                "UPDATE sender_health SET state = 'alerting', alerted_at = ? WHERE sender = ? AND state = 'ok'"
-                " AND consecutive_failures >= ?",
-                (now, sender, ALERT_AFTER),
-            )
-            if cur.rowcount != 1:
-                return None
-            return int(conn.execute("SELECT consecutive_failures FROM sender_health WHERE sender = ?",
-                                    (sender,)).fetchone()[0])
-
-    def health_success(self, sender: str, now: float | None = None) -> bool:
-        """A send went through. True when the sender was alerting (time for a recovery notice)."""
-        now = time.time() if now is None else now
-        # Read first: the common case (healthy sender) then costs no write transaction.
-        row = self.store.conn.execute(
-            "SELECT state, consecutive_failures FROM sender_health WHERE sender = ?", (sender,)
-        ).fetchone()
-        if row is None or (row[0] == "ok" and row[1] == 0):
-            return False
-        with self.store.write() as conn:
-            cur = conn.execute(
-                "UPDATE sender_health SET state = 'ok', consecutive_failures = 0, updated_at = ?"
-                " WHERE sender = ? AND state = 'alerting'",
-                (now, sender),
-            )
-            conn.execute("UPDATE sender_health SET consecutive_failures = 0, updated_at = ? WHERE sender = ?",
-                         (now, sender))
-            return cur.rowcount == 1
-
-    def health(self, sender: str) -> dict[str, Any] | None:
-        row = self.store.conn.execute("SELECT * FROM sender_health WHERE sender = ?", (sender,)).fetchone()
-        return dict(row) if row else None
-
-
-# --------------------------------------------------------------------------- Slack, off the request path
 
 
 @dataclass

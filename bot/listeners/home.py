@@ -14,8 +14,9 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.context import AppContext
-from bot.delivery import DeliveryQueries, get_delivery
+from bot.delivery import get_delivery
 from bot.history_views import figures_by_sender, home_view, simple_schedule_blocks
+from storage.delivery import DeliveryQueries
 
 log = logging.getLogger("smsbot.listeners.home")
 
