@@ -31,6 +31,15 @@ Status = Literal[
 ]
 FINAL = ("sent", "failed", "unknown", "canceled", "missed")
 
+# Webhook events name the API (one Sociocs key serves three senders); a message matches an
+# event only when its sender belongs to that API, so one provider cannot touch another's.
+SENDERS_BY_FAMILY: dict[str, tuple[str, ...]] = {"sociocs": ("twlo", "twlowa", "gswa")}
+
+
+def family_senders(provider: str) -> tuple[str, ...]:
+    return SENDERS_BY_FAMILY.get(provider, (provider,))
+
+
 # Delivery states only move forward: a late "sent" never replaces "delivered".
 DELIVERY_RANK = {"accepted": 0, "scheduled": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 2}
 
@@ -535,9 +544,11 @@ class Store:
             )
             if cur.rowcount == 0:
                 return False, None
+            senders = family_senders(provider)
             row = conn.execute(
-                "SELECT * FROM messages WHERE provider_message_id = ? ORDER BY id DESC LIMIT 1",
-                (provider_message_id,),
+                "SELECT * FROM messages WHERE provider_message_id = ?"
+                f" AND sender IN ({','.join('?' for _ in senders)}) ORDER BY id DESC LIMIT 1",
+                (provider_message_id, *senders),
             ).fetchone()
             if row is None:
                 return False, None

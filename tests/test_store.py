@@ -12,9 +12,9 @@ from storage.store import NewMessage, Store
 T0 = 1_800_000_000.0
 
 
-def new(key: str, due: float = T0, scheduled: bool = False, **kw: object) -> NewMessage:
+def new(key: str, due: float = T0, scheduled: bool = False, sender: str = "sandbox", **kw: object) -> NewMessage:
     return NewMessage(
-        idem_key=key, sender="sandbox", to_number="+16175551212",
+        idem_key=key, sender=sender, to_number="+16175551212",
         payload={"to": "+16175551212", "text": key}, summary=key, due_at=due, scheduled=scheduled, **kw,
     )
 
@@ -115,17 +115,30 @@ def test_misfired_schedules_are_marked_missed_not_sent(store: Store) -> None:
 
 
 def test_delivery_events_move_forward_only_and_dedupe(store: Store) -> None:
-    store.enqueue(new("a"), now=T0)
+    store.enqueue(new("a", sender="twlo"), now=T0)
     claimed, _ = store.claim_due("w", now=T0)
     store.mark_sending(1, "w", now=T0)
     store.record_outcome(1, "sent", provider_message_id="pm-1", delivery="accepted", now=T0)
-    assert store.apply_delivery_event("twlo", "pm-1", "delivered", now=T0)[0] is True
-    assert store.apply_delivery_event("twlo", "pm-1", "delivered", now=T0)[0] is False  # duplicate
-    assert store.apply_delivery_event("twlo", "pm-1", "sent", now=T0)[0] is False  # out of order
+    assert store.apply_delivery_event("sociocs", "pm-1", "delivered", now=T0)[0] is True
+    assert store.apply_delivery_event("sociocs", "pm-1", "delivered", now=T0)[0] is False  # duplicate
+    assert store.apply_delivery_event("sociocs", "pm-1", "sent", now=T0)[0] is False  # out of order
     assert store.get(1).delivery == "delivered"
-    assert store.apply_delivery_event("twlo", "nobody", "delivered", now=T0) == (False, None)
+    assert store.apply_delivery_event("sociocs", "nobody", "delivered", now=T0) == (False, None)
 
 
 def test_first_time_dedupes_keys(store: Store) -> None:
     assert store.first_time("event:1")
     assert not store.first_time("event:1")
+
+
+def test_an_event_only_touches_messages_of_its_own_provider(store: Store) -> None:
+    store.enqueue(new("a", sender="twlo"), now=T0)
+    store.claim_due("w", now=T0)
+    store.mark_sending(1, "w", now=T0)
+    store.record_outcome(1, "sent", provider_message_id="SAME-ID", delivery="accepted", now=T0)
+    # A TextUs event carrying a Sociocs message id changes nothing...
+    assert store.apply_delivery_event("textus", "SAME-ID", "failed", error="spoofed", now=T0) == (False, None)
+    assert store.get(1).delivery == "accepted"
+    # ...while the Sociocs family (twlo, twlowa, gswa) matches.
+    changed, row = store.apply_delivery_event("sociocs", "SAME-ID", "delivered", now=T0)
+    assert changed and row is not None and row.delivery == "delivered"
