@@ -118,6 +118,9 @@ def parse_send(text: str, default_region: str = "US") -> SendCommand:
                 raise CommandError(f"{key} needs a value, e.g. {key} {'twlo' if key == '--via' else '...'}")
             value = _unquote(tokens[i + 1][0])
             i += 2
+        if not value.strip():
+            # `--at ""` must never turn a scheduled send into an immediate one.
+            raise CommandError(f"{key} needs a value; nothing was sent. See `/sms help`.")
         name = key[2:].replace("-", "_")
         if name == "image":
             opts["image_urls"].append(value)  # type: ignore[union-attr]

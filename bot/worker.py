@@ -32,32 +32,55 @@ log = logging.getLogger("smsbot.worker")
 
 
 class RateLimiter:
-    """Spaces calls to one sender at `rate` per second, and honours a 429 pause."""
+    """Spaces calls to one sender at `rate` per second, honours a 429 pause, serves single
+    sends before bulk rows.
+
+    A slot is taken only when it is due, never reserved ahead: a pause that starts while a
+    call waits is seen, and a waiting bulk row lets a single send that arrives later go first.
+    """
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
         self.paused_until = 0.0
-        self._lock = threading.Lock()
+        self._urgent = 0  # single sends waiting: bulk rows hold back while there are any
+        self._cond = threading.Condition()
 
     def pause(self, seconds: float) -> None:
-        with self._lock:
+        with self._cond:
             self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+            self._cond.notify_all()
 
     def paused(self) -> bool:
         return time.monotonic() < self.paused_until
 
-    def acquire(self, stop: threading.Event | None = None) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next, self.paused_until)
-            self._next = slot + self.interval
-        delay = slot - time.monotonic()
-        if delay > 0:
-            if stop is not None:
-                return not stop.wait(delay)
-            time.sleep(delay)
-        return True
+    def acquire(self, stop: threading.Event | None = None, priority: int = 0) -> bool:
+        """Wait for this sender's next slot; False when `stop` was set meanwhile."""
+        with self._cond:
+            if priority == 0:
+                self._urgent += 1
+            try:
+                while stop is None or not stop.is_set():
+                    now = time.monotonic()
+                    slot = max(self._next, self.paused_until)
+                    if priority != 0 and self._urgent:
+                        slot = max(slot, now + 0.05)  # let the single sends through first
+                    elif slot <= now:
+                        self._next = now + self.interval
+                        return True
+                    # Woken early by pause() or a slot given back; capped so `stop` is seen.
+                    self._cond.wait(min(slot - now, 0.25))
+                return False
+            finally:
+                if priority == 0:
+                    self._urgent -= 1
+                    self._cond.notify_all()
+
+    def refund(self) -> None:
+        """Give back the slot just taken by a call that did not happen (canceled, paused)."""
+        with self._cond:
+            self._next = max(time.monotonic(), self._next - self.interval)
+            self._cond.notify_all()
 
 
 def backoff(attempt: int) -> float:
@@ -200,10 +223,12 @@ class Dispatcher:
                 row.id, "failed", error=f"Sender '{row.sender}' is no longer configured.", error_kind="config"
             )
             return self._report(final)
-        if not self.limiter(row.sender).acquire(self._stop):
+        limiter = self.limiter(row.sender)
+        if not limiter.acquire(self._stop, priority=row.priority):
             self.store.unclaim([row.id], self.owner)
             return None
         if not self.store.mark_sending(row.id, self.owner, lease=self.sending_lease):
+            limiter.refund()  # paused or canceled while waiting: the slot was not used
             return None
         msg = OutboundMessage.model_validate(row.payload)
         msg.reference = f"smsbot-{row.id}"

@@ -29,6 +29,7 @@ Status = Literal[
     "pending", "claimed", "sending", "sent", "failed", "unknown", "canceled", "missed",
     "draft", "queued", "paused",  # bulk rows, see storage/bulk.py
 ]
+MAX_ID = 2**63 - 1  # SQLite's largest integer
 FINAL = ("sent", "failed", "unknown", "canceled", "missed")
 
 # Webhook events name the API (one Sociocs key serves three senders); a message matches an
@@ -213,6 +214,8 @@ class Store:
     # -- reading
 
     def get(self, message_id: int) -> MessageRow | None:
+        if not 0 < message_id <= MAX_ID:
+            return None  # typed ids can be anything; SQLite integers stop at 2**63 - 1
         row = self.conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
         return MessageRow.from_db(row) if row else None
 
@@ -308,14 +311,19 @@ class Store:
                     missed.append(m.model_copy(update={"status": "missed"}))
             skip = tuple(skip_senders)
             skip_sql = f" AND sender NOT IN ({','.join('?' for _ in skip)})" if skip else ""
+            # Past-grace schedules the sweep above has not reached yet (it takes 100 a pass)
+            # must wait for it, never go out late.
+            stale_sql, stale = "", ()
+            if misfire_grace is not None:
+                stale_sql, stale = " AND NOT (scheduled = 1 AND due_at < ?)", (now - misfire_grace,)
             rows = conn.execute(
                 "SELECT * FROM ("
                 " SELECT * FROM messages WHERE status = 'pending' AND priority = 0 AND due_at <= ?"
-                f"{skip_sql} ORDER BY due_at LIMIT ?)"
+                f"{skip_sql}{stale_sql} ORDER BY due_at LIMIT ?)"
                 " UNION ALL SELECT * FROM ("
                 " SELECT * FROM messages WHERE status = 'pending' AND priority = 1 AND due_at <= ?"
-                f"{skip_sql} ORDER BY due_at LIMIT ?)",
-                (now, *skip, limit, now, *skip, limit),
+                f"{skip_sql}{stale_sql} ORDER BY due_at LIMIT ?)",
+                (now, *skip, *stale, limit, now, *skip, *stale, limit),
             ).fetchall()[:limit]
             claimed = []
             for r in rows:
@@ -457,6 +465,8 @@ class Store:
     # -- people's actions
 
     def cancel(self, message_id: int, now: float | None = None) -> Transition:
+        if not 0 < message_id <= MAX_ID:
+            return Transition(ok=False)
         now = time.time() if now is None else now
         with self.write() as conn:
             cur = conn.execute(
@@ -480,6 +490,8 @@ class Store:
         now: float | None = None,
     ) -> Transition:
         """Change a pending row; refused (ok=False) once a worker has claimed it."""
+        if not 0 < message_id <= MAX_ID:
+            return Transition(ok=False)
         now = time.time() if now is None else now
         sets = ["updated_at = ?"]
         args: list[Any] = [now]
@@ -501,6 +513,8 @@ class Store:
 
     def send_missed_now(self, message_id: int, now: float | None = None) -> Transition:
         """A person chose "Send now" for a missed schedule."""
+        if not 0 < message_id <= MAX_ID:
+            return Transition(ok=False)
         now = time.time() if now is None else now
         with self.write() as conn:
             cur = conn.execute(

@@ -118,3 +118,9 @@ def test_numbers_in_the_text_are_still_text() -> None:
 
 def test_non_breaking_space_after_the_subcommand() -> None:
     assert split_subcommand("send\u00a0+16175551212 hi") == ("send", "+16175551212 hi")
+
+
+@pytest.mark.parametrize("text", ['--at "" +16175551212 Hi', "--at= +16175551212 Hi", '--via "" +16175551212 Hi'])
+def test_an_empty_option_value_is_refused_not_ignored(text: str) -> None:
+    with pytest.raises(CommandError, match="needs a value; nothing was sent"):
+        parse_send(text, "US")

@@ -142,3 +142,22 @@ def test_an_event_only_touches_messages_of_its_own_provider(store: Store) -> Non
     # ...while the Sociocs family (twlo, twlowa, gswa) matches.
     changed, row = store.apply_delivery_event("sociocs", "SAME-ID", "delivered", now=T0)
     assert changed and row is not None and row.delivery == "delivered"
+
+
+def test_more_stale_schedules_than_one_sweep_are_all_missed_none_sent(store: Store) -> None:
+    store.enqueue_many([new(f"old{i}", due=T0 - 7200, scheduled=True) for i in range(150)], now=T0 - 9000)
+    sent = []
+    missed = []
+    for _ in range(3):
+        claimed, gone = store.claim_due("w", now=T0, limit=16, misfire_grace=900)
+        sent += claimed
+        missed += gone
+    assert sent == []
+    assert len(missed) == 150
+
+
+def test_absurd_ids_are_just_not_found(store: Store) -> None:
+    huge = 10**30
+    assert store.get(huge) is None
+    assert store.cancel(huge).ok is False and store.cancel(huge).status is None
+    assert store.edit(huge, summary="x").ok is False

@@ -30,7 +30,7 @@ def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
         return f":warning: {exc}\nExample: `/sms send +16175551212 Your order has shipped`"
     when = None
     tz = None
-    if cmd.at:
+    if cmd.at is not None:
         from bot.timeparse import WhenError, parse_when
 
         tz = ctx.user_tz(body.get("user_id"))
