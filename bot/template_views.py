@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 from slack_sdk.errors import SlackObjectFormationError
@@ -403,22 +403,37 @@ def resolve_key(tpl: TemplateDef, key: str) -> str | None:
     return None
 
 
-def map_keys(tpl: TemplateDef, raw: Mapping[str, str]) -> tuple[dict[str, str], str | None, list[str]]:
-    """(values by ref, media URL, keys that match no variable).
+class MappedKeys(NamedTuple):
+    """What map_keys made of typed keys or CSV columns."""
+
+    values: dict[str, str]  # by variable ref
+    media: str | None
+    unknown: list[str]  # keys that match no variable
+    twice: dict[str, list[str]]  # ref (or MEDIA_URL) -> every key that reached it, when more than one
+
+
+def map_keys(tpl: TemplateDef, raw: Mapping[str, str]) -> MappedKeys:
+    """(values by ref, media URL, keys that match no variable, variables reached by several keys).
 
     A key naming the variable directly (`1`, `appt_date`) wins over one that reaches the
-    same variable through its label, whatever their order.
+    same variable through its label or another spelling, whatever their order; a blank
+    direct value leaves room for the other. Every variable (and the media URL) reached by
+    more than one key is listed in `twice`, so a command can refuse `a=1 A=2` instead of
+    silently dropping a value (bulk CSV columns keep the precedence).
     """
     by_ref: dict[str, str] = {}
     media: str | None = None
     unknown: list[str] = []
     indirect: list[tuple[str, str]] = []
+    keys_for: dict[str, list[str]] = {}
     for key, value in raw.items():
         text = "" if value is None else str(value).strip()
         ref = resolve_key(tpl, key)
         if ref is None:
             unknown.append(key)
-        elif ref == MEDIA_KEY:
+            continue
+        keys_for.setdefault(ref, []).append(key)
+        if ref == MEDIA_KEY:
             media = text or media
         elif _direct_ref(tpl, key) == ref:
             by_ref[ref] = text
@@ -427,7 +442,8 @@ def map_keys(tpl: TemplateDef, raw: Mapping[str, str]) -> tuple[dict[str, str], 
     for ref, text in indirect:
         if not by_ref.get(ref):
             by_ref[ref] = text
-    return by_ref, media, unknown
+    twice = {ref: keys for ref, keys in keys_for.items() if len(keys) > 1}
+    return MappedKeys(by_ref, media, unknown, twice)
 
 
 def template_for_recipient(tpl: TemplateDef, column_values: dict[str, str]) -> TemplateSend:
@@ -438,7 +454,7 @@ def template_for_recipient(tpl: TemplateDef, column_values: dict[str, str]) -> T
     (phone, name, ...) are ignored. Raises TemplateValuesError (its `errors` name each
     variable) when a required value is missing or too long.
     """
-    values, media, _ignored = map_keys(tpl, column_values)
+    values, media, _ignored, _twice = map_keys(tpl, column_values)
     return to_template_send(tpl, values, media)
 
 

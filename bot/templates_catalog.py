@@ -13,12 +13,10 @@ Values are keyed by a variable's `ref`: its key (`"1"`, `"appt_date"`), or `Grou
 from __future__ import annotations
 
 import difflib
-import html
 import os
 import re
-import shlex
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -192,6 +190,10 @@ class TemplateDef(BaseModel):
     # -- consistency checks that need more than one field
 
     def problems(self) -> list[TemplateProblem]:
+        return [*self.sender_problems(), *self._variable_problems(), *self._body_problems()]
+
+    def sender_problems(self) -> list[TemplateProblem]:
+        """The sender's rules: ids, bird-only fields, media. Needs only the top-level fields."""
         out: list[TemplateProblem] = []
         who = f"{self.sender} template"
         needs_id = {
@@ -222,9 +224,11 @@ class TemplateDef(BaseModel):
                     "media is only for gswa templates (a Twilio media URL is a numbered variable)",
                 )
             )
-        out.extend(self._variable_problems())
-        out.extend(self._body_problems())
         return out
+
+    def variable_problems(self) -> list[TemplateProblem]:
+        """Variables against the sender and the body: groups, keys, duplicates, placeholders."""
+        return [*self._variable_problems(), *self._body_problems()]
 
     def _bird_problems(self) -> list[TemplateProblem]:
         out: list[TemplateProblem] = []
@@ -538,21 +542,89 @@ def parse_catalog(text: str, file: str = DEFAULT_CATALOG_PATH) -> Catalog:
         try:
             tpl = TemplateDef.model_validate(raw, context={"collect_problems": True})
         except ValidationError as exc:
-            for err in exc.errors():
+            errors = exc.errors()
+            for err in errors:
                 loc = (*where, *err["loc"])
                 reader._problem(reader.line_of(loc), prefix + _describe(err))
+            # Also the checks across fields, on what is left, so one run shows every problem.
+            partial = _partial_template(raw, [tuple(err["loc"]) for err in errors])
+            if partial is not None:
+                tpl, checks = partial
+                _report(reader, where, prefix, tpl, [p for check in checks for p in check(tpl)])
             continue
-        for problem in tpl.problems():
-            line = reader.line_of((*where, *problem.loc))
-            if problem.body_index is not None:
-                line = _body_line(reader.nodes.get((*where, "body")), tpl.body, problem.body_index) or line
-            reader._problem(line, prefix + problem.message)
+        _report(reader, where, prefix, tpl, tpl.problems())
         templates.append(tpl)
 
     if reader.problems:
         problems = sorted(reader.problems, key=lambda p: p.line or 0)  # stable: same line keeps order
         raise CatalogError(problems)
     return Catalog(templates=templates)
+
+
+def _report(reader: _Reader, where: Loc, prefix: str, tpl: TemplateDef, found: list[TemplateProblem]) -> None:
+    for problem in found:
+        line = reader.line_of((*where, *problem.loc))
+        if problem.body_index is not None:
+            line = _body_line(reader.nodes.get((*where, "body")), tpl.body, problem.body_index) or line
+        reader._problem(line, prefix + problem.message)
+
+
+Check = Callable[[TemplateDef], list[TemplateProblem]]
+_SENDER_FIELDS = ("template_id", "project_id", "version", "locale", "media")
+
+
+def _tainted(locs: list[tuple[Any, ...]], fields: list[str]) -> set[Any]:
+    """The first loc items the errors touch; an unknown field also taints the field it resembles
+    (`templat_id` must not also be reported as a missing template_id)."""
+    out: set[Any] = set()
+    for loc in locs:
+        if not loc:
+            continue
+        out.add(loc[0])
+        if len(loc) == 1 and isinstance(loc[0], str) and loc[0] not in fields:
+            out.update(difflib.get_close_matches(loc[0], fields, n=1))
+    return out
+
+
+def _partial_template(
+    raw: dict[str, Any], locs: list[tuple[Any, ...]]
+) -> tuple[TemplateDef, list[Check]] | None:
+    """A template built from the fields of `raw` that have no field error, and which of its
+    cross-field checks can be trusted on it; None when nothing can (no valid sender).
+
+    A check runs only when every field it reads is sound: the sender rules need the ids,
+    locale, version and media; the variable and placeholder checks need the body and every
+    variable's key and group. Fields a check does not read (a label, an example) are filled in.
+    """
+    top = _tainted([loc for loc in locs if loc[:1] != ("variables",) or len(loc) == 1], _TEMPLATE_FIELDS)
+    if "sender" in top or not isinstance(raw.get("sender"), str):
+        return None
+    clean = {k: v for k, v in raw.items() if k in _TEMPLATE_FIELDS and k not in top and k != "variables"}
+    clean["name"] = "x"  # the name takes no part in these checks
+    body_ok = "body" not in top and isinstance(raw.get("body"), str) and bool(raw["body"].strip())
+    if not body_ok:
+        clean["body"] = "x"
+    raw_vars = raw.get("variables") or []
+    vars_ok = "variables" not in top and isinstance(raw_vars, list)
+    variables: list[dict[str, Any]] = []
+    for i, var in enumerate(raw_vars if vars_ok else []):
+        bad = _tainted([loc[2:] or ("*",) for loc in locs if loc[:2] == ("variables", i)], _VARIABLE_FIELDS)
+        if not isinstance(var, dict) or bad & {"*", "key", "group"}:
+            vars_ok = False
+            break
+        fields = {k: v for k, v in var.items() if k in _VARIABLE_FIELDS and k not in bad}
+        variables.append({**fields, "label": fields.get("label", "x")})
+    clean["variables"] = variables if vars_ok else []
+    try:
+        tpl = TemplateDef.model_validate(clean, context={"collect_problems": True})
+    except ValidationError:
+        return None
+    checks: list[Check] = []
+    if not top & set(_SENDER_FIELDS):
+        checks.append(TemplateDef.sender_problems)
+    if vars_ok and body_ok:
+        checks.append(TemplateDef.variable_problems)
+    return tpl, checks
 
 
 def catalog_from_env(environ: Mapping[str, str] | None = None) -> Catalog:
@@ -725,27 +797,38 @@ def example_values(tpl: TemplateDef) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- command line
 
-_SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
-_SLACK_LINK_RE = re.compile(r"^<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>$")
+# Like `/sms send` (bot/commands.py): only double quotes, straight "..." or curly “...”, group
+# words, and they may open anywhere in a token (`"note=two words"`, `note="two words"`).
+# Apostrophes (`O'Brien`, `it’s`) and backslashes (`C:\new`) are ordinary characters.
+_VALUE_TOKEN = re.compile(r'(?:"[^"]*"|“[^”]*”|[^\s"“])+')
+_QUOTED = re.compile(r'"([^"]*)"|“([^”]*)”')
+
+
+def split_command_values(text: str) -> list[str]:
+    """Split value text into tokens, quotes removed; raises ValueError on an unclosed quote."""
+    tokens: list[str] = []
+    end = 0
+    for match in _VALUE_TOKEN.finditer(text):
+        if text[end : match.start()].strip():
+            break  # an opening quote the pattern could not close
+        tokens.append(_QUOTED.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), match.group(0)))
+        end = match.end()
+    if text[end:].strip():
+        raise ValueError("A quote is not closed; write \"note=two words\" with both quotes.")
+    return tokens
 
 
 def parse_command_values(args: list[str] | str) -> dict[str, str]:
     """`name=John "note=two words" Body.1=x` -> {"name": "John", "note": "two words", "Body.1": "x"}.
 
-    `args` are the value tokens only (after the template name and the number). A string is
-    taken as raw Slack command text: split like a shell, curly quotes straightened, `&amp;`
-    unescaped and `<https://...>` links unwrapped. Raises ValueError naming the bad token.
+    `args` are the value tokens only (after the template name and the number), or that text
+    as one string, split by `split_command_values`. Values are kept exactly as given: the
+    text must already be Slack-unescaped (`bot.commands.slack_unescape`, which the `/sms`
+    router runs on the whole command) and is not unescaped again, so `&reg` or `&copy` in a
+    URL stay as typed. A caller holding raw Slack text must run `slack_unescape` first.
+    Raises ValueError naming the bad token.
     """
-    if isinstance(args, str):
-        text = html.unescape(args.translate(_SMART_QUOTES))
-        try:
-            tokens = shlex.split(text)
-        except ValueError:
-            raise ValueError("A quote is not closed; write \"note=two words\" with both quotes.") from None
-        from_slack = True
-    else:
-        tokens = list(args)
-        from_slack = False
+    tokens = split_command_values(args) if isinstance(args, str) else list(args)
     values: dict[str, str] = {}
     for token in tokens:
         key, eq, value = token.partition("=")  # a value may itself contain '='
@@ -756,9 +839,5 @@ def parse_command_values(args: list[str] | str) -> dict[str, str]:
             raise ValueError(f"'{key[:60]}' is not a variable name; use letters, digits, _ (or Body.1 for gswa)")
         if key in values:
             raise ValueError(f"'{key}' is given twice")
-        if from_slack:
-            link = _SLACK_LINK_RE.match(value.strip())
-            if link:
-                value = link.group(1)
         values[key] = value
     return values

@@ -370,6 +370,25 @@ def test_send_command_with_template_sends_without_the_modal(app: E2E) -> None:
     assert app.slack.calls_to("views.open") == []
 
 
+def test_send_command_values_reach_the_provider_exactly_as_typed(app: E2E) -> None:
+    # The text as Slack sends it: the pasted link wrapped in <...> with & as &amp;, a typed
+    # `&` as &amp;, apostrophes (straight and curly), backslashes and quotes that group words.
+    text = (f"send --template order-shipped {TO} "
+            "MEDIA_URL=<https://cdn.example.com/i.jpg?w=1&amp;region=us&amp;copy=2&amp;para=3&amp;not=4> "
+            "Header.1=O'Brien 1=C:\\new\\path \u201c2=it\u2019s 11 Jul\u201d "
+            'Buttons.1="Track &amp; reply"')
+    response = app.command(text)
+    assert response.status_code == 200 and response.text == ""
+    request = provider_request(app, "/message")
+    assert request.json["provider"] == "gswa"
+    assert request.json["template"] == {"id": GSWA_ID, "variables": {
+        "MEDIA_URL": "https://cdn.example.com/i.jpg?w=1&region=us&copy=2&para=3&not=4",
+        "Header": {"1": "O'Brien"},
+        "Body": {"1": "C:\\new\\path", "2": "it\u2019s 11 Jul"},
+        "Buttons": {"1": "Track & reply"},
+    }}
+
+
 @pytest.mark.parametrize(
     ("text", "starts"),
     [
@@ -381,6 +400,9 @@ def test_send_command_with_template_sends_without_the_modal(app: E2E) -> None:
         (f"send --template welcome {TO} name=R code=C shoe=42",
          ":warning: Template 'welcome': Unknown variable `shoe`: 'welcome' takes `name` (First name), "
          "`code` (Welcome code)."),
+        (f"send --template welcome {TO} name=R First_Name=S code=C",
+         ":warning: Template 'welcome': Variable `name` (First name) is given twice (as `name=` and "
+         "`First_Name=`); give it once."),
         ("template nope",
          ":warning: Unknown template 'nope'. Available templates:"),
     ],

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from slack_sdk.models.views import View
 
-from bot.commands import parse_send
+from bot.commands import parse_send, slack_unescape
 from bot.listeners.templates import template_from_command
 from bot.service import UserError
 from bot.template_views import (
@@ -327,15 +327,28 @@ def test_template_for_recipient_maps_columns_by_key_ref_or_label(catalog: Catalo
 
 
 def test_map_keys_reports_unknown_keys(catalog: Catalog) -> None:
-    values, media, unknown = map_keys(catalog.get("welcome"), {"name": "R", "colour": "red", "First name": "X"})
-    assert values == {"name": "R"} and media is None and unknown == ["colour"]
+    values, media, unknown, twice = map_keys(catalog.get("welcome"), {"colour": "red", "code": "C"})
+    assert values == {"code": "C"} and media is None and unknown == ["colour"] and twice == {}
+
+
+def test_map_keys_reports_a_variable_given_twice(catalog: Catalog) -> None:
+    # `First name` is the label of `name`: the direct key still wins for CSV columns, but the
+    # clash is reported instead of the label's value vanishing silently.
+    mapped = map_keys(catalog.get("welcome"), {"First name": "X", "name": "R", "colour": "red"})
+    assert mapped.values == {"name": "R"} and mapped.unknown == ["colour"]
+    assert mapped.twice == {"name": ["First name", "name"]}
+    gswa = map_keys(catalog.get("order-shipped"), {"1": "A", "Body.1": "B", "MEDIA_URL": "https://a.test",
+                                                   "media": "https://b.test", "Header.1": "J"})
+    assert gswa.twice == {"Body.1": ["1", "Body.1"], "MEDIA_URL": ["MEDIA_URL", "media"]}
+    assert map_keys(catalog.get("welcome"), {"name": "R", "code": "C"}).twice == {}
 
 
 # --------------------------------------------------------------------------- /sms send --template
 
 
 def command(text: str) -> Any:
-    return parse_send(text, "US")
+    # As the /sms router does: Slack's escaping is undone once, on the whole text.
+    return parse_send(slack_unescape(text), "US")
 
 
 @pytest.mark.parametrize(
@@ -357,6 +370,20 @@ def test_command_builds_each_provider_shape(catalog: Catalog, text: str, via: st
     cmd = command(text)
     assert template_from_command(catalog, senders(), cmd) == (expected, None)
     assert cmd.via == via
+
+
+def test_command_values_reach_the_template_exactly_as_typed(catalog: Catalog) -> None:
+    # Raw Slack text: a link with &amp; in it, apostrophes, backslashes, curly quotes.
+    cmd = command("--template order-shipped +16175551212 "
+                  "MEDIA_URL=<https://cdn.example.com/i.jpg?w=1&amp;region=us&amp;copy=2> "
+                  "Header.1=O'Brien 1=C:\\new\\path \u201c2=it\u2019s 11 Jul\u201d \"Buttons.1=a &amp;para b\"")
+    template, _ = template_from_command(catalog, senders(), cmd)
+    assert template.variables == {
+        "MEDIA_URL": "https://cdn.example.com/i.jpg?w=1&region=us&copy=2",
+        "Header": {"1": "O'Brien"},
+        "Body": {"1": "C:\\new\\path", "2": "it\u2019s 11 Jul"},
+        "Buttons": {"1": "a &para b"},
+    }
 
 
 def test_command_takes_image_as_gupshup_media(catalog: Catalog) -> None:
@@ -383,6 +410,15 @@ def test_command_takes_image_as_gupshup_media(catalog: Catalog) -> None:
          "Template 'welcome' is sent by `bird`; drop `--via twlowa` or use `--via bird`."),
         ("--template appt-confirm --image https://example.com/a.png +16175551212 1=a 2=b 3=c",
          "Template 'appt-confirm' carries its own content: remove --image/--video/--file."),
+        ("--template welcome +16175551212 name=R first_name=S code=C",
+         "Template 'welcome': Variable `name` (First name) is given twice (as `name=` and `first_name=`); "
+         "give it once.\nExample:"),
+        ("--template order-shipped +16175551212 MEDIA_URL=https://a.test/p.jpg media=https://b.test/p.jpg "
+         "Header.1=J 1=A Body.1=B body_1=C 2=D",
+         "Template 'order-shipped': The media URL is given twice (as `MEDIA_URL=` and `media=`); give it once. "
+         "Variable `Body.1` (Order number) is given twice (as `1=`, `Body.1=` and `body_1=`); give it once.\n"),
+        ("--template welcome +16175551212 name=\"O'Brien code=C",
+         'A quote is not closed; write "note=two words" with both quotes.'),
     ],
 )
 def test_command_errors_say_what_to_fix(catalog: Catalog, text: str, message: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from bot.commands import slack_unescape
 from bot.templates_catalog import (
     Catalog,
     CatalogError,
@@ -20,6 +21,7 @@ from bot.templates_catalog import (
     parse_catalog,
     parse_command_values,
     render_preview,
+    split_command_values,
     summarize,
     to_template_send,
     validate_values,
@@ -386,6 +388,97 @@ def test_all_problems_are_reported_together_in_line_order(tmp_path: Path) -> Non
     ]
 
 
+def test_field_errors_and_cross_field_problems_are_reported_in_one_run(tmp_path: Path) -> None:
+    # A field error no longer hides the checks across fields: one `smsbot templates check` run
+    # shows the bad name, the bad SID, the placeholder without a variable and the unused variable.
+    path = write(
+        tmp_path,
+        """
+        templates:
+          - name: Bad Name
+            sender: twlowa
+            template_id: HX12
+            body: |
+              Hi {{1}}
+              see you on {{2}}
+            variables:
+              - key: 1
+                label: Name
+                exampel: John
+              - key: 3
+                label: Unused
+          - name: t
+            sender: textus
+            body: Hi {{who}}
+            locale: en
+            variables:
+              - key: who
+          - name: b
+            sender: bird
+            body: Hi {{x}}
+            variables: 7
+        """,
+    )
+    assert problems(path) == [
+        f"{path}:2: template 'Bad Name': name: use a short name of lowercase letters, digits, '-' and '_' "
+        "(at most 50), e.g. appt-reminder",
+        f"{path}:4: template 'Bad Name': template_id 'HX12' is not a Twilio content SID "
+        "(HX followed by 32 hex characters)",
+        f"{path}:7: template 'Bad Name': placeholder {{{{2}}}} in body has no variable; add a variable '2'",
+        f"{path}:11: template 'Bad Name': unknown field 'exampel' (did you mean 'example'?)",
+        f"{path}:12: template 'Bad Name': variable '3' is not used in body; add {{{{3}}}} to body or remove it",
+        f"{path}:14: template 't': textus template needs template_id (the TextUs template id)",
+        f"{path}:17: template 't': locale is only for bird templates",
+        f"{path}:19: template 't': missing field 'label'",
+        f"{path}:20: template 'b': bird template needs project_id (the Bird template project id)",
+        f"{path}:20: template 'b': bird template needs locale (e.g. en or en-US)",
+        f"{path}:23: template 'b': variables: Input should be a valid list",
+    ]
+
+
+def test_cross_field_checks_skip_what_a_field_error_makes_unknowable(tmp_path: Path) -> None:
+    # A bad sender, a misspelt field, a bad group or key: the checks that would read them stay
+    # quiet rather than repeat the problem in other words ("needs template_id", "no variable").
+    path = write(
+        tmp_path,
+        f"""
+        templates:
+          - name: s
+            sender: whatsapp
+            body: Hi {{{{1}}}}
+          - name: t
+            sender: twlowa
+            templat_id: {TWILIO_SID}
+            body: Hi {{{{1}}}}
+            variables:
+              - {{key: 1, label: Name}}
+          - name: g
+            sender: gswa
+            template_id: gs-1
+            media: maybe
+            locale: en
+            body: Hi {{{{Header.1}}}} {{{{1}}}}
+            variables:
+              - {{key: 1, group: Head, label: Name}}
+              - {{key: 1, group: Body, label: Order}}
+          - name: k
+            sender: textus
+            template_id: dkDdrbR
+            body: Hi {{{{a-b}}}}
+            variables:
+              - {{key: a-b, label: Name}}
+        """,
+    )
+    assert problems(path) == [
+        f"{path}:3: template 's': unknown sender 'whatsapp'; templates can be sent by: "
+        "twlowa, gswa, textus, bird, sandbox",
+        f"{path}:7: template 't': unknown field 'templat_id' (did you mean 'template_id'?)",
+        f"{path}:14: template 'g': media: Input should be a valid boolean, unable to interpret input",
+        f"{path}:18: template 'g': group must be Header, Body or Buttons, not 'Head'",
+        f"{path}:25: template 'k': key: use letters, digits and _ only",
+    ]
+
+
 def test_sender_specific_fields_are_checked(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -594,14 +687,42 @@ def test_parse_command_values_tokens() -> None:
     }
 
 
-def test_parse_command_values_raw_slack_text() -> None:
-    text = 'name=John \u201cnote=two words\u201d MEDIA_URL=<https://placehold.co/600x400> q=a&amp;b'
-    assert parse_command_values(text) == {
+def test_parse_command_values_takes_text_exactly_as_given() -> None:
+    # The /sms router has already run slack_unescape: nothing is unescaped a second time,
+    # so `&reg`, `&copy`, `&para`, `&not` in a URL never become ®, ©, ¶, ¬.
+    url = "https://cdn.example.com/i.jpg?w=1&region=us&copy=2&para=3&not=4"
+    text = f"MEDIA_URL={url} q=a&amp;b link=<https://x.test>"
+    assert parse_command_values(text) == {"MEDIA_URL": url, "q": "a&amp;b", "link": "<https://x.test>"}
+
+
+def test_parse_command_values_after_slack_unescape_of_raw_slack_text() -> None:
+    # What a caller holding raw Slack text does (the router does it for every /sms command).
+    raw = ("name=John \u201cnote=two words\u201d MEDIA_URL=<https://cdn.example.com/i.jpg?w=1&amp;region=us> "
+           "q=a&amp;b&amp;copy=1 lt=&lt;b&gt;")
+    assert parse_command_values(slack_unescape(raw)) == {
         "name": "John",
         "note": "two words",
-        "MEDIA_URL": "https://placehold.co/600x400",
-        "q": "a&b",
+        "MEDIA_URL": "https://cdn.example.com/i.jpg?w=1&region=us",
+        "q": "a&b&copy=1",
+        "lt": "<b>",
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a=O'Brien b=it\u2019s c=\u2018hi\u2019", {"a": "O'Brien", "b": "it\u2019s", "c": "\u2018hi\u2019"}),
+        ("a=C:\\new\\path b=x\\ c=\\\"q\\\"", {"a": "C:\\new\\path", "b": "x\\", "c": "\\q\\"}),
+        ('"note=two words" n=1', {"note": "two words", "n": "1"}),
+        ('note="two words" n=1', {"note": "two words", "n": "1"}),
+        ("\u201cnote=two words\u201d x=\u201cO'Brien & co\u201d", {"note": "two words", "x": "O'Brien & co"}),
+        ('a="" b= c="x"y', {"a": "", "b": "", "c": "xy"}),
+        ("size=5\u201d  t=a\u00a0u=b", {"size": "5\u201d", "t": "a", "u": "b"}),
+    ],
+)
+def test_parse_command_values_tokenises_like_the_send_command(text: str, expected: dict[str, str]) -> None:
+    assert parse_command_values(text) == expected
+    assert split_command_values(text) == [f"{k}={v}" for k, v in expected.items()]
 
 
 @pytest.mark.parametrize(
@@ -612,6 +733,9 @@ def test_parse_command_values_raw_slack_text() -> None:
         (["na me=x"], "'na me' is not a variable name; use letters, digits, _ (or Body.1 for gswa)"),
         (["a=1", "a=2"], "'a' is given twice"),
         ('note="open', 'A quote is not closed; write "note=two words" with both quotes.'),
+        ('a=1 "b=two words', 'A quote is not closed; write "note=two words" with both quotes.'),
+        ("a=1 \u201cb=two words", 'A quote is not closed; write "note=two words" with both quotes.'),
+        ("a=O'Brien b", "'b' is not key=value; write e.g. name=John"),
     ],
 )
 def test_parse_command_values_rejects(args: list[str] | str, message: str) -> None:

@@ -122,10 +122,12 @@ def template_from_command(catalog: Catalog, senders: SenderInfo, cmd: SendComman
                         f"or use `--via {tpl.sender}`.")
     require_sender(tpl, senders)
     try:
+        # cmd.text comes from the /sms router, which already ran slack_unescape on the whole
+        # command: the values are taken exactly as they stand, never unescaped a second time.
         raw = parse_command_values(cmd.text or "")
     except ValueError as exc:
         raise UserError(f"{exc}\nExample: {_example(tpl)}") from None
-    values, media, unknown = map_keys(tpl, raw)
+    values, media, unknown, twice = map_keys(tpl, raw)
     if tpl.media and not media and len(cmd.image_urls) == 1:
         media = cmd.image_urls[0]  # `--image URL` is a natural way to give the media header
         cmd.image_urls = []
@@ -137,6 +139,11 @@ def template_from_command(catalog: Catalog, senders: SenderInfo, cmd: SendComman
         takes = ", ".join(f"`{v.ref}` ({v.label})" for v in tpl.variables) or "no variables"
         problems.append(f"Unknown variable{'s' if len(unknown) > 1 else ''} "
                         f"{', '.join(f'`{k}`' for k in unknown)}: '{tpl.name}' takes {takes}.")
+    for ref, keys in twice.items():
+        var = tpl.variable(ref)
+        what = "The media URL" if var is None else f"Variable `{ref}` ({var.label})"
+        given = ", ".join(f"`{k}=`" for k in keys[:-1]) + f" and `{keys[-1]}=`"
+        problems.append(f"{what} is given twice (as {given}); give it once.")
     errors = validate_values(tpl, values, media)
     missing = [v for v in tpl.variables if v.required and not values.get(v.ref)]
     if missing:
