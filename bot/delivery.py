@@ -6,7 +6,9 @@
         -> SlackOutbox.post(...)           failure replies and channel notices, in order
 
 Slack calls never run on the webhook's request path: one background thread makes them,
-honours 429 Retry-After and never drops the last state of a thread.
+honours 429 Retry-After, retries Slack's 5xx / internal errors and dropped connections with
+a bounded backoff, and never drops the last state of a thread: a status line that Slack has
+not taken yet is flagged in the store (`messages.status_dirty`) and redrawn at the next start.
 
 The SQL for adopting early events, settling `unknown` rows and sender health lives in
 storage/delivery.py (`DeliveryQueries`).
@@ -15,6 +17,7 @@ storage/delivery.py (`DeliveryQueries`).
 from __future__ import annotations
 
 import heapq
+import http.client
 import itertools
 import logging
 import threading
@@ -30,6 +33,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from bot.history_views import channel_notice, failure_reply, status_line
+from bot.slack_text import escape
 from providers.base import ProviderError, redact
 from providers.events import DeliveryEvent
 from storage.delivery import DeliveryQueries
@@ -44,6 +48,29 @@ RECENT_SEND = 10.0  # seconds in which Notifier.report_outcome is expected to po
 SANDBOX_SENT_AFTER = 0.5
 SANDBOX_DELIVERED_AFTER = 1.5
 
+# Slack errors worth another try: its own trouble, not ours. 429s are handled apart (Retry-After).
+TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+# Errors that a redraw at the next start might get past (a fixed token): keep the dirty flag.
+AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+RETRY_ATTEMPTS = 6  # calls per post or update before giving up in memory
+RETRY_BASE = 0.5  # seconds; doubled per attempt
+RETRY_CAP = 30.0
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait after the `attempt`-th failed call (1-based): 0.5, 1, 2, 4, 8, ... capped."""
+    return min(RETRY_BASE * 2 ** (attempt - 1), RETRY_CAP)
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure another try may get past: 5xx, Slack's internal errors, connection trouble."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code if exc.response is not None else 0
+        error = exc.response.get("error") if exc.response is not None else None
+        return status >= 500 or error in TRANSIENT_ERRORS
+    # URLError, ConnectionError, socket timeouts are OSErrors; a truncated answer is an HTTPException.
+    return isinstance(exc, OSError | http.client.HTTPException)
+
 
 def family_of(sender: str) -> str:
     return "sociocs" if sender in SOCIOCS_CODES else sender
@@ -55,6 +82,7 @@ class _Post:
     text: str
     thread_ts: str | None = None
     blocks: list[dict[str, Any]] | None = None
+    attempts: int = 0
 
 
 class SlackOutbox:
@@ -63,12 +91,18 @@ class SlackOutbox:
     Status-line updates are coalesced per message: `touch(id)` only marks the message dirty,
     and the update renders the row as it is when the call is made, so a burst of events
     costs one chat.update and the latest state wins. A 429 pauses the thread for
-    Retry-After and the work is kept, never dropped. Posts (failure replies, channel
-    notices) are not coalesced: each is a separate notification.
+    Retry-After and the work is kept, never dropped. A 5xx, an internal error or a dropped
+    connection is retried after a backoff (0.5 s, doubling) without holding up other work,
+    at most RETRY_ATTEMPTS calls; an update given up on stays flagged in the store for the
+    next start. Posts (failure replies, channel notices) are not coalesced: each is a
+    separate notification.
+
+    `forget(message id)` is called when an update failed for good (message deleted, channel
+    gone): there is no point redrawing it at the next start.
     """
 
     def __init__(self, client: WebClient, secrets: list[str], render: Callable[[int], Any],
-                 hold: float = 0.25) -> None:
+                 hold: float = 0.25, forget: Callable[[int], None] | None = None) -> None:
         self.client = client
         # Events for one message often come in bursts (sent, delivered within a second):
         # waiting this long before drawing folds them into one chat.update.
@@ -76,10 +110,15 @@ class SlackOutbox:
         self._scheduled: set[int] = set()
         self.secrets = secrets
         self.render = render  # message id -> None (nothing to do) or a callable doing the Slack call
+        self.forget = forget
         self._cond = threading.Condition()
         self._dirty: OrderedDict[int, None] = OrderedDict()
         self._later: list[tuple[float, int]] = []  # (due, message id): retried renders
         self._posts: deque[_Post] = deque()
+        self._later_posts: list[tuple[float, int, _Post]] = []  # (due, seq, post): posts to retry
+        self._seq = itertools.count()
+        self._attempts: dict[int, int] = {}  # message id -> failed update calls in a row
+        self._paused_until = 0.0  # monotonic: a 429's Retry-After
         self._busy = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,13 +159,20 @@ class SlackOutbox:
 
     def idle(self) -> bool:
         with self._cond:
-            return not (self._dirty or self._posts or self._later or self._busy)
+            return not (self._dirty or self._posts or self._later or self._later_posts or self._busy)
 
     def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until there is nothing left to do; False if that did not happen in time.
+
+        Returns at once when waiting cannot help: the thread is stopped, or Slack asked us
+        to wait past the deadline (the store's dirty flags carry updates over a restart).
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.idle():
                 return True
+            if self._stop.is_set() or self._paused_until > deadline:
+                break
             time.sleep(0.01)
         return self.idle()
 
@@ -143,6 +189,8 @@ class SlackOutbox:
                     ready = heapq.heappop(self._later)[1]
                     self._scheduled.discard(ready)
                     self._dirty[ready] = None
+                while self._later_posts and self._later_posts[0][0] <= now:
+                    self._posts.appendleft(heapq.heappop(self._later_posts)[2])
                 if self._posts:
                     self._busy = True
                     return "post", self._posts.popleft()
@@ -150,8 +198,8 @@ class SlackOutbox:
                     self._busy = True
                     return "update", self._dirty.popitem(last=False)[0]
                 self._busy = False
-                wait = (self._later[0][0] - now) if self._later else None
-                self._cond.wait(wait)
+                dues = [q[0][0] for q in (self._later, self._later_posts) if q]
+                self._cond.wait(min(dues) - now if dues else None)
         return None
 
     def _loop(self) -> None:
@@ -167,26 +215,61 @@ class SlackOutbox:
                     action = self.render(item)
                     if action is not None:
                         action()
-            except SlackApiError as exc:
-                status = exc.response.status_code if exc.response is not None else 0
-                if status == 429:
-                    wait = float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1))
-                                 if exc.response is not None else 1)
-                    log.info("Slack rate limited delivery updates; waiting %.0f s", wait)
-                    with self._cond:  # keep the work: the post at the front, the update re-marked
-                        if kind == "post":
-                            self._posts.appendleft(item)
-                        else:
-                            self._dirty[item] = None
-                            self._dirty.move_to_end(item, last=False)
-                    self._stop.wait(max(wait, 0.0))
-                else:
-                    log.warning("delivery %s failed: %s", kind, exc.response.get("error") if exc.response else "?")
+                    self._attempts.pop(item, None)
             except Exception as exc:
-                log.warning("delivery %s failed: %s", kind, type(exc).__name__)
+                self._failed(kind, item, exc)
             finally:
                 with self._cond:
                     self._busy = False
+
+    def _failed(self, kind: str, item: Any, exc: Exception) -> None:
+        response = exc.response if isinstance(exc, SlackApiError) else None
+        error = (response.get("error") if response is not None else None) or type(exc).__name__
+        if response is not None and response.status_code == 429:
+            headers = response.headers or {}
+            wait = float(headers.get("Retry-After", headers.get("retry-after", 1)))
+            log.info("Slack rate limited delivery updates; waiting %.0f s", wait)
+            with self._cond:  # keep the work: the post at the front, the update re-marked
+                if kind == "post":
+                    self._posts.appendleft(item)
+                else:
+                    self._dirty[item] = None
+                    self._dirty.move_to_end(item, last=False)
+                self._paused_until = time.monotonic() + max(wait, 0.0)
+            self._stop.wait(max(wait, 0.0))
+            self._paused_until = 0.0
+            return
+        if transient(exc):
+            attempts = (item.attempts if kind == "post" else self._attempts.get(item, 0)) + 1
+            if attempts < RETRY_ATTEMPTS:
+                delay = backoff(attempts)
+                log.info("delivery %s failed (%s); trying again in %.1f s", kind, error, delay)
+                with self._cond:
+                    if kind == "post":
+                        item.attempts = attempts
+                        heapq.heappush(self._later_posts, (time.monotonic() + delay, next(self._seq), item))
+                    else:
+                        self._attempts[item] = attempts
+                        if item not in self._scheduled and item not in self._dirty:
+                            heapq.heappush(self._later, (time.monotonic() + delay, item))
+                            self._scheduled.add(item)
+                    self._cond.notify()
+                return
+            if kind == "post":
+                log.warning("delivery post failed %d times (%s); giving up", attempts, error)
+            else:
+                self._attempts.pop(item, None)
+                log.warning("status line of #%s failed %d times (%s); it is redrawn at the next start",
+                            item, attempts, error)
+            return
+        log.warning("delivery %s failed: %s", kind, error)
+        if kind == "update":
+            self._attempts.pop(item, None)
+            if isinstance(exc, SlackApiError) and error not in AUTH_ERRORS and self.forget is not None:
+                try:  # the message or channel is gone: nothing to redraw, ever
+                    self.forget(item)
+                except Exception:
+                    log.exception("forgetting the status line of #%s failed", item)
 
     def _post(self, post: _Post) -> dict[str, Any]:
         self.calls += 1
@@ -272,7 +355,7 @@ class Delivery:
             # instead of replaying a stale update.
             client = WebClient(token=ctx.client.token, base_url=ctx.client.base_url, timeout=10,
                                retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)])
-        self.outbox = SlackOutbox(client, list(ctx.notifier.secrets), self._render)
+        self.outbox = SlackOutbox(client, list(ctx.notifier.secrets), self._render, forget=self.queries.clear_dirty)
         self.timers = Timers()
         self._reconciler: threading.Thread | None = None
         self._stop = threading.Event()
@@ -283,6 +366,7 @@ class Delivery:
 
     def start(self) -> None:
         self.outbox.start()
+        self.redraw_dirty()
         dispatcher = self.ctx.extras.get("dispatcher")
         if dispatcher is not None:
             dispatcher.on_final.append(self.on_final)
@@ -300,6 +384,15 @@ class Delivery:
         self.outbox.stop(timeout)
         if self._reconciler is not None:
             self._reconciler.join(timeout)
+
+    def redraw_dirty(self) -> int:
+        """Redraw every status line the store says Slack has not taken (e.g. before a restart)."""
+        ids = self.queries.dirty_ids()
+        for message_id in ids:
+            self.outbox.touch(message_id, delay=0)
+        if ids:
+            log.info("redrawing %d out-of-date status line(s)", len(ids))
+        return len(ids)
 
     def warn_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._warned:
@@ -363,6 +456,7 @@ class Delivery:
         if row.bulk_job_id is not None:
             return  # bulk progress and summaries are the bulk job's
         if row.thread_ts:
+            # The store flagged the line (status_dirty) in the event's own transaction.
             self.outbox.touch(row.id)
         if row.delivery == "failed":
             self._tell_failure(row)
@@ -387,21 +481,36 @@ class Delivery:
 
     # -- the thread's status line
 
+    def _line_stale(self, message_id: int, delay: float | None = None) -> None:
+        """The status line no longer shows the row: flag it in the store, then redraw it."""
+        self.queries.mark_dirty(message_id)
+        self.outbox.touch(message_id, delay)
+
     def _render(self, message_id: int) -> Callable[[], None] | None:
         row = self.store.get(message_id)
-        if row is None or not row.thread_channel or not row.thread_ts:
+        if row is None:
+            return None
+        if not row.thread_channel or not row.thread_ts:
+            self.queries.clear_dirty(message_id, row.updated_at)  # no thread: nothing to draw
             return None
         if row.status == "sent":
             text = status_line(row, self.label(row.sender), self.reports_on(row.sender))
             if row.error_kind == "reconciled" and row.error:
-                text += f" {row.error}"
+                text += f" {escape(row.error)}"
         elif row.status == "failed":
-            text = self.ctx.notifier.outcome_text(row)
+            text = self.ctx.notifier.outcome_text(row.model_copy(update={"error": escape(row.error or "") or None}))
         else:
+            self.queries.clear_dirty(message_id, row.updated_at)
             return None
+        drawn_at = row.updated_at
         if row.status_ts:
             channel, ts = row.thread_channel, row.status_ts
-            return lambda: self.outbox.update_line(message_id, channel, ts, text)
+
+            def update_line() -> None:
+                self.outbox.update_line(message_id, channel, ts, text)
+                self.queries.clear_dirty(message_id, drawn_at)
+
+            return update_line
         if time.time() - (row.sent_at or row.updated_at) < RECENT_SEND:
             # The dispatcher is about to post the status line: update it then, not a second line.
             self.outbox.touch(message_id, delay=0.5)
@@ -412,6 +521,7 @@ class Delivery:
             if ts:
                 self.store.set_thread(row.id, str(row.thread_channel), str(row.thread_ts), status_ts=ts)
                 self.outbox.last_text[message_id] = text
+                self.queries.clear_dirty(message_id, drawn_at)
 
         return post_line
 
@@ -428,7 +538,10 @@ class Delivery:
                     return
             if row.bulk_job_id is None and not self.reports_on(row.sender):
                 # Say in the thread that this is the last state we will know of.
-                self.outbox.touch(row.id, delay=0.2)
+                if row.thread_ts:
+                    self._line_stale(row.id, delay=0.2)
+                else:
+                    self.outbox.touch(row.id, delay=0.2)
                 if self.notify_on == "all":
                     self._notify_result(row)
         elif row.status in ("failed", "unknown") and row.bulk_job_id is None:
@@ -446,7 +559,7 @@ class Delivery:
             count = self.queries.health_failure(row.sender, row.error_kind, row.error)
             if count is not None:
                 self._alert(
-                    f":rotating_light: {label} keeps failing ({count} sends in a row): {row.error} "
+                    f":rotating_light: {label} keeps failing ({count} sends in a row): {escape(row.error or '')} "
                     f"Sends through `{row.sender}` fail until this is fixed; I'll say here when it works again."
                 )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.notify import DELIVERY_WORDS, STATUS_ICON, truncate, when_text
 from bot.phone import display
+from bot.slack_text import escape
 from storage.store import MessageRow
 
 DELIVERY_ICON = {
@@ -36,13 +37,13 @@ def _context(text: str) -> dict[str, Any]:
 
 def recipient(row: MessageRow) -> str:
     to = display(row.to_number)
-    return f"{row.name} ({to})" if row.name else to
+    return f"{escape(row.name)} ({to})" if row.name else to
 
 
 def who(row: MessageRow) -> str:
     if row.created_by:
         return f"<@{row.created_by}>"
-    return row.user_name or row.source
+    return escape(row.user_name or row.source)
 
 
 def delivery_failed(row: MessageRow) -> bool:
@@ -54,15 +55,15 @@ def state_words(row: MessageRow) -> str:
     if row.status == "sent":
         word = DELIVERY_WORDS.get(row.delivery or "accepted", row.delivery or "accepted")
         if row.delivery == "failed" and row.delivery_error:
-            word += f": {row.delivery_error}"
+            word += f": {escape(row.delivery_error)}"
         return word
     if row.status == "failed":
-        return f"not sent: {row.error or 'refused by the provider'}"
+        return f"not sent: {escape(row.error or 'refused by the provider')}"
     if row.status == "unknown":
         return "outcome unknown"
     if row.status == "pending" and row.scheduled:
         return "scheduled"
-    return row.status
+    return escape(row.status)
 
 
 def state_icon(row: MessageRow) -> str:
@@ -74,15 +75,16 @@ def state_icon(row: MessageRow) -> str:
 def status_line(row: MessageRow, label: str, reports_on: bool) -> str:
     """The thread's status line once a send was accepted: its latest delivery state."""
     delivery = row.delivery or "accepted"
-    words = DELIVERY_WORDS.get(delivery, delivery)
+    words = escape(DELIVERY_WORDS.get(delivery, delivery))
     icon = DELIVERY_ICON.get(delivery, ":white_check_mark:")
+    provider_id = escape(row.provider_message_id or "")
     if row.sender == "sandbox":
-        head = f"{icon} sandbox: not sent. Recorded with id `{row.provider_message_id}` (no provider is configured)."
+        head = f"{icon} sandbox: not sent. Recorded with id `{provider_id}` (no provider is configured)."
         return f"{head} Simulated status: {words}."
-    pid = f" — message id `{row.provider_message_id}`" if row.provider_message_id else ""
+    pid = f" — message id `{provider_id}`" if provider_id else ""
     line = f"{icon} Accepted by {label}{pid}. Status: {words}"
     if delivery == "failed":
-        line += f": {row.delivery_error or 'the carrier gave no reason'}"
+        line += f": {escape(row.delivery_error or 'the carrier gave no reason')}"
     line += "."
     if not reports_on and delivery in ("accepted", "scheduled"):
         line += f" Delivery reports are off for {label}, so this is the last known state."
@@ -92,7 +94,7 @@ def status_line(row: MessageRow, label: str, reports_on: bool) -> str:
 def failure_reply(row: MessageRow, label: str) -> str:
     """The new thread reply that tells the sender their message did not arrive."""
     mention = f"<@{row.created_by}> " if row.created_by else ""
-    reason = row.delivery_error or row.error or "the provider gave no reason"
+    reason = escape(row.delivery_error or row.error or "the provider gave no reason")
     return f":x: {mention}your message to {recipient(row)} via {label} was not delivered: {reason}"
 
 
@@ -100,7 +102,7 @@ def channel_notice(row: MessageRow, label: str) -> str:
     """One line for SMS_NOTIFY_CHANNEL about a final result."""
     return (
         f"{state_icon(row)} #{row.id} to {recipient(row)} via {label} by {who(row)}: {state_words(row)}"
-        f" — {truncate(row.summary, 200)}"
+        f" — {escape(truncate(row.summary, 200))}"
     )
 
 
@@ -119,12 +121,12 @@ def history_blocks(
         if len(blocks) + 2 > MAX_MESSAGE_BLOCKS:
             break
         when = when_text(row.sent_at or row.created_at, viewer_tz)
-        pid = f" · id `{row.provider_message_id}`" if row.provider_message_id else ""
+        pid = f" · id `{escape(row.provider_message_id)}`" if row.provider_message_id else ""
         blocks.append(_section(
             f"{state_icon(row)} *#{row.id}* {when} · {who(row)} via {label_for(row.sender)}"
             f" · {state_words(row)}{pid}"
         ))
-        blocks.append(_context(truncate(row.summary or "(no text)", 300)))
+        blocks.append(_context(escape(truncate(row.summary or "(no text)", 300))))
     return f"{title}: {len(rows)} message(s)", blocks
 
 
@@ -221,7 +223,7 @@ def simple_schedule_blocks(rows: Sequence[MessageRow], viewer_tz: str, total: in
             "block_id": f"home_schedule_{row.id}",
             "text": {"type": "mrkdwn", "text": truncate(
                 f":alarm_clock: *#{row.id}* {when_text(row.due_at, viewer_tz)} to {recipient(row)} via "
-                f"{label_for(row.sender)}: {truncate(row.summary, 150)}", 2900)},
+                f"{label_for(row.sender)}: {escape(truncate(row.summary, 150))}", 2900)},
         })
         blocks.append({
             "type": "actions",

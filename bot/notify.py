@@ -212,10 +212,10 @@ class Notifier:
             extra = f" ({detail})" if detail else ""
             return f"{icon} Accepted by {label}{pid}. Status: {delivery}.{extra}"
         if row.status == "failed":
-            return f"{icon} Not sent by {label}: {row.error or 'the provider refused it'}"
+            return f"{icon} Not sent by {label}: {escape(row.error or 'the provider refused it')}"
         if row.status == "unknown":
             return (
-                f"{icon} Outcome unknown: {row.error or 'no answer from the provider'} "
+                f"{icon} Outcome unknown: {escape(row.error or 'no answer from the provider')} "
                 "It was not retried, to avoid sending twice; check the provider before resending."
             )
         if row.status == "canceled":

@@ -9,6 +9,8 @@ from typing import Any
 from storage.store import DELIVERY_RANK, MessageRow, Store
 
 ALERT_AFTER = 3  # consecutive sender-level failures before one alert
+# A message with a thread whose status line delivery draws (bulk rows have the job's message).
+_DIRTY_IF_THREAD = "CASE WHEN thread_ts IS NOT NULL AND bulk_job_id IS NULL THEN 1 ELSE status_dirty END"
 
 
 class DeliveryQueries:
@@ -42,8 +44,8 @@ class DeliveryQueries:
             if best == current:
                 return False, row
             conn.execute(
-                "UPDATE messages SET delivery = ?, delivery_error = coalesce(?, delivery_error), updated_at = ?"
-                " WHERE id = ?",
+                "UPDATE messages SET delivery = ?, delivery_error = coalesce(?, delivery_error), updated_at = ?,"
+                f" status_dirty = {_DIRTY_IF_THREAD} WHERE id = ?",
                 (best, error, now, row.id),
             )
         return True, self.store.get(row.id)
@@ -57,6 +59,7 @@ class DeliveryQueries:
             cur = conn.execute(
                 "UPDATE messages SET status = ?, provider_message_id = coalesce(?, provider_message_id),"
                 " delivery = coalesce(?, delivery), error = ?, error_kind = ?, updated_at = ?,"
+                f" status_dirty = {_DIRTY_IF_THREAD},"
                 " sent_at = CASE WHEN ? = 'sent' THEN coalesce(sent_at, updated_at) ELSE sent_at END"
                 " WHERE id = ? AND status = 'unknown'",
                 (status, provider_message_id, delivery, error, kind, now, status, message_id),
@@ -80,6 +83,41 @@ class DeliveryQueries:
             (limit,),
         )
         return [MessageRow.from_db(r) for r in rows]
+
+    # -- "the thread's status line is out of date" (messages.status_dirty)
+    #
+    # Set in the transaction that changes the state (adopt_orphans, settle_unknown) or right
+    # after Store.apply_delivery_event; cleared only once Slack took the redrawn line, and only
+    # if the row did not change again meanwhile (updated_at), so a restart redraws the rest.
+
+    def mark_dirty(self, message_id: int) -> None:
+        with self.store.write() as conn:
+            conn.execute("UPDATE messages SET status_dirty = 1 WHERE id = ? AND status_dirty = 0", (message_id,))
+
+    def clear_dirty(self, message_id: int, updated_at: float | None = None) -> None:
+        """The line shows the row as of `updated_at` (None: there is nothing to draw)."""
+        # Read first: the common case (already clean) then costs no write transaction.
+        found = self.store.conn.execute(
+            "SELECT status_dirty, updated_at FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if found is None or not found[0] or (updated_at is not None and found[1] != updated_at):
+            return
+        sql, params = "UPDATE messages SET status_dirty = 0 WHERE id = ? AND status_dirty = 1", [message_id]
+        if updated_at is not None:
+            sql += " AND updated_at = ?"
+            params.append(updated_at)
+        with self.store.write() as conn:
+            conn.execute(sql, params)
+
+    def is_dirty(self, message_id: int) -> bool:
+        found = self.store.conn.execute("SELECT status_dirty FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return bool(found and found[0])
+
+    def dirty_ids(self, limit: int = 10_000) -> list[int]:
+        rows = self.store.conn.execute(
+            "SELECT id FROM messages WHERE status_dirty = 1 ORDER BY id LIMIT ?", (limit,)
+        )
+        return [int(r[0]) for r in rows]
 
     # -- sender health: one row per sender; the alert goes out on the ok -> alerting edge only
 

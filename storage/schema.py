@@ -107,6 +107,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX messages_owner_pending ON messages (created_by, status, scheduled, due_at);
     CREATE INDEX messages_scheduled_pending ON messages (status, scheduled, due_at);
     """,
+    # 5: "the thread's status line is out of date": set with a delivery change, cleared once
+    # chat.update succeeded, so a restart redraws what Slack never got (partial index: few rows).
+    """
+    ALTER TABLE messages ADD COLUMN status_dirty INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_status_dirty ON messages (status_dirty) WHERE status_dirty = 1;
+    """,
 ]
 
 

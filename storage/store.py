@@ -574,8 +574,11 @@ class Store:
             current = row["delivery"]
             if current is not None and DELIVERY_RANK.get(status, 0) <= DELIVERY_RANK.get(current, 0):
                 return False, MessageRow.from_db(row)
+            # status_dirty in the same transaction: a crash before Slack shows the new state
+            # leaves the flag, and the next start redraws the thread's status line.
             conn.execute(
-                "UPDATE messages SET delivery = ?, delivery_error = coalesce(?, delivery_error), updated_at = ?"
+                "UPDATE messages SET delivery = ?, delivery_error = coalesce(?, delivery_error), updated_at = ?,"
+                " status_dirty = CASE WHEN thread_ts IS NOT NULL AND bulk_job_id IS NULL THEN 1 ELSE status_dirty END"
                 " WHERE id = ?",
                 (status, error, now, row["id"]),
             )

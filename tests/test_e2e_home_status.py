@@ -97,3 +97,28 @@ def test_app_home_stays_within_100_blocks(e2e: E2E) -> None:
     view = json.loads(view) if isinstance(view, str) else view
     assert len(view["blocks"]) <= MAX_VIEW_BLOCKS
     assert "more" in json.dumps(view["blocks"][-1])
+
+
+def test_people_who_may_not_send_see_no_numbers_on_the_app_home(e2e_factory: Callable[..., E2E]) -> None:
+    e2e = e2e_factory(sociocs_webhook_secret="whsec", sms_allowed_users="U1")
+    try:
+        e2e.providers.script("/message", [Fault(status=400, body={"status": "error", "errors": [{"msg": "No."}]})])
+        e2e.command("send --name Carol +16175551212 Private words", user_id="U1", channel_id="C1")
+        e2e.wait(lambda: e2e.rt.store.counts_by_status().get("failed") == 1, 5, "a failure")
+
+        assert e2e.sender.event(app_home_opened_event("U2")).status_code == 200
+        view = e2e.slack.wait_for("views.publish", lambda c: c["params"]["user_id"] == "U2")[0]["params"]["view"]
+        view = json.loads(view) if isinstance(view, str) else view
+        shown = json.dumps(view)
+        assert "not allowed to send" in shown and "SMS_ALLOWED_USERS" in shown
+        for private in ("617", "Carol", "Private words", "Latest failures", "#1", "Twilio"):
+            assert private not in shown, private
+        assert len(view["blocks"]) <= 3
+
+        # Someone allowed still sees the failures.
+        e2e.sender.event(app_home_opened_event("U1"))
+        view = e2e.slack.wait_for("views.publish", lambda c: c["params"]["user_id"] == "U1")[0]["params"]["view"]
+        view = json.loads(view) if isinstance(view, str) else view
+        assert "Carol (+1 617-555-1212)" in json.dumps(view)
+    finally:
+        e2e.rt.ctx.extras["delivery"].stop()

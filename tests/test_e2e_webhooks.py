@@ -297,3 +297,122 @@ def test_bird_report_with_our_reference_settles_an_unknown_send(make: Callable[.
     assert "reported this message (reference smsbot-1), so it was sent" in update["params"]["text"]
     fresh = e2e.rt.store.get(1)
     assert fresh.status == "sent" and fresh.delivery == "delivered"
+
+
+# ---------------------------------------------------------------- customer and provider text stays text
+
+RAW_MARKUP = ("<!channel>", "<!here>", "<https://evil.example|click>", "<https://evil.example")
+
+
+def slack_payloads(e2e: E2E) -> str:
+    """Everything the app sent to Slack, as one string (text, blocks, views)."""
+    return "\n".join(json.dumps(c.params) for c in e2e.slack.calls)
+
+
+def test_customer_and_provider_text_cannot_ping_or_inject_links_anywhere(make: Callable[..., E2E]) -> None:
+    e2e = make(sms_notify_on="all")
+    # What Slack sends for typed `<`, `>`: entities, undone by the command parser.
+    e2e.command('send --name "&lt;!channel&gt; Bob &lt;https://evil.example|click&gt;" +16175551212 '
+                "Hi &lt;!here&gt; see &lt;https://evil.example|click&gt;", user_id="U1", channel_id="C1")
+    row = e2e.wait(lambda: (r := e2e.rt.store.get(1)) and r.status_ts and r, 5, "the status line")
+    assert row.name == "<!channel> Bob <https://evil.example|click>"  # stored as typed
+    failure = "<!channel> call <https://evil.example|click> & <!here>"
+    assert sociocs_post(e2e, sociocs_status(row.provider_message_id, "failed", failure)).status_code == 200
+
+    shown = "&lt;!channel&gt; call &lt;https://evil.example|click&gt; &amp; &lt;!here&gt; (code 30006)"
+    line = wait_update(e2e, row.status_ts, "delivery failed")["params"]["text"]
+    assert line.endswith(f"Status: delivery failed: {shown}.")
+    reply = e2e.wait(lambda: [c for c in e2e.thread_replies() if "not delivered" in c["params"]["text"]], 5,
+                     "the failure reply")[0]["params"]["text"]
+    name = "&lt;!channel&gt; Bob &lt;https://evil.example|click&gt;"
+    assert reply == f":x: <@U1> your message to {name} (+1 617-555-1212) via Twilio SMS was not delivered: {shown}"
+    notice = e2e.wait(lambda: channel_posts(e2e, "C2"), 5, "the channel notice")[0]
+    assert notice == (f":x: #1 to {name} (+1 617-555-1212) via Twilio SMS by <@U1>: delivery failed: {shown}"
+                      " — Hi &lt;!here&gt; see &lt;https://evil.example|click&gt;")
+
+    # `/sms status` and the App Home show the same row.
+    from tests.fakes.slack_requests import app_home_opened_event
+
+    status = e2e.command("status +16175551212", user_id="U1", channel_id="C1").json()
+    history = json.dumps(status)
+    assert f"delivery failed: {shown}" in history
+    assert "Hi &lt;!here&gt; see &lt;https://evil.example|click&gt;" in history
+    assert e2e.sender.event(app_home_opened_event("U1")).status_code == 200
+    view = e2e.slack.wait_for("views.publish")[0]["params"]["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    failures = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"
+                and b["text"]["text"].startswith(":x: *#1*")]
+    assert len(failures) == 1
+    assert failures[0].endswith(f" to {name} (+1 617-555-1212) via Twilio SMS by <@U1>: delivery failed: {shown}")
+
+    assert delivery(e2e).outbox.flush()
+    sent = slack_payloads(e2e)
+    for markup in RAW_MARKUP:
+        assert markup not in sent, markup
+        assert markup not in history, markup
+    assert "<@U1>" in sent  # the mentions we make ourselves still work
+
+
+# ---------------------------------------------------------------- bodies that must not hurt
+
+
+def test_deeply_nested_json_is_malformed_not_a_crash(make: Callable[..., E2E], caplog: Any) -> None:
+    e2e = make()
+    caplog.set_level(logging.INFO)
+    resp = sociocs_post(e2e, None, raw=b"[" * 100_000)  # signed, so it reaches the parser
+    assert resp.status_code == 400
+    assert resp.json() == {"ok": False, "error": "malformed payload"}
+    logged = [r.getMessage() for r in caplog.records]
+    assert "sociocs webhook refused: malformed (100000 bytes, RecursionError)" in logged
+    assert not [r for r in caplog.records if r.exc_info] and "[[[" not in " ".join(logged)
+    # The app still answers.
+    assert sociocs_post(e2e, sociocs_status("not-ours", "delivered")).status_code == 200
+
+
+def _raw_exchange(e2e: E2E, head: bytes, body: bytes = b"") -> bytes:
+    """Send raw bytes (no client fixing the framing) and read the answer."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(e2e.url)
+    with socket.create_connection((where.hostname, where.port), timeout=5) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_too_large_by_content_length_is_refused_before_reading(make: Callable[..., E2E]) -> None:
+    e2e = make()
+    from bot.listeners.webhooks import MAX_BODY
+
+    # The body is never sent: the answer comes from the header alone (else this would hang).
+    head = (f"POST /webhooks/sociocs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {MAX_BODY + 1}\r\n\r\n").encode()
+    answer = _raw_exchange(e2e, head)
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+def test_too_large_without_content_length_stops_reading_at_the_limit(make: Callable[..., E2E]) -> None:
+    e2e = make()
+    from bot.listeners.webhooks import MAX_BODY
+
+    head = (b"POST /webhooks/sociocs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    piece = b"x" * 16384
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(MAX_BODY // len(piece) + 1))
+    # No terminating chunk: the app must answer without waiting for the end of the body.
+    answer = _raw_exchange(e2e, head, chunks)
+    assert answer.startswith(b"HTTP/1.1 413")
+    # A normal chunked delivery report still works.
+    row = sent_row(e2e)
+    body = json.dumps(sociocs_status(row.provider_message_id, "delivered")).encode()
+    sig = hmac.new(SOCIOCS_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    resp = httpx.post(f"{e2e.url}/webhooks/sociocs", content=iter([body[:10], body[10:]]),
+                      headers={"Content-Type": "application/json", "X-Sociocs-Signature": sig})
+    assert resp.status_code == 200 and "content-length" not in resp.request.headers
+    wait_update(e2e, row.status_ts, "Status: delivered")

@@ -56,7 +56,19 @@ def schedule_blocks(ctx: AppContext, user_id: str, tz: str, now: float) -> list[
     return simple_schedule_blocks(rows, tz, total, ctx.senders.label)
 
 
+def not_allowed_home(refusal: str) -> dict[str, Any]:
+    """The Home tab for someone who may not send: no figures, no failures (numbers), no schedules."""
+    return {"type": "home", "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "smsbot"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text":
+            f"{refusal}\nThis tab shows today's sends and failures to the people who can send."}},
+    ]}
+
+
 def build_home(ctx: AppContext, user_id: str, now: float | None = None) -> dict[str, Any]:
+    refusal = ctx.allowed(user_id, None)
+    if refusal is not None:
+        return not_allowed_home(refusal)
     now = time.time() if now is None else now
     tz = ctx.user_tz(user_id)
     delivery = ctx.extras.get("delivery")

@@ -9,6 +9,7 @@ from slack_bolt import App
 from bot.context import AppContext, SubCommand
 from bot.history_views import history_blocks
 from bot.phone import InvalidNumber, display, normalize
+from bot.slack_text import escape
 from storage.store import MessageRow
 
 USAGE = "Usage: `/sms status +16175551212` or `/sms status 42` (a message id from a thread)."
@@ -35,7 +36,7 @@ def find_number(ctx: AppContext, query: str) -> tuple[str | None, str | None]:
     row = ctx.store.by_provider_id(text)
     if row is not None:
         return row.to_number, None
-    return None, f":mag: `{text[:60]}` is neither a phone number nor a message id I know.\n{USAGE}"
+    return None, f":mag: `{escape(text[:60])}` is neither a phone number nor a message id I know.\n{USAGE}"
 
 
 def fast_status(ctx: AppContext, body: dict[str, Any], args: str) -> Any:

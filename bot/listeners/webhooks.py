@@ -1,7 +1,9 @@
 """POST /webhooks/sociocs|bird|textus: signed delivery reports from the providers.
 
-Order of checks: secret configured (else 401), signature on the raw bytes (else 401),
-JSON and shape (else 400, logged without the body), then the store. The answer goes back
+Order of checks: secret configured (else 401), size (Content-Length over MAX_BODY: 413
+before reading anything; without one the body is read in chunks and refused at the limit),
+signature on the raw bytes (else 401), JSON and shape (else 400, logged without the body;
+absurdly nested JSON included), then the store. The answer goes back
 as soon as the event is stored; Slack updates happen on the delivery thread.
 """
 
@@ -73,6 +75,22 @@ PROVIDERS: dict[str, tuple[str, Verifier, Parser]] = {
 }
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, never more than `limit` bytes in memory (raises BodyTooLarge)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _secret(ctx: AppContext, variable: str) -> str | None:
     value = getattr(ctx.settings, variable.lower(), None)
     raw = value.get_secret_value() if value is not None else ""
@@ -87,9 +105,18 @@ def make_handler(ctx: AppContext, delivery: Delivery, name: str) -> Callable[[Re
         if secret is None:
             delivery.warn_once(f"nosecret:{name}", "refusing %s webhooks: %s is not set", name, variable)
             return JSONResponse({"ok": False, "error": f"{variable} is not configured"}, status_code=401)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            log.warning("%s webhook refused: body of %d bytes is too large", name, len(body))
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                log.warning("%s webhook refused: bad Content-Length", name)
+                return JSONResponse({"ok": False, "error": "bad Content-Length"}, status_code=400)
+            if int(declared) > MAX_BODY:
+                log.warning("%s webhook refused: body of %s bytes is too large", name, declared.strip())
+                return JSONResponse({"ok": False, "error": "too large"}, status_code=413)
+        try:
+            body = await read_body(request)
+        except BodyTooLarge:
+            log.warning("%s webhook refused: body over %d bytes", name, MAX_BODY)
             return JSONResponse({"ok": False, "error": "too large"}, status_code=413)
         if not verify(secret, body, request):
             log.warning("%s webhook refused: bad or missing signature", name)
@@ -100,7 +127,7 @@ def make_handler(ctx: AppContext, delivery: Delivery, name: str) -> Callable[[Re
             event = parse(payload)
             if name == "bird" and isinstance(payload, dict):
                 reference = _bird_reference(payload)
-        except ValueError as exc:  # JSON, pydantic and the parsers' own errors
+        except (ValueError, RecursionError) as exc:  # JSON (nesting too), pydantic and the parsers' own errors
             # Never log the body: it holds phone numbers and message text.
             log.warning("%s webhook refused: malformed (%d bytes, %s)", name, len(body), type(exc).__name__)
             return JSONResponse({"ok": False, "error": "malformed payload"}, status_code=400)
