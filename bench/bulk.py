@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.bulk import BulkEngine  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.recipients import parse_csv  # noqa: E402
+from bot.recipients import iter_csv  # noqa: E402
 from bot.runtime import Runtime, build_runtime  # noqa: E402
 from tests.fakes.providers import FakeProviders  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
@@ -73,7 +73,7 @@ def csv_bytes(n: int, offset: int = 0) -> bytes:
 def start_job(rt: Runtime, n: int, offset: int = 0) -> tuple[BulkEngine, int, float]:
     engine: BulkEngine = rt.ctx.extras["bulk"]
     start = time.perf_counter()
-    parsed = parse_csv(csv_bytes(n, offset))
+    parsed = iter_csv(csv_bytes(n, offset))  # as `/sms bulk` and `smsbot bulk` read a file: streamed
     plan = engine.draft(parsed, "Hi {name}, your order is ready", "bird", allow_duplicates=False, when=None,
                         idem_key=f"bench:{offset}:{time.time_ns()}", user_id="U1", channel_id="C1")
     del parsed

@@ -18,18 +18,21 @@ import csv
 import io
 import json
 import logging
+import marshal
+import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import IO, Any, TextIO
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.bulk_views import BulkPlan, ProblemLine, Progress, progress_message, summary_text
+from bot.bulk_views import PROBLEMS_SHOWN, BulkPlan, ProblemLine, Progress, progress_message, summary_text
 from bot.notify import UNREACHABLE, Notifier
-from bot.recipients import RecipientList, placeholders, render
+from bot.recipients import RecipientList, RecipientStream, Renderer, placeholders
 from bot.senders import Senders
 from bot.service import UserError
 from bot.sms_segments import segment_info
@@ -48,6 +51,8 @@ log = logging.getLogger("smsbot.bulk")
 
 SOCIOCS_SENDERS = ("twlo", "twlowa", "gswa")
 BATCH_SIZE = 1000
+DRAFT_CHUNK = 1000  # rendered rows kept in memory while drafting (the rest wait on disk)
+SEEN_TEXTS = 2000  # distinct texts whose segment count is remembered while drafting
 
 
 def may_send_bulk(bulk_users: list[str], user_id: str | None) -> str | None:
@@ -58,15 +63,66 @@ def may_send_bulk(bulk_users: list[str], user_id: str | None) -> str | None:
     return None
 
 
+class _Spool:
+    """Draft rows between the renderer and the store: one chunk in memory, the rest on disk.
+
+    The rows are inserted in one transaction, but rendering 100,000 of them must neither
+    keep them all in memory (~30 MB of JSON) nor hold the store's write lock while the
+    CSV is read (every `/sms send` ack writes a row). So rendered chunks go to a temporary
+    file (marshal: plain tuples of str/None) and are read back one chunk at a time.
+    """
+
+    def __init__(self, chunk: int = DRAFT_CHUNK) -> None:
+        self.chunk = chunk
+        self.rows: list[tuple[str, str | None, str, str]] = []
+        self.count = 0
+        self.first: DraftRow | None = None
+        self._file: IO[bytes] | None = None
+
+    def append(self, row: DraftRow) -> None:
+        if self.first is None:
+            self.first = row
+        self.rows.append(tuple(row))  # type: ignore[arg-type]
+        self.count += 1
+        if len(self.rows) >= self.chunk:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="smsbot-draft-")
+            marshal.dump(self.rows, self._file)
+            self.rows = []
+
+    def __iter__(self) -> Iterator[DraftRow]:
+        if self._file is not None:
+            self._file.seek(0)
+            while True:
+                try:
+                    chunk = marshal.load(self._file)
+                except EOFError:
+                    break
+                for row in chunk:
+                    yield DraftRow._make(row)
+        for row in self.rows:
+            yield DraftRow._make(row)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.rows = []
+
+
 class Draft:
-    """Turns a parsed recipient list and a text into a stored draft and its plan."""
+    """Turns a parsed recipient list and a text into a stored draft and its plan.
+
+    The recipients are read once, in order, one at a time: a `RecipientStream`
+    (`iter_csv`) is never held in memory whole, and neither are the rendered rows.
+    """
 
     def __init__(self, engine: BulkEngine) -> None:
         self.engine = engine
 
     def build(
         self,
-        recipients: RecipientList,
+        recipients: RecipientList | RecipientStream,
         text: str,
         sender: str,
         *,
@@ -98,60 +154,75 @@ class Draft:
                                 field="when")
             due = ts if ts > now + 1 else None
         personalised = bool(placeholders(text))
-        problems = [ProblemLine(line=p.line, raw=p.raw, reason=p.reason) for p in recipients.problems]
-        rows: list[DraftRow] = []
+        renderer = Renderer(text) if personalised else None
+        # Empty renders are problems too; only the first PROBLEMS_SHOWN of them are ever shown.
+        empty: list[ProblemLine] = []
+        empties = 0
         longest: tuple[int, int, str] | None = None  # (segments, characters, text)
         preview = ""
         seen_texts: dict[str, tuple[int, int]] = {}
-        for r in recipients.recipients:
-            body = render(text, r).strip() if personalised else text
-            if not body:
-                problems.append(ProblemLine(line=r.line, raw=r.to, reason="The message is empty for this recipient "
-                                                                          "(its placeholder values are blank)."))
-                continue
-            if not preview:
-                preview = body
-            # Segment counting walks every character; identical texts are counted once.
-            info = seen_texts.get(body)
-            if info is None:
-                seg = segment_info(body)
-                info = (seg.segments, seg.characters)
-                if len(seen_texts) < 50_000:
-                    seen_texts[body] = info
-            if longest is None or info > longest[:2]:
-                longest = (info[0], info[1], body)
-            payload: dict[str, Any] = {"to": r.to, "text": body}
-            if r.name:
-                payload["name"] = r.name
-            rows.append(DraftRow(r.to, r.name, json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
-                                 body[:500]))
-        if not rows:
-            first = "; ".join(f"line {p.line}: {p.reason}" for p in problems[:3])
-            raise UserError(f"No valid recipients. {first}".strip(), field="recipients")
-        assert longest is not None
-        sample = OutboundMessage(to=rows[0].to, text=longest[2])
-        found = provider.validate(sample)
-        if found:
-            raise UserError(" ".join(found), field="text")
-        seg = segment_info(longest[2])
-        native = sender in SOCIOCS_SENDERS and hasattr(provider, "send_bulk")
-        mode = "provider_bulk" if native and not personalised else "per_recipient"
-        problems.sort(key=lambda p: p.line)
-        plan_fields = {
-            "sender": sender, "sender_label": provider.label, "mode": mode, "valid": len(rows),
-            "total_rows": recipients.total_rows, "duplicates_removed": recipients.duplicates_removed,
-            "allow_duplicates": allow_duplicates, "invalid": len(problems),
-            "problems": [p.model_dump() for p in problems[:20]], "notes": list(recipients.notes),
-            "encoding": seg.encoding, "segments": seg.segments, "characters": seg.characters,
-            "preview": preview, "personalised": personalised, "native_bulk_sender": native,
-            "due_at": due, "user_tz": user_tz, "source_label": source_label,
-        }
-        job = NewBulkJob(
-            idem_key=idem_key, sender=sender, mode=mode, text=text, plan=plan_fields, total=len(rows),
-            duplicates_removed=recipients.duplicates_removed, invalid_rows=len(problems), due_at=due,
-            created_by=user_id, user_name=user_name, user_tz=user_tz, channel_id=channel_id, source=source,
-        )
-        job_id, created = engine.jobs.create_draft(job, rows, now=now)
+        spool = _Spool()
+        try:
+            for r in recipients.iter_rows():
+                body = renderer(r).strip() if renderer is not None else text
+                if not body:
+                    empties += 1
+                    if len(empty) < PROBLEMS_SHOWN:
+                        empty.append(ProblemLine(line=r.line, raw=r.to, reason="The message is empty for this "
+                                                 "recipient (its placeholder values are blank)."))
+                    continue
+                if not preview:
+                    preview = body
+                # Segment counting walks every character; identical texts are counted once.
+                info = seen_texts.get(body)
+                if info is None:
+                    seg = segment_info(body)
+                    info = (seg.segments, seg.characters)
+                    if len(seen_texts) < SEEN_TEXTS:
+                        seen_texts[body] = info
+                if longest is None or info > longest[:2]:
+                    longest = (info[0], info[1], body)
+                payload: dict[str, Any] = {"to": r.to, "text": body}
+                if r.name:
+                    payload["name"] = r.name
+                spool.append(DraftRow(r.to, r.name, json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+                                      body[:500]))
+            seen_texts.clear()
+            # Final only now that the rows were read (a stream counts as it goes).
+            parsed = recipients.problems
+            invalid = len(parsed) + empties
+            if not spool.count:
+                shown = [*parsed[:3], *empty[:3]][:3]
+                first = "; ".join(f"line {p.line}: {p.reason}" for p in shown)
+                raise UserError(f"No valid recipients. {first}".strip(), field="recipients")
+            assert longest is not None and spool.first is not None
+            sample = OutboundMessage(to=spool.first.to, text=longest[2])
+            found = provider.validate(sample)
+            if found:
+                raise UserError(" ".join(found), field="text")
+            seg = segment_info(longest[2])
+            native = sender in SOCIOCS_SENDERS and hasattr(provider, "send_bulk")
+            mode = "provider_bulk" if native and not personalised else "per_recipient"
+            # Both lists are in line order: the first lines of the two are the first lines of all.
+            problems = sorted([*(ProblemLine(line=p.line, raw=p.raw, reason=p.reason)
+                                 for p in parsed[:PROBLEMS_SHOWN]), *empty], key=lambda p: p.line)
+            plan_fields = {
+                "sender": sender, "sender_label": provider.label, "mode": mode, "valid": spool.count,
+                "total_rows": recipients.total_rows, "duplicates_removed": recipients.duplicates_removed,
+                "allow_duplicates": allow_duplicates, "invalid": invalid,
+                "problems": [p.model_dump() for p in problems[:PROBLEMS_SHOWN]], "notes": list(recipients.notes),
+                "encoding": seg.encoding, "segments": seg.segments, "characters": seg.characters,
+                "preview": preview, "personalised": personalised, "native_bulk_sender": native,
+                "due_at": due, "user_tz": user_tz, "source_label": source_label,
+            }
+            job = NewBulkJob(
+                idem_key=idem_key, sender=sender, mode=mode, text=text, plan=plan_fields, total=spool.count,
+                duplicates_removed=recipients.duplicates_removed, invalid_rows=invalid, due_at=due,
+                created_by=user_id, user_name=user_name, user_tz=user_tz, channel_id=channel_id, source=source,
+            )
+            job_id, created = engine.jobs.create_draft(job, spool, now=now)
+        finally:
+            spool.close()
         if not created:
             existing = engine.jobs.get(job_id)
             if existing is not None:
@@ -227,7 +298,7 @@ class BulkEngine:
 
     # -- drafts and confirmation
 
-    def draft(self, recipients: RecipientList, text: str, sender: str, **kw: Any) -> BulkPlan:
+    def draft(self, recipients: RecipientList | RecipientStream, text: str, sender: str, **kw: Any) -> BulkPlan:
         self.jobs.discard_stale_drafts()  # modals closed without confirming leave drafts behind
         return Draft(self).build(recipients, text, sender, **kw)
 
@@ -318,12 +389,16 @@ class BulkEngine:
         text, blocks = self.progress_blocks(job, p, state)
         self.notifier.update(job.thread_channel, job.thread_ts, text, blocks)
 
-    def failure_csv(self, job_id: int) -> bytes:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
+    def write_failure_csv(self, job_id: int, out: TextIO) -> None:
+        """The failure CSV, written row by row as the query yields them."""
+        writer = csv.writer(out)
         writer.writerow(["to", "name", "status", "reason"])
         for row in self.jobs.failures(job_id):
             writer.writerow([row.to, row.name or "", row.status, row.error or ""])
+
+    def failure_csv(self, job_id: int) -> bytes:
+        buf = io.StringIO()
+        self.write_failure_csv(job_id, buf)
         return buf.getvalue().encode("utf-8")
 
     def summary(self, job: BulkJob, p: Progress | None = None) -> str:

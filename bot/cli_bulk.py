@@ -63,7 +63,7 @@ def print_plan(plan: object, out: TextIO) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bulk import BulkEngine
-    from bot.recipients import CsvError, PlaceholderError, check_placeholders, parse_csv
+    from bot.recipients import CsvError, PlaceholderError, check_placeholders, iter_csv
     from bot.runtime import build_runtime
     from bot.service import UserError
 
@@ -74,10 +74,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        parsed = parse_csv(data, settings.sms_default_region, args.allow_duplicates)
+        # Checked now; the rows are read one at a time by the draft (100,000 never sit in memory).
+        parsed = iter_csv(data, settings.sms_default_region, args.allow_duplicates)
     except CsvError as exc:
         print(f"error: {path.name}: {exc}", file=sys.stderr)
         return 2
+    del data
     unknown = check_placeholders(args.text, parsed.columns)
     if unknown:
         print(f"error: {PlaceholderError(unknown, ['name', 'to', *parsed.columns])}", file=sys.stderr)
@@ -151,7 +153,8 @@ def follow(engine: object, job_id: int, failures: str | None, err: TextIO | None
     print(engine.summary(job, p).replace("attached CSV", "failure CSV"))
     if p.failed or p.unknown:
         target = Path(failures or f"bulk-{job_id}-failures.csv")
-        target.write_bytes(engine.failure_csv(job_id))
+        with target.open("w", encoding="utf-8", newline="") as out:
+            engine.write_failure_csv(job_id, out)  # streamed from the query
         print(f"Failed and unknown recipients: {target}")
         return 1
     return 0

@@ -24,13 +24,13 @@ from __future__ import annotations
 import codecs
 import csv
 import gc
-import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, overload
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 from phonenumbers import phonenumberutil as _pnu
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializationInfo, field_serializer
 
 from bot.phone import InvalidNumber, normalize
 
@@ -67,13 +67,122 @@ class RowProblem(BaseModel):
     reason: str
 
 
+class RecipientRow(NamedTuple):
+    """One CSV recipient, compact: a tuple whose `columns` is shared by every row of a parse.
+
+    It reads like a `Recipient` (`to`, `name`, `fields`, `line`) and `render` takes either;
+    `recipient()` gives the pydantic model. 100,000 `Recipient`s with a dict each cost
+    ~120 MB; these ~30 MB (`parse_csv`), and `iter_csv` keeps only the row being read.
+    """
+
+    line: int
+    to: str  # E.164
+    name: str | None
+    values: tuple[str, ...]  # the cells in column order, the `to` cell replaced by `to`
+    columns: tuple[str, ...]
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return dict(zip(self.columns, self.values, strict=False))
+
+    def recipient(self) -> Recipient:
+        return Recipient(to=self.to, name=self.name, fields=self.fields, line=self.line)
+
+
+class LazyRecipients(Sequence[Recipient]):
+    """`RecipientList.recipients` of a parsed CSV: compact rows, a `Recipient` built on access."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[RecipientRow]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Recipient: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Recipient]: ...
+
+    def __getitem__(self, index: int | slice) -> Recipient | list[Recipient]:
+        if isinstance(index, slice):
+            return [r.recipient() for r in self.rows[index]]
+        return self.rows[index].recipient()
+
+    def __iter__(self) -> Iterator[Recipient]:
+        return (r.recipient() for r in self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyRecipients):
+            return self.rows == other.rows
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=False))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LazyRecipients({len(self.rows)} rows)"
+
+
+_Problem = tuple[int, str, str]  # (line, raw, reason): a RowProblem before it is needed
+
+
+class RowProblems(Sequence[RowProblem]):
+    """Problems kept as tuples; a `RowProblem` is built on access (a file of bad rows stays cheap)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[_Problem]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> RowProblem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RowProblem]: ...
+
+    def __getitem__(self, index: int | slice) -> RowProblem | list[RowProblem]:
+        if isinstance(index, slice):
+            return [_row_problem(p) for p in self.items[index]]
+        return _row_problem(self.items[index])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=False))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _row_problem(p: _Problem) -> RowProblem:
+    return RowProblem(line=p[0], raw=p[1], reason=p[2])
+
+
 class RecipientList(BaseModel):
-    recipients: list[Recipient] = Field(default_factory=list)
+    # A parsed CSV holds `LazyRecipients` here (a Sequence of `Recipient`); `iter_rows()`
+    # walks the compact rows without building a model each.
+    recipients: Sequence[Recipient] = Field(default_factory=list)
     problems: list[RowProblem] = Field(default_factory=list)
     duplicates_removed: int = 0
     total_rows: int = 0
     columns: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # e.g. the file was not UTF-8
+
+    @field_serializer("recipients")
+    def _dump_recipients(self, recipients: Sequence[Recipient], info: SerializationInfo) -> list[dict[str, Any]]:
+        return [r.model_dump(mode=info.mode) for r in recipients]
+
+    def iter_rows(self) -> Iterator[Recipient | RecipientRow]:
+        """The recipients, as compact rows when the list holds them (see `render`)."""
+        if isinstance(self.recipients, LazyRecipients):
+            return iter(self.recipients.rows)
+        return iter(self.recipients)
 
 
 PHONE_COLUMNS = ("to", "phone", "phone_number", "number", "mobile")
@@ -254,6 +363,10 @@ def _fast_e164(raw: str, default_region: str) -> str | None:
 class _Normalizer:
     """Per-parse cache: the same raw text always gives the same answer."""
 
+    # Capped: a list of 100,000 distinct numbers would keep every raw text alive (~10 MB)
+    # for no hit; repeats (the point of the cache) show up early enough in real lists.
+    LIMIT = 10_000
+
     def __init__(self, default_region: str) -> None:
         self.region = default_region.upper()
         self.cache: dict[str, str | InvalidNumber] = {}
@@ -265,7 +378,8 @@ class _Normalizer:
                 hit = _fast_e164(raw, self.region) or normalize(raw, self.region)
             except InvalidNumber as exc:
                 hit = exc
-            self.cache[raw] = hit
+            if len(self.cache) < self.LIMIT:
+                self.cache[raw] = hit
         if isinstance(hit, InvalidNumber):
             raise hit
         return hit
@@ -275,50 +389,34 @@ class _Normalizer:
 
 
 class _Builder:
-    """Collects rows; counters live here (setting attributes on a pydantic model is slow)."""
+    """Counts rows, problems and duplicates; the callers keep the recipients in their own form."""
 
-    def __init__(self, default_region: str, allow_duplicates: bool, columns: list[str]) -> None:
+    def __init__(self, default_region: str, allow_duplicates: bool) -> None:
         self.normalize = _Normalizer(default_region)
         self.allow_duplicates = allow_duplicates
         self.seen: set[str] = set()
-        self.columns = columns
-        self.recipients: list[Recipient] = []
-        self.problems: list[RowProblem] = []
-        self.notes: list[str] = []
+        self.problems: list[_Problem] = []
         self.total = 0
         self.duplicates = 0
 
     def problem(self, line: int, raw: str, reason: str) -> None:
         self.total += 1
-        self.problems.append(RowProblem(line=line, raw=_truncate(raw), reason=reason))
+        self.problems.append((line, _truncate(raw), reason))
 
-    def add(
-        self, line: int, raw: list[str], sep: str, number: str, name: str | None, fields: dict[str, str]
-    ) -> None:
+    def accept(self, line: int, raw: list[str], sep: str, number: str) -> str | None:
+        """The E.164 number of a new recipient; None for a problem (recorded) or a duplicate (counted)."""
         try:
             e164 = self.normalize(number)
         except InvalidNumber as exc:
             self.problem(line, sep.join(raw), str(exc))  # rebuilt only for problems
-            return
+            return None
         self.total += 1
         if not self.allow_duplicates:
             if e164 in self.seen:
                 self.duplicates += 1
-                return
+                return None
             self.seen.add(e164)
-        fields["to"] = e164
-        # Validated init (pydantic-core) is cheaper than model_construct's Python loop.
-        self.recipients.append(Recipient(to=e164, name=name or None, fields=fields, line=line))
-
-    def result(self) -> RecipientList:
-        return RecipientList.model_construct(
-            recipients=self.recipients,
-            problems=self.problems,
-            duplicates_removed=self.duplicates,
-            total_rows=self.total,
-            columns=self.columns,
-            notes=self.notes,
-        )
+        return e164
 
 
 # --------------------------------------------------------------------------- pasted
@@ -338,7 +436,8 @@ _LEADING_NUMBER = re.compile(r"^(\+?[0-9][0-9 ().\-]*[0-9])\s+([^\W\d_].*)$")
 
 def parse_pasted(text: str, default_region: str = "US", allow_duplicates: bool = False) -> RecipientList:
     """One recipient a line: `number`, `number, name`, `number<TAB>name` or `number; name`."""
-    builder = _Builder(default_region, allow_duplicates, ["to", "name"])
+    builder = _Builder(default_region, allow_duplicates)
+    recipients: list[Recipient] = []
     first = True
     for line_no, line in enumerate((text or "").splitlines(), start=1):
         stripped = line.strip()
@@ -353,9 +452,19 @@ def parse_pasted(text: str, default_region: str = "US", allow_duplicates: bool =
         if name is None and (m := _LEADING_NUMBER.match(number)):
             # `+1 617 555 1212 John Smith`: no separator, but the name is plain to see.
             number, name = m.group(1), m.group(2).strip()
-        fields = {"name": name} if name else {}
-        builder.add(line_no, [stripped], "", number, name, fields)
-    return builder.result()
+        e164 = builder.accept(line_no, [stripped], "", number)
+        if e164 is not None:
+            fields = {"name": name, "to": e164} if name else {"to": e164}
+            # Validated init (pydantic-core) is cheaper than model_construct's Python loop.
+            recipients.append(Recipient(to=e164, name=name or None, fields=fields, line=line_no))
+    return RecipientList.model_construct(
+        recipients=recipients,
+        problems=[_row_problem(p) for p in builder.problems],
+        duplicates_removed=builder.duplicates,
+        total_rows=builder.total,
+        columns=["to", "name"],
+        notes=[],
+    )
 
 
 # --------------------------------------------------------------------------- CSV
@@ -429,9 +538,32 @@ def _column_names(header: list[str]) -> list[str]:
     return names
 
 
-def _rows(text: str, delimiter: str) -> Iterable[tuple[int, list[str]]]:
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `io.StringIO(text, newline="")`, without its 4-bytes-a-character copy."""
+    for m in _LINE.finditer(text):
+        yield m.group()
+
+
+def _first_nonblank_line(text: str) -> str:
+    """`next(line for line in text.splitlines() if line.strip())` without splitting the whole text."""
+    size = 4096
+    while True:
+        whole = size >= len(text)
+        lines = text[:size].splitlines()
+        for line in lines if whole else lines[:-1]:  # the last line of a prefix may go on
+            if line.strip():
+                return line
+        if whole:
+            raise CsvError("The file is empty.")  # not reached: the caller checked for text
+        size *= 4
+
+
+def _rows(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """(first physical line of the record, cells) for every non-blank record."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+    reader = csv.reader(_lines(text), delimiter=delimiter, skipinitialspace=True)
     start = 1
     while True:
         try:
@@ -449,22 +581,114 @@ def _rows(text: str, delimiter: str) -> Iterable[tuple[int, list[str]]]:
         start = reader.line_num + 1
 
 
-def parse_csv(
+class RecipientStream:
+    """A checked CSV whose rows are parsed while they are read: what `iter_csv` returns.
+
+    Whole-file problems were raised already (`CsvError`, as from `parse_csv`); iterating
+    yields one `RecipientRow` at a time and keeps none, so 100,000 rows cost no more than
+    one. `problems`, `duplicates_removed` and `total_rows` are final once the rows have been
+    read to the end (reading them earlier raises). It can be read once; the text is
+    released at the end.
+    """
+
+    def __init__(
+        self, text: str, delimiter: str, columns: list[str], to_index: int, name_index: int | None,
+        notes: list[str], default_region: str, allow_duplicates: bool,
+    ) -> None:
+        self.columns = columns
+        self.notes = notes
+        self._text: str | None = text
+        self._delimiter = delimiter
+        self._to_index = to_index
+        self._name_index = name_index
+        self._builder = _Builder(default_region, allow_duplicates)
+        self._started = False
+        self._finished = False
+
+    def __iter__(self) -> Iterator[RecipientRow]:
+        if self._started:
+            raise RuntimeError("a RecipientStream can be read once; call iter_csv again")
+        self._started = True
+        return self._generate()
+
+    def _generate(self) -> Iterator[RecipientRow]:
+        text, self._text = self._text, None
+        assert text is not None
+        builder = self._builder
+        delimiter, to_index, name_index = self._delimiter, self._to_index, self._name_index
+        columns = tuple(self.columns)
+        width = len(columns)
+        rows = _rows(text, delimiter)
+        del text  # the generator holds it until the last row
+        next(rows)  # the header
+        for line, row in rows:
+            cells = [c.strip() for c in row]
+            if len(cells) < width:
+                cells.extend([""] * (width - len(cells)))
+            number = cells[to_index]
+            if not number:
+                short = f" (the row has {len(row)} fields, the header {width})" if len(row) <= to_index else ""
+                builder.problem(line, delimiter.join(row), f"No phone number in the 'to' column{short}.")
+                continue
+            e164 = builder.accept(line, row, delimiter, number)
+            if e164 is None:
+                continue
+            if len(cells) > width:
+                del cells[width:]
+            cells[to_index] = e164
+            name = cells[name_index] if name_index is not None else None
+            yield RecipientRow(line, e164, name or None, tuple(cells), columns)
+        self._finished = True
+        # The counts stay; the numbers seen (~10 MB for 100,000) and the cache can go.
+        builder.seen = set()
+        builder.normalize.cache.clear()
+
+    def _final(self) -> _Builder:
+        if not self._finished:
+            raise RuntimeError("read the rows to the end first: the counts are not final before")
+        return self._builder
+
+    @property
+    def problems(self) -> RowProblems:
+        return RowProblems(self._final().problems)
+
+    @property
+    def duplicates_removed(self) -> int:
+        return self._final().duplicates
+
+    @property
+    def total_rows(self) -> int:
+        return self._final().total
+
+    def iter_rows(self) -> Iterator[RecipientRow]:
+        return iter(self)
+
+
+def iter_csv(
     data: bytes | str,
     default_region: str = "US",
     allow_duplicates: bool = False,
     max_rows: int = 100_000,
-) -> RecipientList:
+) -> RecipientStream:
+    """Check a CSV as `parse_csv` does (same `CsvError`s) and return its rows as a stream.
+
+    The file is read through once here (CSV syntax errors and the row limit are whole-file
+    problems, known before anything is drafted), and once more while the stream is read.
+    """
     text, notes = _decode(data)
-    if not text.strip():
+    del data  # the caller's reference may go too: only the text is kept
+    if not text or text.isspace():  # == `not text.strip()`, without a copy of the text
         raise CsvError("The file is empty. Upload a CSV with a header line such as 'to,name' and one row per recipient.")
     # Sniff from the first non-blank line: that is the header.
-    header_line = next(line for line in text.splitlines() if line.strip())
-    delimiter = _sniff_delimiter(header_line)
-    records = list(_rows(text, delimiter))
-    if not records:
+    delimiter = _sniff_delimiter(_first_nonblank_line(text))
+    header: list[str] | None = None
+    data_rows = -1
+    for _, row in _rows(text, delimiter):
+        if header is None:
+            header = row
+        data_rows += 1
+    if header is None:
         raise CsvError("The file has no header line. Add one such as 'to,name' above the rows.")
-    (_, header), data_rows = records[0], records[1:]
     columns = _column_names(header)
     to_index = next((columns.index(c) for c in PHONE_COLUMNS if c in columns), None)
     if to_index is None:
@@ -478,36 +702,41 @@ def parse_csv(
             f"The CSV has no 'to' column. Found columns: {shown}. Rename the phone number column to 'to' "
             "(phone, phone_number, number and mobile also work)."
         )
-    if len(data_rows) > max_rows:
+    if data_rows > max_rows:
         raise CsvError(
-            f"The CSV has {len(data_rows):,} rows; the limit is {max_rows:,}. Split it into files of at most {max_rows:,} rows."
+            f"The CSV has {data_rows:,} rows; the limit is {max_rows:,}. Split it into files of at most {max_rows:,} rows."
         )
     columns[to_index] = "to"  # `phone` etc. is `{to}` in templates
     name_index = columns.index("name") if "name" in columns else None
-    builder = _Builder(default_region, allow_duplicates, columns)
-    builder.notes.extend(notes)
-    width = len(columns)
-    # 100,000 rows allocate ~300,000 containers; the cyclic GC would rescan them again and
-    # again (a quarter of the run time) though none can form a cycle. Paused, then restored.
+    return RecipientStream(text, delimiter, columns, to_index, name_index, notes, default_region, allow_duplicates)
+
+
+def parse_csv(
+    data: bytes | str,
+    default_region: str = "US",
+    allow_duplicates: bool = False,
+    max_rows: int = 100_000,
+) -> RecipientList:
+    """The whole list at once (compact rows, a `Recipient` built on access). Big files: `iter_csv`."""
+    stream = iter_csv(data, default_region, allow_duplicates, max_rows)
+    del data
+    # 100,000 kept rows are 200,000 containers; the cyclic GC would rescan them again and
+    # again though none can form a cycle. Paused, then restored.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for line, row in data_rows:
-            cells = [c.strip() for c in row]
-            if len(cells) < width:
-                cells.extend([""] * (width - len(cells)))
-            number = cells[to_index]
-            if not number:
-                short = f" (the row has {len(row)} fields, the header {width})" if len(row) <= to_index else ""
-                builder.problem(line, delimiter.join(row), f"No phone number in the 'to' column{short}.")
-                continue
-            fields = dict(zip(columns, cells, strict=False))
-            name = cells[name_index] if name_index is not None else None
-            builder.add(line, row, delimiter, number, name, fields)
+        rows = list(stream)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return builder.result()
+    return RecipientList.model_construct(
+        recipients=LazyRecipients(rows),
+        problems=list(stream.problems),
+        duplicates_removed=stream.duplicates_removed,
+        total_rows=stream.total_rows,
+        columns=stream.columns,
+        notes=stream.notes,
+    )
 
 
 def _looks_like_phone(cell: str, region: str) -> bool:
@@ -545,37 +774,66 @@ def check_placeholders(template_text: str, columns: Iterable[str]) -> list[str]:
     return [p for p in _placeholders_in_order(template_text) if p not in known]
 
 
-def render(template_text: str, recipient: Recipient) -> str:
+class Renderer:
+    """`render` with the template parsed once: a bulk draft fills it for every recipient."""
+
+    def __init__(self, template_text: str) -> None:
+        self.names = _placeholders_in_order(template_text)
+        # Literal text (str) and placeholders (1-tuples of the key), as `_TOKEN.sub` would cut it.
+        parts: list[str | tuple[str]] = []
+        pos = 0
+        for m in _TOKEN.finditer(template_text):
+            parts.append(template_text[pos : m.start()])
+            token = m.group(0)
+            parts.append("{" if token == "{{" else "}" if token == "}}" else (normalize_key(m.group(1)),))
+            pos = m.end()
+        parts.append(template_text[pos:])
+        self.parts = [p for p in parts if p != ""]
+        self._columns: tuple[str, ...] | None = None
+        self._keys: tuple[str, ...] = ()
+
+    def values(self, recipient: Recipient | RecipientRow) -> dict[str, str]:
+        if isinstance(recipient, RecipientRow):
+            if recipient.columns is not self._columns:  # one tuple for all rows of a parse
+                self._columns = recipient.columns
+                self._keys = tuple(normalize_key(c) for c in recipient.columns)
+            values = dict(zip(self._keys, recipient.values, strict=False))
+        else:
+            values = {normalize_key(k): v for k, v in recipient.fields.items()}
+        values["name"] = recipient.name or values.get("name") or ""
+        values["to"] = recipient.to
+        return values
+
+    def __call__(self, recipient: Recipient | RecipientRow) -> str:
+        values = self.values(recipient)
+        unknown = [p for p in self.names if p not in values]
+        if unknown:
+            available = list(ALWAYS_AVAILABLE) + [k for k in values if k not in ALWAYS_AVAILABLE]
+            raise PlaceholderError(unknown, available)
+        return "".join(p if isinstance(p, str) else (values[p[0]] or "") for p in self.parts)
+
+
+def render(template_text: str, recipient: Recipient | RecipientRow) -> str:
     """Fill `{name}` and `{column}` placeholders; `{{`/`}}` are literal braces.
 
     A brace that does not form a placeholder (`{:)}`, a lone `}`) is kept as written.
     """
-    values = {normalize_key(k): v for k, v in recipient.fields.items()}
-    values["name"] = recipient.name or values.get("name") or ""
-    values["to"] = recipient.to
-    unknown = [p for p in _placeholders_in_order(template_text) if p not in values]
-    if unknown:
-        available = list(ALWAYS_AVAILABLE) + [k for k in values if k not in ALWAYS_AVAILABLE]
-        raise PlaceholderError(unknown, available)
-
-    def fill(m: re.Match[str]) -> str:
-        token = m.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        return values[normalize_key(m.group(1))] or ""
-
-    return _TOKEN.sub(fill, template_text)
+    return Renderer(template_text)(recipient)
 
 
 __all__ = [
     "CsvError",
+    "LazyRecipients",
     "PlaceholderError",
     "Recipient",
     "RecipientList",
+    "RecipientRow",
+    "RecipientStream",
+    "Renderer",
     "RowProblem",
+    "RowProblems",
     "check_placeholders",
+    "iter_csv",
     "parse_csv",
     "parse_pasted",
     "placeholders",

@@ -118,7 +118,9 @@ class BulkStore:
     ) -> tuple[int, bool]:
         """Store a draft job and its recipients in one transaction; (job id, created).
 
-        A repeated idem_key (Slack retrying the same submission) creates nothing.
+        `rows` may be an iterator (the draft's spool): executemany pulls one row at a time,
+        so 100,000 rows are never a list here. A repeated idem_key (Slack retrying the same
+        submission) creates nothing and reads no row.
         """
         now = time.time() if now is None else now
         due = job.due_at if job.due_at is not None else now

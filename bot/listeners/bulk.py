@@ -42,8 +42,9 @@ from bot.recipients import (
     CsvError,
     PlaceholderError,
     RecipientList,
+    RecipientStream,
     check_placeholders,
-    parse_csv,
+    iter_csv,
     parse_pasted,
 )
 from bot.service import UserError
@@ -157,7 +158,7 @@ def check_head(data: bytes, text: str, region: str) -> None:
     cut = data.rfind(b"\n")
     head = data[: cut + 1] if cut > 0 else data
     try:
-        parsed = parse_csv(head, region)
+        parsed = iter_csv(head, region)  # the whole-file checks of parse_csv; no row is parsed
     except CsvError as exc:
         raise FileProblem(str(exc)) from None
     unknown = check_placeholders(text, parsed.columns)
@@ -211,7 +212,7 @@ class Submission:
                 raise UserError(str(PlaceholderError(unknown, ["name", "to"])) +
                                 " A pasted list has only {name}; upload a CSV for other columns.", field="text")
 
-    def draft(self, recipients: RecipientList, source_label: str) -> BulkPlan:
+    def draft(self, recipients: RecipientList | RecipientStream, source_label: str) -> BulkPlan:
         return engine_of(self.ctx).draft(
             recipients, self.text, self.sender, allow_duplicates=self.allow_duplicates, when=self.when,
             idem_key=f"bulkview:{self.view_id}", user_id=self.user_id, user_name=self.user_name,
@@ -219,9 +220,10 @@ class Submission:
             channel_id=self.channel_id, source_label=source_label,
         )
 
-    def parse_file(self, data: bytes) -> RecipientList:
+    def parse_file(self, data: bytes) -> RecipientStream:
+        """The file checked (whole-file problems and placeholders); its rows are read by the draft."""
         try:
-            parsed = parse_csv(data, self.ctx.settings.sms_default_region, self.allow_duplicates)
+            parsed = iter_csv(data, self.ctx.settings.sms_default_region, self.allow_duplicates)
         except CsvError as exc:
             raise FileProblem(str(exc)) from None
         unknown = check_placeholders(self.text, parsed.columns)
@@ -241,7 +243,10 @@ def prepare_in_background(ctx: AppContext, sub: Submission, info: dict[str, Any]
     name = str(info.get("name") or "the file")
     try:
         data = download(ctx, info)
-        plan = sub.draft(sub.parse_file(data), f"file {name}")
+        stream = sub.parse_file(data)
+        del data  # the stream holds the decoded text; the bytes can go before the rows are read
+        plan = sub.draft(stream, f"file {name}")
+        del stream
         view = confirmation_view(plan)
     except UserError as exc:
         view = message_view(f":warning: {exc.message}\n\nNothing was sent. Run `/sms bulk` again with a fixed file.")
