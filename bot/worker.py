@@ -54,14 +54,19 @@ class RateLimiter:
     def paused(self) -> bool:
         return time.monotonic() < self.paused_until
 
-    def acquire(self, stop: threading.Event | None = None, priority: int = 0) -> bool:
-        """Wait for this sender's next slot; False when `stop` was set meanwhile."""
+    def acquire(self, stop: threading.Event | None = None, priority: int = 0,
+                max_pause_wait: float | None = None) -> bool:
+        """Wait for this sender's next slot; False when `stop` was set meanwhile, or when a
+        429 pause would keep us longer than `max_pause_wait` (the caller gives the row back
+        rather than hold a worker thread for the whole Retry-After)."""
         with self._cond:
             if priority == 0:
                 self._urgent += 1
             try:
                 while stop is None or not stop.is_set():
                     now = time.monotonic()
+                    if max_pause_wait is not None and self.paused_until - now > max_pause_wait:
+                        return False
                     slot = max(self._next, self.paused_until)
                     if priority != 0 and self._urgent:
                         slot = max(slot, now + 0.05)  # let the single sends through first
@@ -224,7 +229,10 @@ class Dispatcher:
             )
             return self._report(final)
         limiter = self.limiter(row.sender)
-        if not limiter.acquire(self._stop, priority=row.priority):
+        # A bulk row does not sit out a long 429 pause on a worker thread: it goes back to
+        # pending (claims skip paused senders) and the thread serves other senders meanwhile.
+        max_wait = 2.0 if row.priority else None
+        if not limiter.acquire(self._stop, priority=row.priority, max_pause_wait=max_wait):
             self.store.unclaim([row.id], self.owner)
             return None
         if not self.store.mark_sending(row.id, self.owner, lease=self.sending_lease):

@@ -94,3 +94,12 @@ def test_stop_ends_the_wait() -> None:
     stop = threading.Event()
     threading.Timer(0.1, stop.set).start()
     assert limiter.acquire(stop) is False
+
+
+def test_a_long_pause_sends_bulk_rows_back_instead_of_holding_a_thread() -> None:
+    limiter = RateLimiter(10.0)
+    limiter.pause(30)
+    assert limiter.acquire(priority=1, max_pause_wait=2.0) is False
+    limiter2 = RateLimiter(10.0)
+    limiter2.pause(0.2)  # a short pause is simply waited out
+    assert limiter2.acquire(priority=1, max_pause_wait=2.0) is True
