@@ -30,11 +30,20 @@ from typing import IO, Any, TextIO
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.bulk_views import PROBLEMS_SHOWN, BulkPlan, ProblemLine, Progress, progress_message, summary_text
+from bot.bulk_views import (
+    PROBLEMS_SHOWN,
+    BulkPlan,
+    ProblemLine,
+    Progress,
+    missed_prompt,
+    progress_message,
+    summary_text,
+    when_words,
+)
 from bot.notify import UNREACHABLE, Notifier
 from bot.recipients import RecipientList, RecipientStream, Renderer, placeholders
 from bot.senders import Senders
-from bot.service import UserError
+from bot.service import MAX_TEXT_LENGTH, UserError
 from bot.sms_segments import segment_info
 from providers.base import (
     BulkRecipient,
@@ -146,6 +155,9 @@ class Draft:
         text = (text or "").strip()
         if not text:
             raise UserError("Write the message text.", field="text")
+        if len(text) > MAX_TEXT_LENGTH:
+            raise UserError(f"The text is {len(text):,} characters; the limit is {MAX_TEXT_LENGTH:,}. "
+                            "Shorten it.", field="text")
         due: float | None = None
         if when is not None:
             ts = when.timestamp()
@@ -158,6 +170,8 @@ class Draft:
         # Empty renders are problems too; only the first PROBLEMS_SHOWN of them are ever shown.
         empty: list[ProblemLine] = []
         empties = 0
+        uses_name = "name" in placeholders(text)
+        named = False
         longest: tuple[int, int, str] | None = None  # (segments, characters, text)
         preview = ""
         seen_texts: dict[str, tuple[int, int]] = {}
@@ -171,6 +185,15 @@ class Draft:
                         empty.append(ProblemLine(line=r.line, raw=r.to, reason="The message is empty for this "
                                                  "recipient (its placeholder values are blank)."))
                     continue
+                if len(body) > MAX_TEXT_LENGTH:
+                    # The same limit as `/sms send`: the row is skipped, never sent cut or refused late.
+                    empties += 1
+                    if len(empty) < PROBLEMS_SHOWN:
+                        empty.append(ProblemLine(line=r.line, raw=r.to, reason=f"text would be {len(body):,} "
+                                                 f"characters; the limit is {MAX_TEXT_LENGTH:,}"))
+                    continue
+                if r.name:
+                    named = True
                 if not preview:
                     preview = body
                 # Segment counting walks every character; identical texts are counted once.
@@ -206,11 +229,21 @@ class Draft:
             # Both lists are in line order: the first lines of the two are the first lines of all.
             problems = sorted([*(ProblemLine(line=p.line, raw=p.raw, reason=p.reason)
                                  for p in parsed[:PROBLEMS_SHOWN]), *empty], key=lambda p: p.line)
+            notes = list(recipients.notes)
+            if uses_name and not named:
+                if isinstance(recipients, RecipientStream):
+                    columns = ", ".join(f"`{c}`" for c in recipients.columns)
+                    fix = (f"Columns in the file: {columns}. Name the column `name` (or `first_name` / "
+                           "`full_name`), or use another placeholder.")
+                else:
+                    fix = "Put each name after its number (`+16175551212, Jane`), or remove {name}."
+                notes.insert(0, "The text uses {name} but no recipient has a name, so it will be blank "
+                             f"(\"Hi {{name}}\" sends \"Hi \"). {fix}")
             plan_fields = {
                 "sender": sender, "sender_label": provider.label, "mode": mode, "valid": spool.count,
                 "total_rows": recipients.total_rows, "duplicates_removed": recipients.duplicates_removed,
                 "allow_duplicates": allow_duplicates, "invalid": invalid,
-                "problems": [p.model_dump() for p in problems[:PROBLEMS_SHOWN]], "notes": list(recipients.notes),
+                "problems": [p.model_dump() for p in problems[:PROBLEMS_SHOWN]], "notes": notes,
                 "encoding": seg.encoding, "segments": seg.segments, "characters": seg.characters,
                 "preview": preview, "personalised": personalised, "native_bulk_sender": native,
                 "due_at": due, "user_tz": user_tz, "source_label": source_label,
@@ -243,6 +276,7 @@ class BulkEngine:
         batch_size: int = BATCH_SIZE,
         max_attempts: int = 5,
         lease: float | None = None,
+        misfire_grace: float | None = None,
     ) -> None:
         self.store = store
         self.jobs = BulkStore(store)
@@ -253,6 +287,9 @@ class BulkEngine:
         self.max_attempts = max_attempts
         # A batch's rows are `sending` during its call: held as long as the dispatcher holds one.
         self.lease = lease if lease is not None else float(getattr(dispatcher, "sending_lease", 30.0))
+        # A scheduled job found later than this after its time (smsbot was down) waits for a person.
+        self.misfire_grace = misfire_grace if misfire_grace is not None else \
+            float(getattr(dispatcher, "misfire_grace", 900.0))
         self.tracker = ProgressTracker(self, progress_interval)
         self.runner = BatchRunner(self, batch_size)
         self._stop = threading.Event()
@@ -348,7 +385,7 @@ class BulkEngine:
         job = self.jobs.get(job_id)
         if job is None:
             return f"There is no bulk send #{job_id}."
-        if job.status not in ("running", "paused", "draft"):
+        if job.status not in ("running", "paused", "draft", "missed"):
             return f"Bulk #{job_id} is already {job.status}; nothing to cancel."
         n = self.jobs.cancel(job_id)
         self.wake()
@@ -361,6 +398,31 @@ class BulkEngine:
         if job is None or job.status != "paused":
             return f"Bulk #{job_id} is {job.status if job else 'unknown'}; it can't be paused."
         return f"Bulk #{job_id} paused; {plural(n, 'recipient')} wait for Resume."
+
+    def send_missed_now(self, job_id: int) -> str:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return f"There is no bulk send #{job_id}."
+        n = self.jobs.send_missed_now(job_id)
+        if not n and job.status != "missed":
+            return f"Bulk #{job_id} is {job.status}; nothing was sent now."
+        self.wake()
+        return f"Bulk #{job_id} sending now, late: {plural(n, 'recipient')} to go."
+
+    def post_missed_prompt(self, job: BulkJob) -> None:
+        """One prompt in the job's thread: it was missed while smsbot was down; Send now or Cancel."""
+        if self.notifier is None:
+            return
+        self.redraw(job, state="missed")
+        target = job.thread_channel or job.channel_id or job.created_by
+        if not target or job.payload.get("source") == "cli":
+            return
+        when = when_words(job.due_at, job.user_tz) if job.due_at else "earlier"
+        text, blocks = missed_prompt(job.id, job.total, when)
+        try:
+            self.notifier.post(str(target), text, blocks, thread_ts=job.thread_ts if job.thread_channel else None)
+        except SlackApiError as exc:
+            log.warning("posting the missed prompt of bulk #%s failed: %s", job.id, type(exc).__name__)
 
     def resume(self, job_id: int) -> str:
         n = self.jobs.resume(job_id)
@@ -390,11 +452,15 @@ class BulkEngine:
         self.notifier.update(job.thread_channel, job.thread_ts, text, blocks)
 
     def write_failure_csv(self, job_id: int, out: TextIO) -> None:
-        """The failure CSV, written row by row as the query yields them."""
+        """The failure CSV, written row by row as the query yields them.
+
+        `to` is always E.164 (`+` and digits, our own normaliser's); names and provider
+        error text are not ours, so a leading = + - @ tab or CR is defused (`safe_cell`).
+        """
         writer = csv.writer(out)
         writer.writerow(["to", "name", "status", "reason"])
         for row in self.jobs.failures(job_id):
-            writer.writerow([row.to, row.name or "", row.status, row.error or ""])
+            writer.writerow([row.to, safe_cell(row.name or ""), row.status, safe_cell(row.error or "")])
 
     def failure_csv(self, job_id: int) -> bytes:
         buf = io.StringIO()
@@ -437,6 +503,14 @@ class BulkEngine:
                     log.warning("uploading the failure report of bulk #%s failed: %s", job.id, type(exc).__name__)
         elif job.created_by and job.payload.get("source") != "cli":
             self.notifier.ephemeral_or_dm(job.channel_id, job.created_by, text)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text: `=SUM(A1)` -> `'=SUM(A1)` (formula injection)."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 def plural(n: int, word: str) -> str:
@@ -501,15 +575,24 @@ class ProgressTracker(_Loop):
     def tick(self) -> float:
         engine = self.engine
         now = time.monotonic()
+        released, missed = engine.jobs.release_due(engine.misfire_grace)
+        if released:
+            engine.wake()
+        for job_id in missed:
+            job = engine.jobs.get(job_id)
+            if job is not None:
+                engine.post_missed_prompt(job)
         for job in engine.jobs.live_jobs():
             counts = engine.jobs.counts(job.id)
-            # A retry released after Pause/Cancel came back as pending: take it out again.
+            # A retry released after Pause/Cancel came back as pending: take it out again. The
+            # job list may be stale (Resume landed since): repause/recancel check it again in
+            # their own transaction and never change the job's status.
             if job.status == "paused" and (counts.get("pending") or counts.get("queued")):
-                engine.jobs.pause(job.id)
+                engine.jobs.repause(job.id)
                 counts = engine.jobs.counts(job.id)
             elif job.status == "canceling" and (counts.get("pending") or counts.get("queued")
-                                                or counts.get("paused")):
-                engine.jobs.cancel(job.id)
+                                                or counts.get("paused") or counts.get("waiting")):
+                engine.jobs.recancel(job.id)
                 counts = engine.jobs.counts(job.id)
             p = Progress.from_counts(counts)
             p.rate = self.rate(job.id, p.done, now)
@@ -525,7 +608,11 @@ class ProgressTracker(_Loop):
                 engine.redraw(job, p)
                 self._last_draw[job.id] = now
                 self._last_shown[job.id] = shown
-        return min(0.5, self.interval)
+        delay = min(0.5, self.interval)
+        waiting = engine.jobs.next_waiting_due()
+        if waiting is not None:
+            delay = max(0.0, min(delay, waiting - time.time()))
+        return delay
 
     def _forget(self, job_id: int) -> None:
         self._last_draw.pop(job_id, None)

@@ -22,6 +22,8 @@ BULK_WAIT = "bulk_wait"
 CANCEL_ACTION = "bulk_cancel"
 PAUSE_ACTION = "bulk_pause"
 RESUME_ACTION = "bulk_resume"
+MISSED_SEND_NOW_ACTION = "bulk_missed_send_now"
+MISSED_CANCEL_ACTION = "bulk_missed_cancel"
 
 PROBLEMS_SHOWN = 20
 PREVIEW_LIMIT = 1500
@@ -79,7 +81,7 @@ class Progress(BaseModel):
 
     @classmethod
     def from_counts(cls, counts: dict[str, int], rate: float | None = None) -> Progress:
-        remaining = sum(counts.get(s, 0) for s in ("pending", "claimed", "sending", "queued", "paused"))
+        remaining = sum(counts.get(s, 0) for s in ("pending", "claimed", "sending", "queued", "paused", "waiting"))
         total = sum(v for k, v in counts.items() if k != "draft")
         return cls(total=total, sent=counts.get("sent", 0), failed=counts.get("failed", 0),
                    unknown=counts.get("unknown", 0), canceled=counts.get("canceled", 0),
@@ -127,7 +129,8 @@ def bulk_modal(senders: list[tuple[str, str]], default_sender: str, metadata: di
                hint="One per line: number, optional name. Or upload a CSV below."),
         input_block(B_CSV, "…or a CSV file", {"type": "file_input", "action_id": "value", "filetypes": ["csv", "txt"],
                                          "max_files": 1},
-               hint="Columns: to (the number), name, and any others for placeholders. Up to 100,000 rows."),
+               hint="Columns: to (the number), name (or first_name / full_name), and any others for "
+                    "placeholders. Up to 100,000 rows."),
         input_block(B_OPTIONS, "Options", {"type": "checkboxes", "action_id": "value", "options": [
             {"text": plain("Allow duplicates (send again to a repeated number)"), "value": "allow_duplicates"}]}),
         *send_later_blocks("Leave empty to send as soon as you confirm"),
@@ -235,6 +238,7 @@ def progress_message(
         "canceling": ":no_entry_sign: Canceling",
         "done": ":white_check_mark: Finished",
         "canceled": ":no_entry_sign: Canceled",
+        "missed": ":alarm_clock: Missed (smsbot was down at its time; see the thread)",
     }
     head = f"{states.get(state, state)} — bulk #{job_id} by {by} via {label} to {plural(p.total, 'recipient')}"
     if state == "running" and due_at and due_at > datetime.now(UTC).timestamp() + 1 and p.done == 0:
@@ -269,6 +273,21 @@ def progress_message(
             ],
         })
     return fallback, blocks
+
+
+def missed_prompt(job_id: int, total: int, when: str) -> tuple[str, list[dict[str, Any]]]:
+    """The one thread prompt of a scheduled job found past its grace: Send now or Cancel."""
+    text = (f":alarm_clock: Bulk #{job_id} was due {when} while smsbot was down, so nothing was sent to its "
+            f"{plural(total, 'recipient')}. Send it now, or cancel it?")
+    blocks: list[dict[str, Any]] = [
+        _section(text),
+        {"type": "actions", "block_id": f"bulk_missed_{job_id}", "elements": [
+            {"type": "button", "action_id": MISSED_SEND_NOW_ACTION, "style": "primary", "text": plain("Send now"),
+             "value": str(job_id)},
+            {"type": "button", "action_id": MISSED_CANCEL_ACTION, "text": plain("Cancel"), "value": str(job_id)},
+        ]},
+    ]
+    return text, blocks
 
 
 def summary_text(job_id: int, p: Progress, label: str, seconds: float | None, canceled: bool,

@@ -11,7 +11,9 @@ Decisions:
   hyphens become `_` ("First Name" -> `first_name`). A blank header cell becomes
   `column_<n>`; a repeated name gets `_2`, `_3`.
 - `Recipient.fields` holds every column of the row (missing cells as ""), with `to` set to
-  the E.164 number; a `name` column also goes to `Recipient.name` (blank -> None).
+  the E.164 number; a `name` column also goes to `Recipient.name` (blank -> None). With no
+  `name` column, `first_name` (else `full_name`) is the name. Of two `name` columns the
+  first is the name (the second is `{name_2}`), and a note says so.
 - CSV line numbers are physical lines of the file, header = line 1; a quoted field with
   newlines reports the line the record starts on. Pasted line numbers count every line.
 - A pasted first line like `to,name` or `phone` is taken as a header and skipped.
@@ -707,7 +709,11 @@ def iter_csv(
             f"The CSV has {data_rows:,} rows; the limit is {max_rows:,}. Split it into files of at most {max_rows:,} rows."
         )
     columns[to_index] = "to"  # `phone` etc. is `{to}` in templates
-    name_index = columns.index("name") if "name" in columns else None
+    name_index = next((columns.index(c) for c in NAME_COLUMNS if c in columns), None)
+    repeated = sum(1 for cell in header if normalize_key(cell) == "name")
+    if repeated > 1:
+        notes.append(f"The CSV has {repeated} 'name' columns; {{name}} uses the first one "
+                     "(the others are {name_2}" + (", {name_3}…" if repeated > 2 else "") + ").")
     return RecipientStream(text, delimiter, columns, to_index, name_index, notes, default_region, allow_duplicates)
 
 
@@ -737,6 +743,10 @@ def parse_csv(
         columns=stream.columns,
         notes=stream.notes,
     )
+
+
+# The recipient's name: `name`, or else (no `name` column) `first_name`, then `full_name`.
+NAME_COLUMNS = ("name", "first_name", "full_name")
 
 
 def _looks_like_phone(cell: str, region: str) -> bool:

@@ -24,6 +24,8 @@ EDIT_MODAL = "schedule_edit_modal"
 CANCEL_ACTION = "schedule_cancel"
 EDIT_ACTION = "schedule_edit"
 SEND_NOW_ACTION = "missed_send_now"
+BULK_CANCEL_ACTION = "schedule_bulk_cancel"
+BULK_ROWS_SHOWN = 5
 NAV_PREFIX = "schedule_list"  # -> schedule_list_prev / schedule_list_next
 ROW_BLOCK_PREFIX = "schedrow"
 DEFAULT_PAGE_SIZE = 10
@@ -47,6 +49,17 @@ class ListPage(BaseModel):
             return cls.model_validate_json(raw or "{}")
         except ValidationError:
             return cls()
+
+
+class ScheduledBulk(BaseModel):
+    """A confirmed bulk job waiting for its time: one line of `/sms list`."""
+
+    id: int
+    due_at: float
+    sender: str
+    total: int
+    text: str = ""
+    created_by: str | None = None
 
 
 class EditMeta(BaseModel):
@@ -139,13 +152,16 @@ def schedule_list_blocks(
     label_for: Callable[[str], str] | None = None,
     notice: str | None = None,
     nav_prefix: str = NAV_PREFIX,
+    bulk_jobs: Sequence[ScheduledBulk] = (),
+    bulk_total: int | None = None,
 ) -> list[dict[str, Any]]:
     """One page of pending schedules, soonest first, with Edit/Cancel per row and Previous/Next.
 
     `rows` is the whole list (sliced here), or, when `total` is given, just this page's
     rows as the store returned them (`store.pending(limit=page_size, offset=page*page_size)`).
-    `show_owner` means the everyone view: it names who scheduled each message. Always
-    fewer than 50 blocks.
+    `show_owner` means the everyone view: it names who scheduled each message. Scheduled
+    bulk jobs (`bulk_jobs`, `bulk_total` of them) come first, one line and a Cancel button
+    each (at most `BULK_ROWS_SHOWN`). Always at most 50 blocks.
     """
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
     if total is None:
@@ -163,6 +179,12 @@ def schedule_list_blocks(
     ]
     if notice:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": notice[:2900]}]})
+    bulk_total = len(bulk_jobs) if bulk_total is None else bulk_total
+    if bulk_jobs:
+        blocks.extend(bulk_list_blocks(bulk_jobs, bulk_total, viewer_tz, now, show_owner, label_for,
+                                       ListPage(page=page, all=show_owner)))
+    if not shown and bulk_jobs:
+        return blocks
     if not shown:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
             "Nothing is scheduled. Schedule with `/sms send --at \"tomorrow 9am\" +16175551212 Text` "
@@ -188,6 +210,39 @@ def schedule_list_blocks(
     else:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Times in {viewer_tz}"}]})
     assert len(blocks) <= MAX_BLOCKS
+    return blocks
+
+
+def bulk_row_text(job: ScheduledBulk, viewer_tz: str, now: datetime | float, show_owner: bool,
+                  label_for: Callable[[str], str] | None = None) -> str:
+    via = label_for(job.sender) if label_for else job.sender
+    owner = f" · by <@{job.created_by}>" if show_owner and job.created_by else ""
+    who = f"{job.total:,} recipient{'' if job.total == 1 else 's'}"
+    words = escape(first_words(job.text)) or "_(no text)_"
+    return f"*Bulk #{job.id}* · *{when_label(job.due_at, viewer_tz, now)}* · {who} via {escape(via)}{owner}\n> {words}"
+
+
+def bulk_list_blocks(jobs: Sequence[ScheduledBulk], total: int, viewer_tz: str, now: datetime | float,
+                     show_owner: bool, label_for: Callable[[str], str] | None = None,
+                     where: ListPage | None = None) -> list[dict[str, Any]]:
+    """Scheduled bulk jobs: a heading, then one section a job with its Cancel button."""
+    where = where or ListPage(all=show_owner)
+    shown = list(jobs[:BULK_ROWS_SHOWN])
+    more = f" — the first {len(shown)} shown" if total > len(shown) else ""
+    blocks: list[dict[str, Any]] = [{"type": "context", "elements": [{"type": "mrkdwn", "text": (
+        f"*Scheduled bulk sends* ({total}){more}")}]}]
+    for job in shown:
+        blocks.append({
+            # The list's page travels in the block id (as for single rows) so a click redraws it.
+            "type": "section", "block_id": f"{ROW_BLOCK_PREFIX}_b{job.id}_{where.page}_{int(where.all)}",
+            "text": {"type": "mrkdwn", "text": bulk_row_text(job, viewer_tz, now, show_owner, label_for)[:2900]},
+            "accessory": {"type": "button", "action_id": BULK_CANCEL_ACTION, "style": "danger",
+                          "text": plain("Cancel"), "value": str(job.id),
+                          "confirm": {"title": plain("Cancel this bulk send?"),
+                                      "text": plain(f"Bulk #{job.id} will not be sent to its "
+                                                    f"{job.total:,} recipients."),
+                                      "confirm": plain("Cancel it"), "deny": plain("Keep it")}},
+        })
     return blocks
 
 

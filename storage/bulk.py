@@ -6,10 +6,14 @@ A job lives in `bulk_jobs`; each recipient is an outbox row in `messages` with i
 - `draft`:  parsed and shown in the confirmation view, not confirmed (no worker claims it);
 - `queued`: confirmed, waiting for a provider-side bulk batch (the batch runner takes it,
   the dispatcher never does: `claim_due` only takes `pending`);
-- `paused`: taken out of `pending`/`queued` by Pause; Resume puts it back.
+- `paused`: taken out of `pending`/`queued` by Pause; Resume puts it back;
+- `waiting`: confirmed for a later time (send later); at the job's due time the engine
+  releases them to `pending`/`queued`, or, when that time is older than the misfire grace
+  (smsbot was down), marks them `missed` and the job `missed` (Send now / Cancel).
 
 Job statuses: draft -> confirming -> running <-> paused -> finishing -> done; Cancel moves
-running/paused to canceling, which also ends in finishing -> done.
+running/paused/missed to canceling, which also ends in finishing -> done. A scheduled job
+found past its grace becomes `missed` until someone picks Send now (-> running) or Cancel.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from pydantic import BaseModel, Field
 from storage.store import Store
 
 # Rows that may still be sent (or are being sent): a job with any is not finished.
-ACTIVE = ("pending", "claimed", "sending", "queued", "paused")
-ACTIVE_SQL = "('pending', 'claimed', 'sending', 'queued', 'paused')"
+ACTIVE = ("pending", "claimed", "sending", "queued", "paused", "waiting")
+ACTIVE_SQL = "('pending', 'claimed', 'sending', 'queued', 'paused', 'waiting')"
 LIVE_JOBS = ("running", "paused", "canceling")
 
 
@@ -105,6 +109,13 @@ class FailureRow(NamedTuple):
     name: str | None
     status: str
     error: str | None
+
+
+def _target(job: Any, now: float) -> str:
+    """Where a job's rows go when released: `waiting` until a later due time, else sendable."""
+    if job["due_at"] is not None and job["due_at"] > now + 1:
+        return "waiting"
+    return "queued" if job["mode"] == "provider_bulk" else "pending"
 
 
 class BulkStore:
@@ -208,10 +219,11 @@ class BulkStore:
         """Confirmed: the rows become sendable, all in one transaction. Returns rows released."""
         now = time.time() if now is None else now
         with self.store.write() as conn:
-            job = conn.execute("SELECT mode, status FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            job = conn.execute("SELECT mode, status, due_at FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
             if job is None or job["status"] not in ("draft", "confirming"):
                 return 0
-            target = "queued" if job["mode"] == "provider_bulk" else "pending"
+            # A later job's rows wait for the engine (`release_due`): it checks the grace first.
+            target = _target(job, now)
             cur = conn.execute(
                 "UPDATE messages SET status = ?, updated_at = ? WHERE bulk_job_id = ? AND status = 'draft'",
                 (target, now, job_id),
@@ -243,12 +255,12 @@ class BulkStore:
         with self.store.write() as conn:
             cur = conn.execute(
                 "UPDATE messages SET status = 'canceled', updated_at = ? WHERE bulk_job_id = ?"
-                " AND status IN ('pending', 'claimed', 'queued', 'paused', 'draft')",
+                " AND status IN ('pending', 'claimed', 'queued', 'paused', 'draft', 'waiting', 'missed')",
                 (now, job_id),
             )
             conn.execute(
                 "UPDATE bulk_jobs SET status = CASE WHEN status = 'draft' THEN 'discarded' ELSE 'canceling' END,"
-                " updated_at = ? WHERE id = ? AND status IN ('draft', 'running', 'paused')",
+                " updated_at = ? WHERE id = ? AND status IN ('draft', 'running', 'paused', 'missed')",
                 (now, job_id),
             )
             return cur.rowcount
@@ -262,25 +274,136 @@ class BulkStore:
                 return 0
             cur = conn.execute(
                 "UPDATE messages SET status = 'paused', updated_at = ? WHERE bulk_job_id = ?"
-                " AND status IN ('pending', 'claimed', 'queued')",
+                " AND status IN ('pending', 'claimed', 'queued', 'waiting')",
                 (now, job_id),
             )
             conn.execute("UPDATE bulk_jobs SET status = 'paused', updated_at = ? WHERE id = ?", (now, job_id))
             return cur.rowcount
 
+    def repause(self, job_id: int, now: float | None = None) -> int:
+        """Take rows a retry put back in `pending` out again, only while the job is still paused.
+
+        The job's own status is never changed here: a Resume that landed after the caller
+        read the job list wins (this transaction sees it and does nothing).
+        """
+        now = time.time() if now is None else now
+        with self.store.write() as conn:
+            job = conn.execute("SELECT status FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            if job is None or job["status"] != "paused":
+                return 0
+            cur = conn.execute(
+                "UPDATE messages SET status = 'paused', updated_at = ? WHERE bulk_job_id = ?"
+                " AND status IN ('pending', 'claimed', 'queued')",
+                (now, job_id),
+            )
+            return cur.rowcount
+
+    def recancel(self, job_id: int, now: float | None = None) -> int:
+        """Cancel rows a retry put back, only while the job is canceling (its status untouched)."""
+        now = time.time() if now is None else now
+        with self.store.write() as conn:
+            job = conn.execute("SELECT status FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            if job is None or job["status"] != "canceling":
+                return 0
+            cur = conn.execute(
+                "UPDATE messages SET status = 'canceled', updated_at = ? WHERE bulk_job_id = ?"
+                " AND status IN ('pending', 'claimed', 'queued', 'paused', 'waiting')",
+                (now, job_id),
+            )
+            return cur.rowcount
+
     def resume(self, job_id: int, now: float | None = None) -> int:
         now = time.time() if now is None else now
         with self.store.write() as conn:
-            job = conn.execute("SELECT status, mode FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            job = conn.execute("SELECT status, mode, due_at FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
             if job is None or job["status"] != "paused":
                 return 0
-            target = "queued" if job["mode"] == "provider_bulk" else "pending"
+            target = _target(job, now)
             cur = conn.execute(
                 "UPDATE messages SET status = ?, updated_at = ? WHERE bulk_job_id = ? AND status = 'paused'",
                 (target, now, job_id),
             )
             conn.execute("UPDATE bulk_jobs SET status = 'running', updated_at = ? WHERE id = ?", (now, job_id))
             return cur.rowcount
+
+    # -- scheduled jobs: their due time, the misfire grace, Send now
+
+    def next_waiting_due(self) -> float | None:
+        row = self.store.conn.execute("SELECT min(due_at) FROM messages WHERE status = 'waiting'").fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def release_due(self, grace: float, now: float | None = None) -> tuple[list[int], list[int]]:
+        """Jobs whose time came: (released, missed) job ids, each decided in one transaction.
+
+        A job whose due time is more than `grace` ago (smsbot was down) sends nothing: its
+        waiting rows become `missed` and the job `missed`, so a person decides. Only the
+        caller that moved a job gets its id (the prompt is posted once).
+        """
+        now = time.time() if now is None else now
+        released: list[int] = []
+        missed: list[int] = []
+        with self.store.write() as conn:
+            jobs = conn.execute(
+                "SELECT id, mode, status, due_at FROM bulk_jobs WHERE status = 'running' AND id IN"
+                " (SELECT DISTINCT bulk_job_id FROM messages WHERE status = 'waiting' AND due_at <= ?)",
+                (now,),
+            ).fetchall()
+            for job in jobs:
+                due = job["due_at"]
+                if due is None:
+                    due = conn.execute("SELECT min(due_at) FROM messages WHERE bulk_job_id = ? AND status = 'waiting'",
+                                       (job["id"],)).fetchone()[0]
+                if due is not None and due < now - grace:
+                    conn.execute(
+                        "UPDATE messages SET status = 'missed', updated_at = ? WHERE bulk_job_id = ?"
+                        " AND status = 'waiting'",
+                        (now, job["id"]),
+                    )
+                    conn.execute("UPDATE bulk_jobs SET status = 'missed', updated_at = ? WHERE id = ?",
+                                 (now, job["id"]))
+                    missed.append(int(job["id"]))
+                else:
+                    target = "queued" if job["mode"] == "provider_bulk" else "pending"
+                    conn.execute(
+                        "UPDATE messages SET status = ?, updated_at = ? WHERE bulk_job_id = ?"
+                        " AND status = 'waiting' AND due_at <= ?",
+                        (target, now, job["id"], now),
+                    )
+                    released.append(int(job["id"]))
+        return released, missed
+
+    def send_missed_now(self, job_id: int, now: float | None = None) -> int:
+        """A person chose Send now for a missed job: its missed rows are due now. Rows released."""
+        now = time.time() if now is None else now
+        with self.store.write() as conn:
+            job = conn.execute("SELECT status, mode FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            if job is None or job["status"] != "missed":
+                return 0
+            target = "queued" if job["mode"] == "provider_bulk" else "pending"
+            cur = conn.execute(
+                "UPDATE messages SET status = ?, due_at = ?, updated_at = ? WHERE bulk_job_id = ?"
+                " AND status = 'missed'",
+                (target, now, now, job_id),
+            )
+            conn.execute("UPDATE bulk_jobs SET status = 'running', updated_at = ? WHERE id = ?", (now, job_id))
+            return cur.rowcount
+
+    def scheduled_jobs(
+        self, created_by: str | None = None, limit: int = 20, now: float | None = None
+    ) -> tuple[list[BulkJob], int]:
+        """Confirmed jobs waiting for their time (`/sms list`), soonest first, and how many there are."""
+        now = time.time() if now is None else now
+        where = ("j.due_at IS NOT NULL AND ((j.status = 'running' AND EXISTS (SELECT 1 FROM messages m"
+                 " WHERE m.bulk_job_id = j.id AND m.status = 'waiting')) OR (j.status = 'paused' AND j.due_at > ?))")
+        args: list[Any] = [now]
+        if created_by is not None:
+            where += " AND j.created_by = ?"
+            args.append(created_by)
+        total = int(self.store.conn.execute(f"SELECT count(*) FROM bulk_jobs j WHERE {where}", args).fetchone()[0])
+        rows = self.store.conn.execute(
+            f"SELECT * FROM bulk_jobs j WHERE {where} ORDER BY j.due_at, j.id LIMIT ?", (*args, limit)
+        ).fetchall()
+        return [BulkJob.from_db(r) for r in rows], total
 
     # -- finishing
 

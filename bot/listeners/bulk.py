@@ -29,6 +29,8 @@ from bot.bulk_views import (
     BULK_CONFIRM,
     BULK_MODAL,
     CANCEL_ACTION,
+    MISSED_CANCEL_ACTION,
+    MISSED_SEND_NOW_ACTION,
     PAUSE_ACTION,
     RESUME_ACTION,
     BulkPlan,
@@ -59,6 +61,11 @@ CSV_TYPES = {"csv", "text", "txt", "tsv", "plain"}
 
 FIELD_BLOCKS = {"sender": B_SENDER, "text": B_TEXT, "recipients": B_PASTE, "csv": B_CSV, "when": "when_dt",
                 "when_date": "when_date"}
+
+
+# A confirm that finds its job in one of these was a repeat of one that started it.
+STARTED = ("confirming", "running", "paused", "missed", "finishing", "done")
+EXPIRED = "This draft expired; nothing was sent. Start again with /sms bulk."
 
 
 class FileProblem(UserError):
@@ -316,7 +323,13 @@ def register(app: App, ctx: AppContext) -> None:
         if refusal:
             ack(response_action="update", view=message_view(refusal))
             return
-        engine.confirm(job.id)  # None on a repeat: already started, say nothing twice
+        if engine.confirm(job.id) is None:
+            fresh = engine.jobs.get(job.id)
+            if fresh is None or fresh.status not in STARTED:
+                # Expired (discarded after a day) or canceled: closing silently would look like a send.
+                ack(response_action="update", view=message_view(EXPIRED))
+                return
+            # A double click (or Slack's retry) of a job already started: say nothing twice.
         ack(response_action="clear")
 
     said: dict[str, str] = {}
@@ -333,7 +346,8 @@ def register(app: App, ctx: AppContext) -> None:
             # The change happens inside the request: Cancel stops the remaining sends at once.
             job_id, user_id, channel_id, action_ts = parse(body)
             if job_id and not refusal_for(ctx, user_id, channel_id):
-                run = {"cancel": engine.cancel, "pause": engine.pause, "resume": engine.resume}[action]
+                run = {"cancel": engine.cancel, "pause": engine.pause, "resume": engine.resume,
+                       "missed_cancel": engine.cancel, "send_now": engine.send_missed_now}[action]
                 said[f"{job_id}:{action_ts}"] = run(job_id)
             ack()
 
@@ -349,11 +363,19 @@ def register(app: App, ctx: AppContext) -> None:
             if job is None or text is None:
                 return
             engine.redraw(job)
+            container = body.get("container") or {}
+            prompt_ts = container.get("message_ts")
+            if action in ("missed_cancel", "send_now") and channel_id and prompt_ts and prompt_ts != job.thread_ts:
+                # The missed prompt: its buttons give way to what happened.
+                note = f"<@{user_id}>: {text}" if user_id else text
+                ctx.notifier.update(channel_id, prompt_ts, note,
+                                    [{"type": "section", "text": {"type": "mrkdwn", "text": note}}])
             if job.thread_channel and job.thread_ts and user_id:
                 ctx.notifier.post(job.thread_channel, f"<@{user_id}>: {text}", thread_ts=job.thread_ts)
 
         return act_now, tell
 
-    for action_id, name in ((CANCEL_ACTION, "cancel"), (PAUSE_ACTION, "pause"), (RESUME_ACTION, "resume")):
+    for action_id, name in ((CANCEL_ACTION, "cancel"), (PAUSE_ACTION, "pause"), (RESUME_ACTION, "resume"),
+                            (MISSED_CANCEL_ACTION, "missed_cancel"), (MISSED_SEND_NOW_ACTION, "send_now")):
         act_now, tell = control(name)
         app.action(action_id)(ack=act_now, lazy=[tell])

@@ -32,6 +32,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.context import AppContext, SubCommand
 from bot.phone import display
 from bot.schedule_views import (
+    BULK_CANCEL_ACTION,
     CANCEL_ACTION,
     DEFAULT_PAGE_SIZE,
     EDIT_ACTION,
@@ -40,6 +41,7 @@ from bot.schedule_views import (
     SEND_NOW_ACTION,
     EditMeta,
     ListPage,
+    ScheduledBulk,
     edit_modal,
     first_words,
     list_fallback_text,
@@ -52,6 +54,7 @@ from bot.schedule_views import (
 from bot.service import SendRequest, UserError
 from bot.timeparse import WhenError, parse_when
 from bot.views import state_value
+from storage.bulk import BulkStore
 from storage.store import MessageRow
 
 log = logging.getLogger("smsbot.listeners.schedules")
@@ -232,9 +235,30 @@ def list_message(ctx: AppContext, user_id: str | None, where: ListPage, notice: 
     total = ctx.store.count_pending(created_by=owner)
     page = min(where.page, max(0, (total - 1) // page_size))
     rows = ctx.store.pending(created_by=owner, limit=page_size, offset=page * page_size)
+    jobs, bulk_total = BulkStore(ctx.store).scheduled_jobs(created_by=owner, now=now_ts)
+    bulk = [ScheduledBulk(id=j.id, due_at=j.due_at or now_ts, sender=j.sender, total=j.total, text=j.text or "",
+                          created_by=j.created_by) for j in jobs]
     blocks = schedule_list_blocks(rows, tz, now_ts, page, page_size, where.all, total=total,
-                                  label_for=ctx.senders.label, notice=notice)
-    return {"response_type": "ephemeral", "text": list_fallback_text(total, where.all), "blocks": blocks}
+                                  label_for=ctx.senders.label, notice=notice, bulk_jobs=bulk, bulk_total=bulk_total)
+    text = list_fallback_text(total, where.all)
+    if bulk_total:
+        text += f" {bulk_total} scheduled bulk send{'' if bulk_total == 1 else 's'}."
+    return {"response_type": "ephemeral", "text": text, "blocks": blocks}
+
+
+def cancel_bulk_job(ctx: AppContext, job_id: int, user_id: str | None) -> ActionResult:
+    """Cancel a scheduled bulk job from `/sms list`: its owner, or the people who manage all."""
+    engine = ctx.extras.get("bulk")
+    job = engine.jobs.get(job_id) if engine is not None else None
+    if engine is None or job is None:
+        return ActionResult(ok=False, text=f":warning: There is no bulk send #{job_id}.")
+    if not (job.created_by == user_id or can_manage_all(ctx, user_id)):
+        return ActionResult(ok=False, text=f":no_entry: Bulk #{job_id} was scheduled by <@{job.created_by}>; only "
+                                           "they or people in SMS_BULK_USERS can cancel it.")
+    text = engine.cancel(job_id)
+    fresh = engine.jobs.get(job_id)
+    ok = fresh is not None and fresh.status in ("canceling", "finishing", "done") and job.status != fresh.status
+    return ActionResult(ok=ok, text=(":no_entry_sign: " if ok else ":warning: ") + text)
 
 
 # -- telling Slack
@@ -419,6 +443,19 @@ def register(app: App, ctx: AppContext) -> None:
         else:
             answer(body, res.text)
 
+    def on_bulk_cancel(body: dict[str, Any]) -> None:
+        user_id, job_id = clicked(body)
+        if job_id is None or refused_to(body):
+            return
+        res = cancel_bulk_job(ctx, job_id, user_id)
+        answer(body, res.text)
+        engine = ctx.extras.get("bulk")
+        job = engine.jobs.get(job_id) if res.ok and engine is not None else None
+        if job is not None:
+            engine.redraw(job)
+            if job.thread_channel and job.thread_ts:
+                ctx.notifier.post(job.thread_channel, f"<@{user_id}>: {res.text}", thread_ts=job.thread_ts)
+
     def on_edit_click(body: dict[str, Any], client: WebClient) -> None:
         user_id, mid = clicked(body)
         if mid is None or refused_to(body):
@@ -451,6 +488,7 @@ def register(app: App, ctx: AppContext) -> None:
 
     app.action(CANCEL_ACTION)(ack=ack_only, lazy=[on_cancel])
     app.action(SEND_NOW_ACTION)(ack=ack_only, lazy=[on_send_now])
+    app.action(BULK_CANCEL_ACTION)(ack=ack_only, lazy=[on_bulk_cancel])
     app.action(EDIT_ACTION)(ack=ack_only, lazy=[on_edit_click])
     app.action(re.compile(rf"^{NAV_PREFIX}_(prev|next)$"))(ack=ack_only, lazy=[on_page])
 
