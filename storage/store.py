@@ -27,7 +27,7 @@ from storage.schema import migrate
 
 Status = Literal[
     "pending", "claimed", "sending", "sent", "failed", "unknown", "canceled", "missed",
-    "draft", "queued", "paused",  # bulk rows, see storage/bulk.py
+    "draft", "queued", "paused", "waiting",  # bulk rows, see storage/bulk.py
 ]
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 FINAL = ("sent", "failed", "unknown", "canceled", "missed")

@@ -161,3 +161,11 @@ def test_absurd_ids_are_just_not_found(store: Store) -> None:
     assert store.get(huge) is None
     assert store.cancel(huge).ok is False and store.cancel(huge).status is None
     assert store.edit(huge, summary="x").ok is False
+
+
+@pytest.mark.parametrize("status", ["draft", "queued", "paused", "waiting"])
+def test_bulk_row_states_read_back_in_history(store: Store, status: str) -> None:
+    store.enqueue(new("a"), now=T0)
+    with store.write() as conn:
+        conn.execute("UPDATE messages SET status = ? WHERE id = 1", (status,))
+    assert [r.status for r in store.history("+16175551212")] == [status]
