@@ -135,10 +135,6 @@ def show(name: str, ms: list[float], target: float | None = None) -> None:
 
 # Proposed for storage/schema.py (migration 4): `/sms list` pages by owner and by time
 # without sorting every pending row.
-PROPOSED_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS messages_owner_pending ON messages (created_by, status, scheduled, due_at)",
-    "CREATE INDEX IF NOT EXISTS messages_scheduled_pending ON messages (status, scheduled, due_at)",
-)
 
 
 # The same SELECT store.claim_due runs to find due rows (copied to time it without the writes).
@@ -149,14 +145,9 @@ FIND_SQL = (
 )
 
 
-def bench_find_due(path: str, rows: int, runs: int, proposed: bool) -> None:
-    print(f"finding due rows among {rows:,} pending{' (with the proposed list indexes)' if proposed else ''} ...",
-          flush=True)
+def bench_find_due(path: str, rows: int, runs: int) -> None:
+    print(f"finding due rows among {rows:,} pending ...", flush=True)
     store = build_big(path, rows)
-    if proposed:
-        for sql in PROPOSED_INDEXES:
-            store.conn.execute(sql)
-        store.conn.execute("ANALYZE")
     show("next_due_at()", timed(store.next_due_at, runs), 5)
     # The worker's every pass: nothing due yet (misfire check included, as the dispatcher calls it).
     show("claim_due(limit=16), nothing due", timed(
@@ -196,8 +187,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--skip-lateness", action="store_true")
     parser.add_argument("--skip-find", action="store_true")
-    parser.add_argument("--proposed-indexes", action="store_true",
-                        help="also add the indexes proposed for `/sms list` and measure again")
     args = parser.parse_args()
     count = args.schedules or (2000 if args.quick else 10_000)
     window = args.window or (10.0 if args.quick else 60.0)
@@ -206,9 +195,7 @@ def main() -> None:
         if not args.skip_lateness:
             bench_lateness(str(Path(tmp) / "late.db"), count, window, lead=5.0 if count > 2000 else 2.0)
         if not args.skip_find:
-            bench_find_due(str(Path(tmp) / "big.db"), rows, args.runs, proposed=False)
-            if args.proposed_indexes:
-                bench_find_due(str(Path(tmp) / "big2.db"), rows, args.runs, proposed=True)
+            bench_find_due(str(Path(tmp) / "big.db"), rows, args.runs)
 
 
 if __name__ == "__main__":
