@@ -280,6 +280,7 @@ class BulkEngine:
     ) -> None:
         self.store = store
         self.jobs = BulkStore(store)
+        self._redraw_lock = threading.Lock()
         self.senders = senders
         self.notifier = notifier
         self.client = client
@@ -444,12 +445,16 @@ class BulkEngine:
     def redraw(self, job: BulkJob, p: Progress | None = None, state: str | None = None) -> None:
         if self.notifier is None or not (job.thread_channel and job.thread_ts):
             return
-        p = p or self.progress(job.id)
-        if state is None:
-            # A late redraw (a button's) must not bring back the buttons of a finished job.
-            state = ("canceled" if p.canceled else "done") if job.status in ("finishing", "done") else job.status
-        text, blocks = self.progress_blocks(job, p, state)
-        self.notifier.update(job.thread_channel, job.thread_ts, text, blocks)
+        # One drawing at a time, from the job's state as stored now: a button's redraw that
+        # loses the race with the final one must not land after it ("Canceling" over
+        # "Canceled", or the buttons of a finished job coming back).
+        with self._redraw_lock:
+            fresh = self.jobs.get(job.id) or job
+            if state not in ("canceled", "done") and fresh.status in ("finishing", "done"):
+                return  # the final drawing is finish()'s
+            p = p or self.progress(job.id)
+            text, blocks = self.progress_blocks(fresh, p, state or fresh.status)
+            self.notifier.update(job.thread_channel, job.thread_ts, text, blocks)
 
     def write_failure_csv(self, job_id: int, out: TextIO) -> None:
         """The failure CSV, written row by row as the query yields them.

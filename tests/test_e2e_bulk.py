@@ -345,8 +345,13 @@ def test_cancel_mid_job_stops_the_remaining_sends_at_once(e2e_factory: Any) -> N
     assert "canceled" in summary and f"{counts['canceled']} canceled" in summary
     assert e2e.slack.wait_for("chat.postMessage", lambda c: "canceled:" in c["params"].get("text", "")
                               and c["params"].get("thread_ts") == post["response"]["ts"])
-    root = next(m for m in e2e.slack.messages("C1") if m["ts"] == post["response"]["ts"])
-    assert "Canceled" in root["text"] and not [b for b in root["blocks"] if b["type"] == "actions"]
+
+    def root() -> dict:
+        return next(m for m in e2e.slack.messages("C1") if m["ts"] == post["response"]["ts"])
+
+    # The summary and the final redraw of the progress message are separate Slack calls.
+    e2e.wait(lambda: "Canceled" in root()["text"], what="the progress message redrawn as canceled")
+    assert not [b for b in root()["blocks"] if b["type"] == "actions"]
 
 
 def test_pause_then_resume(e2e_factory: Any) -> None:
