@@ -104,8 +104,9 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     final = rt.dispatcher.process(row) if row else None
     rt.stop()
     if final is None:
-        print(f"#{message_id}: taken by another worker; see `smsbot list`.")
-        return 1
+        # A running worker claimed it first and sends it: resending would be a duplicate.
+        print(f"#{message_id} was taken by a running worker, which sends it; do not send it again.")
+        return 0
     label = rt.senders.label(final.sender)
     if final.status == "sent":
         note = " (sandbox: not sent)" if final.sender == "sandbox" else ""
@@ -115,7 +116,10 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     if final.status == "pending":
         print(f"#{final.id} not sent yet ({final.error}); the worker will retry it.")
         return 1
-    print(f"#{final.id} {final.status}: {final.error}", file=sys.stderr)
+    from providers.base import redact
+
+    print(f"#{final.id} {final.status}: {redact(final.error or '', rt.senders.secrets() + settings.secret_values())}",
+          file=sys.stderr)
     return 1
 
 

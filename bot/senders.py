@@ -86,6 +86,9 @@ def build_senders(settings: Settings, client: httpx.Client | None = None) -> Sen
         )
 
     providers["sandbox"] = SandboxProvider()
+    everything = settings.secret_values() + [x for p in providers.values() for x in p.secrets() if x]
+    for provider in providers.values():
+        provider.also_redact = everything
 
     default = settings.sms_default_sender
     if default and default not in providers:

@@ -260,6 +260,9 @@ class Provider(ABC):
 
     def __init__(self, client: httpx.Client | None = None, timeout: float = 10.0) -> None:
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        #: every other configured secret (Slack, webhooks, other providers): a provider's
+        #: error text can echo anything, and what scrub() returns is stored and shown.
+        self.also_redact: list[str] = []
 
     # -- to implement
 
@@ -366,4 +369,4 @@ class Provider(ABC):
         self._client.close()
 
     def scrub(self, text: str) -> str:
-        return redact(text, self.secrets())
+        return redact(text, [*self.secrets(), *getattr(self, "also_redact", [])])

@@ -111,7 +111,8 @@ class SociocsProvider(Provider):
         return f"SociocsProvider(code={self.code!r}, base_url={self.base_url!r})"
 
     def secrets(self) -> list[str]:
-        return [self._api_key]
+        # The channel key is a credential too (a SecretStr in the settings).
+        return [self._api_key, self.channel_key]
 
     def _headers(self, with_body: bool = True) -> dict[str, str]:
         headers = {"apikey": self._api_key, "Accept": "application/json"}

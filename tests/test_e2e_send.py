@@ -324,3 +324,18 @@ def test_text_longer_than_1600_characters_is_refused_before_anything_happens(e2e
     assert "The text is 1,601 characters; the limit is 1,600" in resp.json()["text"]
     assert e2e.rt.store.counts_by_status() == {}
     assert e2e.slack.calls_to("chat.postMessage") == []
+
+
+def test_a_provider_error_echoing_any_configured_secret_is_redacted_everywhere(e2e_factory) -> None:
+    e2e = e2e_factory(sociocs_webhook_secret="whsec-sociocs-xyz-123")
+    echo = f"channel_key {CHANNEL_KEYS['twlo']} is not valid (webhook whsec-sociocs-xyz-123)"
+    e2e.providers.script("/message", [Fault(status=400, body={"status": "error", "errors": [{"msg": echo}]})])
+    e2e.command("send +16175551212 hello")
+    outcome_in_thread(e2e, "Not sent")
+    stored = e2e.rt.store.get(1)
+    assert stored is not None and stored.error is not None
+    assert CHANNEL_KEYS["twlo"] not in stored.error and "whsec-sociocs-xyz-123" not in stored.error
+    status = e2e.command("status +16175551212").text
+    assert "channel_key *** is not valid (webhook ***)" in status
+    everything = status + json.dumps([c["params"] for c in e2e.slack.calls])
+    assert CHANNEL_KEYS["twlo"] not in everything and "whsec-sociocs-xyz-123" not in everything
