@@ -664,8 +664,13 @@ class BatchRunner(_Loop):
         limiter = engine.limiter(job.sender)
         if limiter.paused():
             return False
+        # The slot first, then the rows: rows marked `sending` must not sit out a wait
+        # (their lease could run out and a batch that then goes out be recorded unknown).
+        if not limiter.acquire(max_pause_wait=0.0):
+            return False
         rows = engine.jobs.take_batch(job.id, self.owner, self.batch_size, engine.lease)
         if not rows:
+            limiter.refund()
             return False
         ids = [r.id for r in rows]
         provider = engine.senders.get(job.sender)
@@ -673,7 +678,6 @@ class BatchRunner(_Loop):
             engine.jobs.finish_batch(job.id, ids, "failed", error=f"Sender '{job.sender}' is no longer configured.",
                                      error_kind="config")
             return True
-        limiter.acquire()
         attempt = engine.jobs.attempts_of(ids[0])
         recipients = [BulkRecipient(to=r.to, name=r.name) for r in rows]
         msg = OutboundMessage(to=rows[0].to, text=job.text)
