@@ -229,18 +229,20 @@ class Dispatcher:
             )
             return self._report(final)
         limiter = self.limiter(row.sender)
-        # A bulk row does not sit out a long 429 pause on a worker thread: it goes back to
-        # pending (claims skip paused senders) and the thread serves other senders meanwhile.
-        max_wait = 2.0 if row.priority else None
-        if not limiter.acquire(self._stop, priority=row.priority, max_pause_wait=max_wait):
+        # No row sits out a long 429 pause on a worker thread (its claim could expire while it
+        # waits): it goes back to pending (claims skip paused senders) and the thread serves
+        # other senders meanwhile.
+        if not limiter.acquire(self._stop, priority=row.priority, max_pause_wait=2.0):
             self.store.unclaim([row.id], self.owner)
             return None
         if not self.store.mark_sending(row.id, self.owner, lease=self.sending_lease):
             limiter.refund()  # paused or canceled while waiting: the slot was not used
             return None
+        fresh = self.store.get(row.id)  # send exactly what is stored now
+        attempt = fresh.attempts if fresh else row.attempts + 1  # mark_sending counted this one
+        row = fresh or row
         msg = OutboundMessage.model_validate(row.payload)
         msg.reference = f"smsbot-{row.id}"
-        attempt = row.attempts + 1
         try:
             result: SendResult = provider.send(msg)
         except RateLimited as exc:
