@@ -45,7 +45,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
             log.info("HTTP mode on %s:%s (Slack request URL: https://<your host>/slack/events)",
                      settings.host, settings.port)
-            uvicorn.run(rt.web, host=settings.host, port=settings.port, log_level="info", access_log=False)
+            # log_config=None: uvicorn logs through our handlers, so the redacting filter applies.
+            uvicorn.run(rt.web, host=settings.host, port=settings.port, log_level="info", access_log=False,
+                        log_config=None)
     finally:
         rt.stop()
     return 0

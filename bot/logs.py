@@ -18,6 +18,11 @@ class RedactSecrets(logging.Filter):
             cleaned = redact(message, self.secrets)
             if cleaned != message:
                 record.msg, record.args = cleaned, None
+            # Tracebacks too: formatters reuse exc_text once it is set.
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text, self.secrets)
         return True
 
 

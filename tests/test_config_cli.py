@@ -121,3 +121,21 @@ def test_cli_reports_auth_failure_without_the_key(tmp_path: Path, fake_providers
     assert result.returncode == 1
     assert "BIRD_API_KEY" in result.stderr
     assert "wrong-key-123456" not in result.stdout + result.stderr
+
+
+def test_tracebacks_in_logs_are_redacted_too() -> None:
+    logger = logging.getLogger("smsbot.test.tb")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.emit = lambda record: seen.append(handler.format(record))  # type: ignore[method-assign]
+    handler.addFilter(RedactSecrets(["sk-live-abcdef123"]))
+    logger.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError("token sk-live-abcdef123 rejected")
+        except RuntimeError:
+            logger.exception("call failed")
+    finally:
+        logger.removeHandler(handler)
+    assert len(seen) == 1 and "sk-live-abcdef123" not in seen[0] and "token *** rejected" in seen[0]
