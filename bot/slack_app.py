@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from typing import Any
 
@@ -28,8 +29,15 @@ def _socket_mode_only(req: BoltRequest, next: Any) -> Any:  # noqa: A002 - Bolt'
     return next()
 
 
+def _not_the_token_notice(record: logging.LogRecord) -> bool:
+    # Bolt warns that SLACK_BOT_TOKEN is unused whenever a client is passed; ours carries
+    # that very token (with retry handlers), so the notice only confuses operators.
+    return "`token` will be unused" not in record.getMessage()
+
+
 def build_app(ctx: AppContext) -> App:
     settings = ctx.settings
+    logging.getLogger("slack_bolt.App").addFilter(_not_the_token_notice)
     app = App(
         client=ctx.client,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
