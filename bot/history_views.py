@@ -211,30 +211,3 @@ def home_view(
     else:
         blocks.extend(schedule_blocks)
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
-
-
-def simple_schedule_blocks(rows: Sequence[MessageRow], viewer_tz: str, total: int,
-                           label_for: Callable[[str], str]) -> list[dict[str, Any]]:
-    """Used when bot/schedule_views.py is not there: one line and Edit/Cancel per schedule."""
-    blocks: list[dict[str, Any]] = []
-    for row in rows:
-        blocks.append({
-            "type": "section",
-            "block_id": f"home_schedule_{row.id}",
-            "text": {"type": "mrkdwn", "text": truncate(
-                f":alarm_clock: *#{row.id}* {when_text(row.due_at, viewer_tz)} to {recipient(row)} via "
-                f"{label_for(row.sender)}: {escape(truncate(row.summary, 150))}", 2900)},
-        })
-        blocks.append({
-            "type": "actions",
-            "block_id": f"home_schedule_actions_{row.id}",
-            "elements": [
-                {"type": "button", "action_id": "schedule_edit", "text": {"type": "plain_text", "text": "Edit"},
-                 "value": str(row.id)},
-                {"type": "button", "action_id": "schedule_cancel", "style": "danger",
-                 "text": {"type": "plain_text", "text": "Cancel"}, "value": str(row.id)},
-            ],
-        })
-    if total > len(rows):
-        blocks.append(_context(f"{total - len(rows)} more: see `/sms list`."))
-    return blocks

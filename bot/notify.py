@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.phone import display
+from bot.schedule_views import CANCEL_ACTION, SEND_NOW_ACTION, row_buttons
 from bot.slack_text import escape, truncate
 from providers.base import redact
 from storage.store import MessageRow, Store
@@ -134,22 +135,7 @@ class Notifier:
         if note:
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(note, 2900)}]})
         if row.scheduled and row.status == "pending":
-            blocks.append(
-                {
-                    "type": "actions",
-                    "block_id": f"schedule_{row.id}",
-                    "elements": [
-                        {"type": "button", "action_id": "schedule_edit", "text": {"type": "plain_text", "text": "Edit"},
-                         "value": str(row.id)},
-                        {"type": "button", "action_id": "schedule_cancel", "style": "danger",
-                         "text": {"type": "plain_text", "text": "Cancel"}, "value": str(row.id),
-                         "confirm": {"title": {"type": "plain_text", "text": "Cancel this message?"},
-                                     "text": {"type": "plain_text", "text": "It will not be sent."},
-                                     "confirm": {"type": "plain_text", "text": "Cancel it"},
-                                     "deny": {"type": "plain_text", "text": "Keep it"}}},
-                    ],
-                }
-            )
+            blocks.append({"type": "actions", "block_id": f"schedule_{row.id}", "elements": row_buttons(row.id)})
         return text, blocks
 
     def announce(self, row: MessageRow) -> MessageRow:
@@ -246,9 +232,9 @@ class Notifier:
                 "type": "actions",
                 "block_id": f"missed_{row.id}",
                 "elements": [
-                    {"type": "button", "action_id": "missed_send_now", "style": "primary",
+                    {"type": "button", "action_id": SEND_NOW_ACTION, "style": "primary",
                      "text": {"type": "plain_text", "text": "Send now"}, "value": str(row.id)},
-                    {"type": "button", "action_id": "schedule_cancel",
+                    {"type": "button", "action_id": CANCEL_ACTION,
                      "text": {"type": "plain_text", "text": "Cancel"}, "value": str(row.id)},
                 ],
             },

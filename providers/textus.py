@@ -20,6 +20,7 @@ from .base import (
     Provider,
     Rejected,
     SendResult,
+    retry_after_seconds,
     short_body,
     url_suffix,
 )
@@ -155,12 +156,9 @@ class TextusProvider(Provider):
     # ------------------------------------------------------------------ responses
 
     def retry_after(self, response: httpx.Response) -> float:
-        value = response.headers.get("Retry-After")
-        if value:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                pass
+        # Retry-After first (shared parsing), then TextUs's own X-RateLimit-Reset epoch.
+        if response.headers.get("Retry-After"):
+            return retry_after_seconds(response, DEFAULT_RETRY_AFTER)
         reset = response.headers.get("X-RateLimit-Reset")
         if reset:
             try:

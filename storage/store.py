@@ -226,29 +226,28 @@ class Store:
         ).fetchone()
         return MessageRow.from_db(row) if row else None
 
+    @staticmethod
+    def _pending_where(created_by: str | None, scheduled_only: bool) -> tuple[str, list[Any]]:
+        sql = "WHERE status = 'pending'"
+        args: list[Any] = []
+        if scheduled_only:
+            sql += " AND scheduled = 1"
+        if created_by:
+            sql += " AND created_by = ?"
+            args.append(created_by)
+        return sql, args
+
     def pending(
         self, created_by: str | None = None, limit: int = 50, offset: int = 0, scheduled_only: bool = True
     ) -> list[MessageRow]:
-        sql = "SELECT * FROM messages WHERE status = 'pending'"
-        args: list[Any] = []
-        if scheduled_only:
-            sql += " AND scheduled = 1"
-        if created_by:
-            sql += " AND created_by = ?"
-            args.append(created_by)
-        sql += " ORDER BY due_at, id LIMIT ? OFFSET ?"
-        args += [limit, offset]
-        return [MessageRow.from_db(r) for r in self.conn.execute(sql, args)]
+        where, args = self._pending_where(created_by, scheduled_only)
+        rows = self.conn.execute(f"SELECT * FROM messages {where} ORDER BY due_at, id LIMIT ? OFFSET ?",
+                                 [*args, limit, offset])
+        return [MessageRow.from_db(r) for r in rows]
 
     def count_pending(self, created_by: str | None = None, scheduled_only: bool = True) -> int:
-        sql = "SELECT count(*) FROM messages WHERE status = 'pending'"
-        args: list[Any] = []
-        if scheduled_only:
-            sql += " AND scheduled = 1"
-        if created_by:
-            sql += " AND created_by = ?"
-            args.append(created_by)
-        return int(self.conn.execute(sql, args).fetchone()[0])
+        where, args = self._pending_where(created_by, scheduled_only)
+        return int(self.conn.execute(f"SELECT count(*) FROM messages {where}", args).fetchone()[0])
 
     def history(self, to_number: str, limit: int = 20) -> list[MessageRow]:
         rows = self.conn.execute(

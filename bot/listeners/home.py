@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -15,7 +14,8 @@ from slack_sdk import WebClient
 
 from bot.context import AppContext
 from bot.delivery import get_delivery
-from bot.history_views import figures_by_sender, home_view, simple_schedule_blocks
+from bot.history_views import figures_by_sender, home_view
+from bot.schedule_views import schedule_list_blocks
 from storage.delivery import DeliveryQueries
 
 log = logging.getLogger("smsbot.listeners.home")
@@ -38,22 +38,16 @@ def schedule_blocks(ctx: AppContext, user_id: str, tz: str, now: float) -> list[
     rows = ctx.store.pending(created_by=user_id, limit=SCHEDULES_SHOWN)
     if not rows:
         return []
-    try:  # the schedules feature's own list, when it is there
-        views = importlib.import_module("bot.schedule_views")
-    except ModuleNotFoundError:
-        views = None
     total = ctx.store.count_pending(created_by=user_id)
-    if views is not None and hasattr(views, "schedule_list_blocks"):
-        blocks = views.schedule_list_blocks(rows, tz, now, 0, SCHEDULES_SHOWN, False, total=total,
-                                            label_for=ctx.senders.label, nav_prefix=HOME_NAV)
-        # Paging buttons answer in an ephemeral message only; in the Home tab, point to /sms list.
-        kept = [b for b in blocks if not any(str(e.get("action_id", "")).startswith(HOME_NAV)
-                                             for e in b.get("elements", []) if isinstance(e, dict))]
-        if len(kept) < len(blocks) or total > len(rows):
-            kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
-                         f"{total - len(rows)} more: see `/sms list`."}]})
-        return kept
-    return simple_schedule_blocks(rows, tz, total, ctx.senders.label)
+    blocks = schedule_list_blocks(rows, tz, now, 0, SCHEDULES_SHOWN, False, total=total,
+                                  label_for=ctx.senders.label, nav_prefix=HOME_NAV)
+    # Paging buttons answer in an ephemeral message only; in the Home tab, point to /sms list.
+    kept = [b for b in blocks if not any(str(e.get("action_id", "")).startswith(HOME_NAV)
+                                         for e in b.get("elements", []) if isinstance(e, dict))]
+    if len(kept) < len(blocks) or total > len(rows):
+        kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
+                     f"{total - len(rows)} more: see `/sms list`."}]})
+    return kept
 
 
 def not_allowed_home(refusal: str) -> dict[str, Any]:
