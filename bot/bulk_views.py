@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from bot.slack_text import cap, escape, shown
 from bot.views import input_block, plain, send_later_blocks, sender_options, text_input
 
 BULK_MODAL = "bulk_modal"
@@ -89,7 +90,7 @@ class Progress(BaseModel):
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return cap(text, limit)
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -101,7 +102,8 @@ def _context(text: str) -> dict[str, Any]:
 
 
 def _code(text: str) -> str:
-    return text.replace("`", "'")
+    # Typed text inside a code span: no backtick may end it early, and escaped like any mrkdwn.
+    return escape(text.replace("`", "'"))
 
 
 def when_words(ts: float, tz: str | None) -> str:
@@ -167,7 +169,7 @@ def message_view(text: str, title: str = "Bulk send") -> dict[str, Any]:
 
 
 def problem_lines(problems: list[ProblemLine], invalid: int) -> list[str]:
-    lines = [f"• Line {p.line}: `{_code(_cut(p.raw, 60))}` — {p.reason}" for p in problems[:PROBLEMS_SHOWN]]
+    lines = [f"• Line {p.line}: `{cap(_code(p.raw), 80)}` — {shown(p.reason, 300)}" for p in problems[:PROBLEMS_SHOWN]]
     if invalid > len(lines):
         lines.append(f"…and {invalid - len(lines):,} more (they are skipped; the valid rows are kept).")
     return lines
@@ -196,7 +198,7 @@ def confirmation_view(plan: BulkPlan) -> dict[str, Any]:
         else:
             blocks.append(_context(":information_source: Sent as Sociocs bulk jobs of up to 1,000 recipients each."))
     blocks.append({"type": "divider"})
-    blocks.append(_section("*Preview (first recipient)*\n" + ">" + _cut(plan.preview, PREVIEW_LIMIT).replace("\n", "\n>")))
+    blocks.append(_section("*Preview (first recipient)*\n>" + shown(plan.preview, PREVIEW_LIMIT).replace("\n", "\n>")))
     if plan.problems or plan.invalid:
         lines = problem_lines(plan.problems, plan.invalid)
         blocks.append({"type": "divider"})
@@ -205,7 +207,7 @@ def confirmation_view(plan: BulkPlan) -> dict[str, Any]:
         for i in range(0, len(lines), 10):
             blocks.append(_section("\n".join(lines[i:i + 10])))
     for note in plan.notes[:3]:
-        blocks.append(_context(f":warning: {note}"))
+        blocks.append(_context(f":warning: {escape(note)}"))
     return {
         "type": "modal",
         "callback_id": BULK_CONFIRM,
@@ -246,13 +248,13 @@ def progress_message(
                f"to {plural(p.total, 'recipient')}"
     fallback = f"{head}: {progress_line(p)}"
     blocks: list[dict[str, Any]] = [
-        _section(f"{head}\n>{_cut(text, 500)}"),
+        _section(f"{head}\n>" + shown(text, 500).replace("\n", "\n>")),
         _context(progress_line(p)),
     ]
     if provider_job_ids:
-        shown = ", ".join(f"`{j}`" for j in provider_job_ids[:10])
+        ids = ", ".join(f"`{_code(j)}`" for j in provider_job_ids[:10])
         more = f" and {len(provider_job_ids) - 10} more" if len(provider_job_ids) > 10 else ""
-        blocks.append(_context(f"Sociocs bulk job ids: {shown}{more}"))
+        blocks.append(_context(f"Sociocs bulk job ids: {ids}{more}"))
     if state in ("running", "paused"):
         toggle = (
             {"type": "button", "action_id": RESUME_ACTION, "text": plain("Resume"), "value": str(job_id),
@@ -303,7 +305,7 @@ def summary_text(job_id: int, p: Progress, label: str, seconds: float | None, ca
         lines.append("Unknown means the provider may or may not have sent it (no answer, or smsbot stopped "
                      "mid-send); those were not retried, to avoid sending twice.")
     if provider_job_ids:
-        lines.append("Sociocs bulk job ids: " + ", ".join(provider_job_ids[:20])
+        lines.append("Sociocs bulk job ids: " + ", ".join(escape(j) for j in provider_job_ids[:20])
                      + (f" and {len(provider_job_ids) - 20} more" if len(provider_job_ids) > 20 else ""))
     if p.failed or p.unknown:
         lines.append("Every failed or unknown recipient, with the reason, is in the attached CSV.")

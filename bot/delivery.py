@@ -33,7 +33,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from bot.history_views import channel_notice, failure_reply, status_line
-from bot.slack_text import escape
+from bot.slack_text import MESSAGE_TEXT, cap, fit_blocks, shown
 from providers.base import ProviderError, redact
 from providers.events import DeliveryEvent
 from storage.delivery import DeliveryQueries
@@ -273,7 +273,8 @@ class SlackOutbox:
 
     def _post(self, post: _Post) -> dict[str, Any]:
         self.calls += 1
-        resp = self.client.chat_postMessage(channel=post.channel, text=self.clean(post.text), blocks=post.blocks,
+        resp = self.client.chat_postMessage(channel=post.channel, text=cap(self.clean(post.text), MESSAGE_TEXT),
+                                            blocks=fit_blocks(post.blocks),
                                             thread_ts=post.thread_ts, unfurl_links=False)
         return resp.data if isinstance(resp.data, dict) else {}
 
@@ -281,7 +282,7 @@ class SlackOutbox:
         if self.last_text.get(message_id) == text:
             return
         self.calls += 1
-        self.client.chat_update(channel=channel, ts=ts, text=self.clean(text))
+        self.client.chat_update(channel=channel, ts=ts, text=cap(self.clean(text), MESSAGE_TEXT))
         self.last_text[message_id] = text
         self.last_text.move_to_end(message_id)
         while len(self.last_text) > 10_000:
@@ -496,9 +497,10 @@ class Delivery:
         if row.status == "sent":
             text = status_line(row, self.label(row.sender), self.reports_on(row.sender))
             if row.error_kind == "reconciled" and row.error:
-                text += f" {escape(row.error)}"
+                text += f" {shown(row.error, 1000)}"
         elif row.status == "failed":
-            text = self.ctx.notifier.outcome_text(row.model_copy(update={"error": escape(row.error or "") or None}))
+            # outcome_text escapes and caps the provider text itself.
+            text = self.ctx.notifier.outcome_text(row)
         else:
             self.queries.clear_dirty(message_id, row.updated_at)
             return None
@@ -559,7 +561,7 @@ class Delivery:
             count = self.queries.health_failure(row.sender, row.error_kind, row.error)
             if count is not None:
                 self._alert(
-                    f":rotating_light: {label} keeps failing ({count} sends in a row): {escape(row.error or '')} "
+                    f":rotating_light: {label} keeps failing ({count} sends in a row): {shown(row.error, 1000)} "
                     f"Sends through `{row.sender}` fail until this is fixed; I'll say here when it works again."
                 )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.notify import DELIVERY_WORDS, STATUS_ICON, truncate, when_text
 from bot.phone import display
-from bot.slack_text import escape
+from bot.slack_text import escape, shown
 from storage.store import MessageRow
 
 DELIVERY_ICON = {
@@ -55,10 +55,10 @@ def state_words(row: MessageRow) -> str:
     if row.status == "sent":
         word = DELIVERY_WORDS.get(row.delivery or "accepted", row.delivery or "accepted")
         if row.delivery == "failed" and row.delivery_error:
-            word += f": {escape(row.delivery_error)}"
+            word += f": {shown(row.delivery_error, 1000)}"
         return word
     if row.status == "failed":
-        return f"not sent: {escape(row.error or 'refused by the provider')}"
+        return f"not sent: {shown(row.error or 'refused by the provider', 1000)}"
     if row.status == "unknown":
         return "outcome unknown"
     if row.status == "pending" and row.scheduled:
@@ -84,7 +84,7 @@ def status_line(row: MessageRow, label: str, reports_on: bool) -> str:
     pid = f" — message id `{provider_id}`" if provider_id else ""
     line = f"{icon} Accepted by {label}{pid}. Status: {words}"
     if delivery == "failed":
-        line += f": {escape(row.delivery_error or 'the carrier gave no reason')}"
+        line += f": {shown(row.delivery_error or 'the carrier gave no reason', 1000)}"
     line += "."
     if not reports_on and delivery in ("accepted", "scheduled"):
         line += f" Delivery reports are off for {label}, so this is the last known state."
@@ -94,7 +94,7 @@ def status_line(row: MessageRow, label: str, reports_on: bool) -> str:
 def failure_reply(row: MessageRow, label: str) -> str:
     """The new thread reply that tells the sender their message did not arrive."""
     mention = f"<@{row.created_by}> " if row.created_by else ""
-    reason = escape(row.delivery_error or row.error or "the provider gave no reason")
+    reason = shown(row.delivery_error or row.error or "the provider gave no reason", 1000)
     return f":x: {mention}your message to {recipient(row)} via {label} was not delivered: {reason}"
 
 
@@ -102,7 +102,7 @@ def channel_notice(row: MessageRow, label: str) -> str:
     """One line for SMS_NOTIFY_CHANNEL about a final result."""
     return (
         f"{state_icon(row)} #{row.id} to {recipient(row)} via {label} by {who(row)}: {state_words(row)}"
-        f" — {escape(truncate(row.summary, 200))}"
+        f" — {shown(row.summary, 200)}"
     )
 
 
@@ -126,7 +126,7 @@ def history_blocks(
             f"{state_icon(row)} *#{row.id}* {when} · {who(row)} via {label_for(row.sender)}"
             f" · {state_words(row)}{pid}"
         ))
-        blocks.append(_context(escape(truncate(row.summary or "(no text)", 300))))
+        blocks.append(_context(shown(row.summary or "(no text)", 300)))
     return f"{title}: {len(rows)} message(s)", blocks
 
 

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.phone import display
 from bot.schedule_views import CANCEL_ACTION, SEND_NOW_ACTION, row_buttons
-from bot.slack_text import escape, truncate
+from bot.slack_text import MESSAGE_TEXT, cap, escape, fit_blocks, shown, truncate
 from providers.base import redact
 from storage.store import MessageRow, Store
 
@@ -37,6 +37,8 @@ STATUS_ICON = {
     "canceled": ":no_entry_sign:",
     "missed": ":alarm_clock:",
 }
+# Provider error text is not ours: shown escaped and capped, a whole answer page is no help.
+ERROR_SHOWN = 1000
 DELIVERY_WORDS = {
     "accepted": "accepted by provider",
     "scheduled": "scheduled at the provider",
@@ -60,7 +62,7 @@ def headline(row: MessageRow, label: str) -> str:
     to = display(row.to_number)
     if row.name:
         to = f"{escape(row.name)} ({to})"
-    return f"{who} → {to} via {label}: {escape(truncate(row.summary, 2500))}"
+    return f"{who} → {to} via {label}: {shown(row.summary, 2500)}"
 
 
 class Notifier:
@@ -78,7 +80,8 @@ class Notifier:
         self._lock = threading.Lock()
 
     def _clean(self, text: str) -> str:
-        return redact(text, self.secrets)
+        # Redact first (a secret must never be half-cut into view), then fit Slack's limit.
+        return cap(redact(text, self.secrets), MESSAGE_TEXT)
 
     # -- low level
 
@@ -86,7 +89,7 @@ class Notifier:
              thread_ts: str | None = None) -> dict[str, Any] | None:
         try:
             resp = self.client.chat_postMessage(
-                channel=channel, text=self._clean(text), blocks=blocks, thread_ts=thread_ts, unfurl_links=False
+                channel=channel, text=self._clean(text), blocks=fit_blocks(blocks), thread_ts=thread_ts, unfurl_links=False
             )
             return resp.data if isinstance(resp.data, dict) else None
         except SlackApiError as exc:
@@ -101,7 +104,7 @@ class Notifier:
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> bool:
         try:
-            self.client.chat_update(channel=channel, ts=ts, text=self._clean(text), blocks=blocks)
+            self.client.chat_update(channel=channel, ts=ts, text=self._clean(text), blocks=fit_blocks(blocks))
             return True
         except SlackApiError as exc:
             log.warning("chat.update failed: %s", exc.response.get("error") if exc.response is not None else "?")
@@ -198,10 +201,10 @@ class Notifier:
             extra = f" ({detail})" if detail else ""
             return f"{icon} Accepted by {label}{pid}. Status: {delivery}.{extra}"
         if row.status == "failed":
-            return f"{icon} Not sent by {label}: {escape(row.error or 'the provider refused it')}"
+            return f"{icon} Not sent by {label}: {shown(row.error or 'the provider refused it', ERROR_SHOWN)}"
         if row.status == "unknown":
             return (
-                f"{icon} Outcome unknown: {escape(row.error or 'no answer from the provider')} "
+                f"{icon} Outcome unknown: {shown(row.error or 'no answer from the provider', ERROR_SHOWN)} "
                 "It was not retried, to avoid sending twice; check the provider before resending."
             )
         if row.status == "canceled":

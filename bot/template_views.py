@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.views import View
 
-from bot.slack_text import escape, truncate
+from bot.slack_text import cap, escape, truncate
 from bot.templates_catalog import (
     GROUPS,
     MEDIA_KEY,
@@ -468,12 +468,12 @@ def catalog_listing(catalog: Catalog, senders: SenderInfo, limit: int = 40) -> s
                 "(SMS_TEMPLATES_FILE, see templates.example.yml).")
     lines = [f"*WhatsApp templates* ({len(catalog)})"]
     for tpl in catalog.templates[:limit]:
-        names = [f"`{v.ref}` {v.label}" + ("" if v.required else " (optional)") for v in tpl.variables]
+        names = [f"`{v.ref}` {escape(v.label)}" + ("" if v.required else " (optional)") for v in tpl.variables]
         if tpl.media:
             names.insert(0, f"`{MEDIA_KEY}` media URL")
         variables = ", ".join(names) if names else "no variables"
         off = "" if tpl.sender in senders.configured else " — _sender not configured_"
-        lines.append(f"• `{tpl.name}` via {senders.describe(tpl.sender)}{off}: {truncate(variables, 400)}")
+        lines.append(f"• `{tpl.name}` via {senders.describe(tpl.sender)}{off}: {cap(variables, 400)}")
     if len(catalog) > limit:
         lines.append(f"…and {len(catalog) - limit} more: search them in `/sms template`.")
     lines.append("Send one with `/sms template`, or `/sms send --template NAME +16175551212 key=value ...`.")

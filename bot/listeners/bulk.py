@@ -50,6 +50,7 @@ from bot.recipients import (
     parse_pasted,
 )
 from bot.service import UserError
+from bot.slack_text import escape, fit
 from bot.views import state_value, when_from_state
 
 log = logging.getLogger("smsbot.listeners.bulk")
@@ -99,7 +100,7 @@ def slow_bulk(ctx: AppContext, body: dict[str, Any], args: str, client: WebClien
     senders = [(n, ctx.senders.label(n)) for n in ctx.senders.names()]
     meta = {"channel_id": body.get("channel_id")}
     try:
-        client.views_open(trigger_id=body["trigger_id"], view=bulk_modal(senders, ctx.senders.default, meta))
+        client.views_open(trigger_id=body["trigger_id"], view=fit(bulk_modal(senders, ctx.senders.default, meta)))
     except Exception as exc:
         log.warning("views.open failed: %s", type(exc).__name__)
 
@@ -256,12 +257,12 @@ def prepare_in_background(ctx: AppContext, sub: Submission, info: dict[str, Any]
         del stream
         view = confirmation_view(plan)
     except UserError as exc:
-        view = message_view(f":warning: {exc.message}\n\nNothing was sent. Run `/sms bulk` again with a fixed file.")
+        view = message_view(f":warning: {escape(exc.message)}\n\nNothing was sent. Run `/sms bulk` again with a fixed file.")
     except Exception:
         log.exception("preparing a bulk send failed")
         view = message_view(":boom: Something went wrong reading the file; nothing was sent. Try again.")
     try:
-        client.views_update(view_id=sub.view_id, view=view)
+        client.views_update(view_id=sub.view_id, view=fit(view))
     except Exception as exc:
         log.warning("views.update failed: %s", type(exc).__name__)
 
@@ -306,7 +307,7 @@ def register(app: App, ctx: AppContext) -> None:
     @app.view(BULK_MODAL)
     def submit_form(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         try:
-            ack(**on_bulk_submit(ctx, body, client))
+            ack(**fit(on_bulk_submit(ctx, body, client)))
         except Exception:
             log.exception("bulk form failed")
             ack(response_action="errors", errors={B_TEXT: "Something went wrong on our side; nothing was sent."})

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.commands import help_text, slack_unescape, split_subcommand
 from bot.context import AppContext, SubCommand
+from bot.slack_text import escape, fit
 
 log = logging.getLogger("smsbot.listeners.command")
 
@@ -32,8 +33,8 @@ def _reply(result: Any) -> dict[str, Any]:
     if result is None:
         return {}
     if isinstance(result, str):
-        return {"response_type": "ephemeral", "text": result}
-    return result
+        result = {"response_type": "ephemeral", "text": result}
+    return fit(result)
 
 
 def register(app: App, ctx: AppContext) -> None:
@@ -48,7 +49,7 @@ def register(app: App, ctx: AppContext) -> None:
         handler, args = route(body)
         if handler is None:
             sub = split_subcommand(body.get("text", ""))[0]
-            ack(**_reply(f":thinking_face: I don't know `/sms {sub}`.\n\n{help_text()}"))
+            ack(**_reply(f":thinking_face: I don't know `/sms {escape(sub[:40])}`.\n\n{help_text()}"))
             return
         if handler.name not in ("help", "senders"):
             refusal = ctx.allowed(body.get("user_id"), body.get("channel_id"))

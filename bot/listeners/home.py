@@ -16,6 +16,7 @@ from bot.context import AppContext
 from bot.delivery import get_delivery
 from bot.history_views import figures_by_sender, home_view
 from bot.schedule_views import schedule_list_blocks
+from bot.slack_text import fit
 from storage.delivery import DeliveryQueries
 
 log = logging.getLogger("smsbot.listeners.home")
@@ -75,7 +76,7 @@ def build_home(ctx: AppContext, user_id: str, now: float | None = None) -> dict[
 
 def publish_home(ctx: AppContext, client: WebClient, user_id: str) -> None:
     try:
-        client.views_publish(user_id=user_id, view=build_home(ctx, user_id))
+        client.views_publish(user_id=user_id, view=fit(build_home(ctx, user_id)))
     except Exception as exc:
         log.warning("views.publish failed: %s", type(exc).__name__)
 

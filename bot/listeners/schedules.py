@@ -52,6 +52,7 @@ from bot.schedule_views import (
     when_label,
 )
 from bot.service import SendRequest, UserError
+from bot.slack_text import escape, fit
 from bot.timeparse import WhenError, parse_when
 from bot.views import state_value
 from storage.bulk import BulkStore
@@ -116,7 +117,7 @@ def ownership_refusal(ctx: AppContext, row: MessageRow, user_id: str | None, ver
         return None
     if can_manage_all(ctx, user_id):
         return None
-    who = f"<@{row.created_by}>" if row.created_by else (row.user_name or row.source)
+    who = f"<@{row.created_by}>" if row.created_by else escape(row.user_name or row.source)
     return f":no_entry: #{row.id} was scheduled by {who}; only they or people in SMS_BULK_USERS can {verb} it."
 
 
@@ -211,9 +212,9 @@ def apply_edit(ctx: AppContext, meta: EditMeta, form: EditForm, user_id: str | N
     if new.to_number != row.to_number:
         changes.append(f"to → {display(new.to_number)}")
     if (new.name or None) != (row.name or None):
-        changes.append(f"name → {new.name or '(none)'}")
+        changes.append(f"name → {escape(new.name or '(none)')}")
     if summary != row.summary:
-        changes.append(f"text → “{first_words(summary)}”")
+        changes.append(f"text → “{escape(first_words(summary))}”")
     if not changes:
         return EditOutcome(ok=True, text=f"Nothing changed in #{row.id}.", row=row)
     tr = ctx.store.edit(row.id, due_at=new.due_at, to_number=new.to_number, payload=new.payload,
@@ -268,7 +269,7 @@ def respond_to(url: str | None, payload: dict[str, Any]) -> bool:
     if not url:
         return False
     try:
-        resp = WebhookClient(url, timeout=5).send_dict(payload)
+        resp = WebhookClient(url, timeout=5).send_dict(fit(payload))
         return resp.status_code == 200
     except Exception as exc:
         log.warning("response_url post failed: %s", type(exc).__name__)
@@ -331,7 +332,7 @@ def register(app: App, ctx: AppContext) -> None:
         tokens = args.lower().split()
         unknown = [t for t in tokens if t not in ("--all", "all", "-a", "--mine", "mine")]
         if unknown:
-            return f":warning: `/sms list` takes `--all` or nothing, not `{unknown[0][:30]}`."
+            return f":warning: `/sms list` takes `--all` or nothing, not `{escape(unknown[0][:30])}`."
         want_all = any(t in ("--all", "all", "-a") for t in tokens)
         user_id = body.get("user_id")
         if want_all and not can_manage_all(ctx, user_id):
@@ -473,7 +474,7 @@ def register(app: App, ctx: AppContext) -> None:
         meta = EditMeta(id=mid, tz=tz, when0=local_input(row.due_at, tz),
                         response_url=body.get("response_url") if where is not None else None, list_page=where)
         try:
-            client.views_open(trigger_id=body["trigger_id"], view=edit_modal(row, meta, time.time(), ctx.senders.label))
+            client.views_open(trigger_id=body["trigger_id"], view=fit(edit_modal(row, meta, time.time(), ctx.senders.label)))
         except Exception as exc:
             log.warning("views.open failed: %s", type(exc).__name__)
 
@@ -501,7 +502,7 @@ def register(app: App, ctx: AppContext) -> None:
         try:
             meta = EditMeta.model_validate_json(view.get("private_metadata") or "{}")
         except ValidationError:
-            ack(response_action="update", view=notice_view("Not changed", ":warning: This form is out of date."))
+            ack(response_action="update", view=fit(notice_view("Not changed", ":warning: This form is out of date.")))
             return
         refusal = ctx.allowed(user_id, None)
         if refusal:
@@ -514,7 +515,7 @@ def register(app: App, ctx: AppContext) -> None:
             ack(response_action="errors", errors=out.errors)
             return
         if not out.ok:
-            ack(response_action="update", view=notice_view("Not changed", out.text))
+            ack(response_action="update", view=fit(notice_view("Not changed", out.text)))
             return
         ack()
         handoff.put(f"view:{view.get('id')}", (user_id, meta, out))

@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot.commands import CommandError, parse_send
 from bot.context import AppContext, SubCommand
 from bot.service import SendRequest, UserError
+from bot.slack_text import escape, fit
 from bot.views import SEND_MODAL, parse_key_values, send_modal, state_value, when_from_state
 from providers.base import ContactSaving
 
@@ -27,7 +28,7 @@ def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
     try:
         cmd = parse_send(args, ctx.settings.sms_default_region)
     except CommandError as exc:
-        return f":warning: {exc}\nExample: `/sms send +16175551212 Your order has shipped`"
+        return f":warning: {escape(str(exc))}\nExample: `/sms send +16175551212 Your order has shipped`"
     when = None
     tz = None
     if cmd.at is not None:
@@ -37,7 +38,7 @@ def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
         try:
             when = parse_when(cmd.at, tz)
         except WhenError as exc:
-            return f":warning: {exc}"
+            return f":warning: {escape(str(exc))}"
     template = None
     if cmd.template:
         handler = ctx.extras.get("template_command")
@@ -46,7 +47,7 @@ def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
         try:
             template, cmd.text = handler(cmd)
         except UserError as exc:
-            return f":warning: {exc.message}"
+            return f":warning: {escape(exc.message)}"
     req = SendRequest(
         sender=cmd.via,
         to=cmd.to,
@@ -70,7 +71,7 @@ def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
     try:
         message_id, created = ctx.service.submit(req)
     except UserError as exc:
-        return f":warning: {exc.message}"
+        return f":warning: {escape(exc.message)}"
     if not created:
         return None  # Slack retried a request we already took: say nothing twice.
     if when is not None:
@@ -86,7 +87,7 @@ def open_send_modal(ctx: AppContext, body: dict[str, Any], client: WebClient, in
             "response_url": body.get("response_url")}
     view = send_modal(senders, ctx.senders.default, meta, initial)
     try:
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        client.views_open(trigger_id=body["trigger_id"], view=fit(view))
     except Exception as exc:
         log.warning("views.open failed: %s", type(exc).__name__)
 

@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot.commands import SendCommand
 from bot.context import AppContext, SubCommand
 from bot.service import SendRequest, UserError
+from bot.slack_text import escape, fit
 from bot.template_views import (
     CHOOSE_ACTION,
     CHOOSE_BLOCK,
@@ -238,7 +239,7 @@ def register(app: App, ctx: AppContext) -> None:
         try:
             chosen_from_args(args)
         except UserError as exc:
-            return f":warning: {exc.message}"
+            return f":warning: {escape(exc.message)}"
         return None  # the modal opens after the ack
 
     def open_modal(body: dict[str, Any], client: WebClient, chosen: TemplateDef | None) -> None:
@@ -246,7 +247,7 @@ def register(app: App, ctx: AppContext) -> None:
         meta = ModalMeta(channel_id=channel, response_url=body.get("response_url"))
         view = template_modal(catalog, senders(), meta, chosen)
         try:
-            client.views_open(trigger_id=body["trigger_id"], view=view)
+            client.views_open(trigger_id=body["trigger_id"], view=fit(view))
         except Exception as exc:
             log.warning("views.open failed: %s", type(exc).__name__)
 
@@ -294,7 +295,7 @@ def register(app: App, ctx: AppContext) -> None:
         new_view = template_modal(catalog, senders(), meta, tpl, typed)
         try:
             # The hash makes Slack refuse this update if a newer one already landed.
-            client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=new_view)
+            client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=fit(new_view))
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else "?"
             if error != "hash_conflict":
