@@ -78,13 +78,14 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     assert rt.dispatcher is not None
     when = None
     if args.at:
-        from bot.timeparse import WhenError, parse_when
+        from bot.timeparse import WhenError, is_immediate, parse_when
 
         try:
             when = parse_when(args.at, args.tz)
         except WhenError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        when = None if is_immediate(when) else when  # `--at now` sends now
     req = SendRequest(
         sender=args.via, to=args.to, name=args.name, text=args.text, image_urls=args.image or [],
         video_url=args.video, file_url=args.file, file_content_type=args.file_type, when=when,

@@ -187,6 +187,11 @@ def _gap_error(text: str, naive: datetime, zone: ZoneInfo) -> WhenError:
     )
 
 
+def local_time(naive: datetime, tz: str | ZoneInfo) -> datetime:
+    """A wall time picked in a form -> aware UTC; refused like typed text when the clocks skip it."""
+    return _localize(f"{naive:%Y-%m-%d %H:%M}", naive, _zone(tz))
+
+
 def _localize(text: str, naive: datetime, zone: ZoneInfo, *, shift_gap: bool = False) -> datetime:
     """Local wall time -> aware UTC. Ambiguous times take fold=0 (the first occurrence)."""
     aware = naive.replace(tzinfo=zone, fold=0)
@@ -307,9 +312,13 @@ def _understand(text: str, zone: ZoneInfo, now_utc: datetime, max_days: int) -> 
     if _ISO_OFFSET.match(raw):
         iso = raw.upper().replace(" ", "T", 1).replace(" ", "")
         try:
-            return datetime.fromisoformat(iso).astimezone(UTC)
+            parsed = datetime.fromisoformat(iso)
         except ValueError:
             raise WhenError(f"'{text}' isn't a real date and time. Check the digits, e.g. 2026-12-01T09:00:00-05:00.") from None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 with an offset leaves the calendar in UTC
+            raise WhenError(f"'{text}' is too far in the past or future to schedule. Try {EXAMPLES}.") from None
 
     s = raw.lower()
     # `2026-12-01T09:00` without an offset: a local time.
@@ -349,6 +358,15 @@ def _understand(text: str, zone: ZoneInfo, now_utc: datetime, max_days: int) -> 
     if day is None:
         raise WhenError(f"Couldn't read '{text}' as a time. Try {EXAMPLES}.")
     return _localize(text, datetime.combine(day, at), zone)
+
+
+# "now", or a time less than this ahead, is an immediate send: scheduling it would only say
+# "Scheduled" for something that goes at once.
+IMMEDIATE = timedelta(minutes=1)
+
+
+def is_immediate(when: datetime, now: datetime | None = None) -> bool:
+    return when - _utc_now(now) < IMMEDIATE
 
 
 def parse_when(text: str, tz: str | ZoneInfo, now: datetime | None = None, max_days: int = 365) -> datetime:

@@ -132,14 +132,23 @@ def parse_key_values(text: str | None) -> dict[str, str]:
 
 def when_from_state(values: dict[str, Any], tz: str) -> datetime | None:
     """Send-later time from the datetime picker, or the date + time pickers in the user's zone."""
+    from bot.timeparse import local_time
+
     epoch = state_value(values, "when_dt")
     if epoch:
-        return datetime.fromtimestamp(int(epoch), ZoneInfo("UTC"))
+        try:
+            return datetime.fromtimestamp(int(epoch), ZoneInfo("UTC"))
+        except (TypeError, ValueError, OverflowError, OSError):
+            raise ValueError("That date and time can't be scheduled. Pick another.") from None
     day = state_value(values, "when_date")
     at = state_value(values, "when_time")
     if day or at:
         if not (day and at):
             raise ValueError("Pick both a date and a time, or use the single date-time picker.")
-        local = datetime.combine(date.fromisoformat(day), time.fromisoformat(at), ZoneInfo(tz))
-        return local
+        try:
+            naive = datetime.combine(date.fromisoformat(day), time.fromisoformat(at))
+        except (TypeError, ValueError):
+            raise ValueError("That date and time can't be read. Pick them again.") from None
+        # A time the clocks skip (02:30 on a spring-forward night) is refused, not moved.
+        return local_time(naive, tz)
     return None

@@ -32,13 +32,15 @@ def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
     when = None
     tz = None
     if cmd.at is not None:
-        from bot.timeparse import WhenError, parse_when
+        from bot.timeparse import WhenError, is_immediate, parse_when
 
         tz = ctx.user_tz(body.get("user_id"))
         try:
             when = parse_when(cmd.at, tz)
         except WhenError as exc:
             return f":warning: {escape(str(exc))}"
+        if is_immediate(when):
+            when = None  # `--at now`: sent at once, announced in the channel like any send
     template = None
     if cmd.template:
         handler = ctx.extras.get("template_command")
