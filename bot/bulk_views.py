@@ -169,7 +169,7 @@ def message_view(text: str, title: str = "Bulk send") -> dict[str, Any]:
 
 
 def problem_lines(problems: list[ProblemLine], invalid: int) -> list[str]:
-    lines = [f"• Line {p.line}: `{cap(_code(p.raw), 80)}` — {shown(p.reason, 300)}" for p in problems[:PROBLEMS_SHOWN]]
+    lines = [f"• Line {p.line}: `{cap(_code(p.raw), 60)}` — {shown(p.reason, 300)}" for p in problems[:PROBLEMS_SHOWN]]
     if invalid > len(lines):
         lines.append(f"…and {invalid - len(lines):,} more (they are skipped; the valid rows are kept).")
     return lines

@@ -360,13 +360,11 @@ def _understand(text: str, zone: ZoneInfo, now_utc: datetime, max_days: int) -> 
     return _localize(text, datetime.combine(day, at), zone)
 
 
-# "now", or a time less than this ahead, is an immediate send: scheduling it would only say
-# "Scheduled" for something that goes at once.
-IMMEDIATE = timedelta(minutes=1)
-
-
 def is_immediate(when: datetime, now: datetime | None = None) -> bool:
-    return when - _utc_now(now) < IMMEDIATE
+    """`now` (the only time parse_when lets through that is not ahead): send at once, since
+    scheduling it would only say "Scheduled" for something that goes immediately. Earlier
+    times are refused as past by parse_when."""
+    return when <= _utc_now(now)
 
 
 def parse_when(text: str, tz: str | ZoneInfo, now: datetime | None = None, max_days: int = 365) -> datetime:

@@ -49,7 +49,7 @@ def test_confirmation_shows_counts_segments_preview_and_truncated_problems() -> 
     assert "3 SMS segments, UCS-2" in shown and "70 instead of 160" in shown
     assert "Hi Jane 👋" in shown and "Sociocs bulk jobs of up to 1,000" in shown
     assert shown.count("Line ") == 20 and "…and 30 more" in shown
-    assert "Line 2: `" + "x" * 59 + "…` — Not a valid phone number." in shown
+    assert "Line 2: `" + "x" * 53 + "… (cut)` — Not a valid phone number." in shown
     assert view["submit"]["text"] == "Send to 1,234"
     assert len(view["blocks"]) <= 100
     assert all(len(b["text"]["text"]) <= 3000 for b in view["blocks"] if b.get("type") == "section")
