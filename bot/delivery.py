@@ -718,10 +718,16 @@ class Delivery:
                 return "lookup failed"
             if result.status == "unknown":
                 return "waiting"  # a state we cannot read (e.g. deleted): no evidence either way
-            status = "failed" if result.status == "failed" else "sent"
-            note = f"Found at Bird after the unknown outcome: it was {'refused' if status == 'failed' else 'sent'}."
-            error = f"Bird refused it: {result.detail or result.provider_status}" if status == "failed" else note
-            if self.queries.settle_unknown(row.id, status, delivery=None if status == "failed" else result.status,
+            # Refused before sending is proof nothing went out; delivery_failed means it was sent.
+            refused = result.provider_status in ("rejected", "sending_failed")
+            status = "failed" if refused else "sent"
+            if refused:
+                error = f"Bird refused it: {result.detail or result.provider_status}"
+            elif result.status == "failed":
+                error = f"Found at Bird: it was sent but not delivered ({result.detail or result.provider_status})."
+            else:
+                error = "Found at Bird after the unknown outcome: it was sent."
+            if self.queries.settle_unknown(row.id, status, delivery=None if refused else result.status,
                                            error=error, now=now):
                 self._settled(row.id)
             return status

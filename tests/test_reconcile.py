@@ -128,3 +128,19 @@ def test_nothing_tells_people_they_can_send_again() -> None:
             if path.suffix in (".py", ".md"):
                 assert "you can send it again" not in path.read_text().lower(), path
     assert "you can send it again" not in (ROOT / "README.md").read_text().lower()
+
+
+@pytest.mark.parametrize(("bird_status", "status", "delivery"), [("rejected", "failed", None),
+                                                                  ("delivery_failed", "sent", "failed")])
+def test_bird_settles_on_its_own_word(make: Callable[..., E2E], bird_status: str, status: str,
+                                      delivery: str | None) -> None:
+    e2e = make()
+    e2e.command("send --via bird +16175551212 Hi", user_id="U1", channel_id="C1")
+    row = e2e.wait(lambda: (r := e2e.rt.store.get(1)) and r.status == "sent" and r.provider_message_id and r, 5, "sent")
+    with e2e.rt.store.write() as conn:  # as if the answer had been lost after Bird gave the id
+        conn.execute("UPDATE messages SET status = 'unknown', delivery = NULL WHERE id = 1")
+    e2e.providers.set_bird_status(row.provider_message_id, bird_status, "Carrier said no")
+    assert e2e.rt.ctx.extras["delivery"].reconcile_once() == {1: status}
+    fresh = e2e.rt.store.get(1)
+    assert (fresh.status, fresh.delivery) == (status, delivery)
+    assert "Carrier said no" in (fresh.error or "")
