@@ -489,13 +489,38 @@ class BulkEngine:
             self._post_summary(job, text, p)
         self.jobs.mark_done(job.id)
 
+    def reconciled(self, job_id: int) -> None:
+        """Rows of this job were settled after the fact (see Delivery.reconcile_once).
+
+        A finished job's progress message and summary are drawn again with the new
+        figures; the summary is edited in place when we know where it is. A job still
+        running needs nothing: its next drawing counts the settled rows.
+        """
+        job = self.jobs.get(job_id)
+        if job is None or job.status != "done" or self.notifier is None:
+            self.tracker.wake()
+            return
+        p = self.progress(job.id)
+        self.redraw(job, p, "canceled" if p.canceled else "done")
+        text = self.summary(job, p) + "\n(Figures updated after the provider was checked for unknown outcomes.)"
+        summary_ts = job.payload.get("summary_ts")
+        if job.thread_channel and summary_ts:
+            if self.notifier.update(job.thread_channel, str(summary_ts), text):
+                return
+        if job.thread_channel and job.thread_ts:
+            posted = self.notifier.post(job.thread_channel, text, thread_ts=job.thread_ts)
+            if posted and posted.get("ts"):
+                self.jobs.set_summary_ts(job.id, str(posted["ts"]))
+
     def _post_summary(self, job: BulkJob, text: str, p: Progress) -> None:
         assert self.notifier is not None
         if job.thread_channel and job.thread_ts:
             try:
-                self.notifier.post(job.thread_channel, text, thread_ts=job.thread_ts)
+                posted = self.notifier.post(job.thread_channel, text, thread_ts=job.thread_ts)
             except SlackApiError:
-                pass
+                posted = None
+            if posted and posted.get("ts"):
+                self.jobs.set_summary_ts(job.id, str(posted["ts"]))
             if (p.failed or p.unknown) and self.client is not None:
                 try:
                     self.client.files_upload_v2(

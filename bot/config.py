@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     sms_worker_concurrency: int = Field(default=16, ge=1, le=256)
     sms_max_attempts: int = Field(default=5, ge=1, le=50)
     sms_reconcile_interval: float = Field(default=60.0, ge=0)  # seconds between passes over unknown sends; 0: off
-    sms_reconcile_window: float = Field(default=900.0, gt=0)  # not found at the provider this long after: failed
+    sms_reconcile_window: float = Field(default=900.0, gt=0)  # not listed this long after: note what to check (stays unknown)
 
     sociocs_api_key: SecretStr | None = None
     sociocs_api_url: str = "https://api.sociocs.com"

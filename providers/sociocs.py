@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -209,14 +209,14 @@ class SociocsProvider(Provider):
             method="POST", url=f"{self.base_url}/messages/bulk", headers=self._headers(), json_body=body
         )
 
-    def build_list_request(self, start: datetime, end: datetime) -> PreparedRequest:
-        # The date format of start_date/end_date is not documented (inferred): we send the
-        # same ISO 8601 form the send endpoint takes for `schedule`.
+    def build_list_request(self, start: date, end: date) -> PreparedRequest:
+        """GET /messages for whole days: Sociocs's page for it takes `YYYY-MM-DD` dates and
+        includes both given days. A datetime is cut to its (UTC) date."""
         return PreparedRequest(
             method="GET",
             url=f"{self.base_url}/messages",
             headers=self._headers(with_body=False),
-            params={"start_date": _iso(start), "end_date": _iso(end)},
+            params={"start_date": _day(start).isoformat(), "end_date": _day(end).isoformat()},
         )
 
     def build_webhook_subscription(
@@ -320,17 +320,21 @@ class SociocsProvider(Provider):
         prepared = self.build_bulk_request(recipients, msg, duplicates_allowed, schedule, user_id)
         return self.parse_bulk_response(self.execute(prepared), len(recipients))
 
-    def list_messages(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """Messages between start and end (at most 31 days), for reconciliation.
+    def list_messages(self, start: date, end: date) -> list[dict[str, Any]]:
+        """Messages of the days from start to end (both included, at most 31 days).
 
-        The response shape is not documented (inferred): the usual envelope with `data` a
-        list of message objects; a dict holding a `messages` list is accepted too.
+        Sociocs documents no paging for GET /messages, so an answer may be cut short
+        without saying so: a message missing from it proves nothing. Callers narrow the
+        range (one day per call, see `days_to_look_up`) rather than trust one long answer.
+        The message objects' fields are not documented (inferred): `data` is a list of
+        message objects; a dict holding a `messages` list is accepted too.
         """
-        if end < start:
+        first, last = _day(start), _day(end)
+        if last < first:
             raise ValueError("end must not be before start")
-        if end - start > MAX_LIST_SPAN:
+        if last - first >= MAX_LIST_SPAN:
             raise ValueError("Sociocs lists at most 31 days of messages per call; split the range.")
-        payload = self._check(self.execute(self.build_list_request(start, end)), "request")
+        payload = self._check(self.execute(self.build_list_request(first, last)), "request")
         data = payload.get("data")
         if isinstance(data, dict) and isinstance(data.get("messages"), list):
             data = data["messages"]
@@ -339,6 +343,29 @@ class SociocsProvider(Provider):
         if not isinstance(data, list):
             raise ProviderError("Sociocs answered GET /messages with an unexpected shape (data is not a list).")
         return [item for item in data if isinstance(item, dict)]
+
+
+def _day(value: date) -> date:
+    """A date as is; a datetime as its UTC date (naive ones are taken as UTC)."""
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo else value).date()
+    return value
+
+
+def days_to_look_up(spans: Sequence[tuple[float, float]], limit: int = 31) -> list[date]:
+    """The UTC days covering the given (start, end) epoch spans, newest first, at most `limit`.
+
+    One GET /messages per day keeps each answer as small as the documented parameters
+    allow, since Sociocs offers no paging; the bound keeps a pass's calls few.
+    """
+    days: set[date] = set()
+    for start, end in spans:
+        day = datetime.fromtimestamp(start, UTC).date()
+        last = datetime.fromtimestamp(max(start, end), UTC).date()
+        while day <= last and len(days) <= 10 * limit:
+            days.add(day)
+            day += timedelta(days=1)
+    return sorted(days, reverse=True)[:limit]
 
 
 def verify_sociocs_signature(secret: str, body: bytes, signature_header: str | None) -> bool:

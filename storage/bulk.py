@@ -423,6 +423,16 @@ class BulkStore:
             )
             return cur.rowcount == 1
 
+    def set_summary_ts(self, job_id: int, ts: str) -> None:
+        """Where the summary was posted (its thread reply's ts), so a later correction edits it."""
+        with self.store.write() as conn:
+            row = conn.execute("SELECT payload FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return
+            payload = json.loads(row[0] or "{}")
+            payload["summary_ts"] = ts
+            conn.execute("UPDATE bulk_jobs SET payload = ? WHERE id = ?", (json.dumps(payload), job_id))
+
     def mark_done(self, job_id: int, now: float | None = None) -> None:
         now = time.time() if now is None else now
         with self.store.write() as conn:

@@ -66,6 +66,17 @@ class DeliveryQueries:
             )
             return cur.rowcount == 1
 
+    def note_unknown(self, message_id: int, error: str) -> bool:
+        """Say more about a row that stays unknown (what was checked, what to do).
+
+        Status and `updated_at` are left alone: the row is no more settled than before."""
+        with self.store.write() as conn:
+            cur = conn.execute(
+                "UPDATE messages SET error = ? WHERE id = ? AND status = 'unknown'",
+                (error, message_id),
+            )
+            return cur.rowcount == 1
+
     def unknown_rows(self, since: float, limit: int = 200) -> list[MessageRow]:
         rows = self.store.conn.execute(
             "SELECT * FROM messages WHERE status = 'unknown' AND created_at >= ? ORDER BY id LIMIT ?",

@@ -419,7 +419,8 @@ def test_list_messages_refuses_more_than_31_days() -> None:
 def test_build_list_request() -> None:
     req = offline().build_list_request(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 31, 12, tzinfo=UTC))
     assert req.method == "GET" and req.url == "https://api.sociocs.com/messages" and req.json_body is None
-    assert req.params == {"start_date": "2024-01-01T00:00:00+00:00", "end_date": "2024-01-31T12:00:00+00:00"}
+    # Sociocs's GET /messages page: YYYY-MM-DD dates, both days included.
+    assert req.params == {"start_date": "2024-01-01", "end_date": "2024-01-31"}
     assert "Content-Type" not in req.headers
 
 

@@ -246,6 +246,11 @@ class FakeProviders:
         }
         self.record = record
         self.latency = 0.0
+        # GET /messages documents no paging: a real answer may be cut short without saying so.
+        # Set this to answer at most that many messages per call (newest first).
+        self.sociocs_list_limit: int | None = None
+        # Set to list a bulk job's messages in GET /messages, as the app's History shows them.
+        self.sociocs_bulk_lists_messages = False
         self.sociocs_messages = _BoundedStore(max_stored)
         self.sociocs_jobs = _BoundedStore(max_stored)
         self.bird_messages = _BoundedStore(max_stored)
@@ -446,6 +451,9 @@ class FakeProviders:
             return self._sociocs_error(400, "duplicates_allowed must be true or false.")
         job_id = _rand(10)
         self.sociocs_jobs.put(job_id, {"job_id": job_id, "count": len(recipients), "body": body})
+        if self.sociocs_bulk_lists_messages:
+            for r in recipients:
+                self.sociocs_record(r["to"], body.get("text"), provider=body["provider"], job_id=job_id)
         return 200, {"status": "success", "data": {"job_id": job_id}}, {"Content-Type": JSON}
 
     def _sociocs_list(self, headers: dict[str, str], query: dict[str, str]) -> Reply:
@@ -458,10 +466,28 @@ class FakeProviders:
         if end < start or end - start > timedelta(days=31):
             return self._sociocs_error(400, "The date range must be at most 31 days.")
         lo, hi = start.timestamp(), end.timestamp()
-        found = [
-            {k: v for k, v in m.items() if k != "_t"} for m in self.sociocs_messages.values() if lo <= m["_t"] <= hi
-        ]
-        return 200, {"status": "success", "data": found}, {"Content-Type": JSON}
+        if len(query.get("end_date", "")) == 10:  # YYYY-MM-DD, as documented: the whole day is included
+            hi += 86400 - 0.001
+        found = sorted((m for m in self.sociocs_messages.values() if lo <= m["_t"] <= hi),
+                       key=lambda m: m["_t"], reverse=True)
+        if self.sociocs_list_limit is not None:
+            found = found[: self.sociocs_list_limit]
+        data = [{k: v for k, v in m.items() if k != "_t"} for m in found]
+        return 200, {"status": "success", "data": data}, {"Content-Type": JSON}
+
+    def sociocs_record(self, to: str, text: str | None, *, provider: str = "twlo", at: float | None = None,
+                       status: str | None = None, **extra: Any) -> str:
+        """Store a message as Sociocs would list it (e.g. one it sent for a bulk job); its id."""
+        message_id = _rand(10)
+        when = time.time() if at is None else at
+        stored: dict[str, Any] = {"message_id": message_id, "provider": provider, "to": to, "text": text,
+                                  "direction": "outbound", "_t": when,
+                                  "created_at": datetime.fromtimestamp(when, UTC).isoformat()}
+        if status is not None:
+            stored["status"] = status
+        stored.update(extra)
+        self.sociocs_messages.put(message_id, stored)
+        return message_id
 
     # ------------------------------------------------------------------ Bird
 
