@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -200,3 +201,27 @@ def test_one_visibility_rule_for_every_read(store: Store, viewer: Viewer, seen: 
     assert [r.id for r in store.since(0, viewer)] == seen
     assert sorted(r.id for r in store.history("+16175551212", viewer)) == seen
     assert [i for i in (1, 2, 3, 4) if store.visible(i, viewer)] == seen
+
+
+def test_every_write_of_provider_text_passes_through_the_redactor(store: Store) -> None:
+    from storage.bulk import BulkStore
+    from storage.delivery import DeliveryQueries
+
+    store.redactor = lambda text: text.replace("s3cret", "***")
+    for key in "abcde":
+        store.enqueue(new(key), now=T0)
+    with store.write() as conn:
+        conn.execute("UPDATE messages SET status = 'sending', provider_message_id = 'p' || id")
+    store.record_outcome(1, "failed", error="refused: key s3cret")
+    store.release(2, T0, error="busy s3cret")
+    store.apply_delivery_event("sandbox", "p3", "failed", error="carrier said s3cret")
+    BulkStore(store).finish_batch(0, [4], "failed", error="batch s3cret")
+    with store.write() as conn:
+        conn.execute("UPDATE messages SET status = 'unknown' WHERE id = 5")
+    DeliveryQueries(store).settle_unknown(5, "failed", error="lookup s3cret")
+    DeliveryQueries(store).health_failure("sandbox", "auth", "health s3cret")
+    dump = [json.dumps(dict(r)) for table in ("messages", "delivery_events", "sender_health")
+            for r in store.conn.execute(f"SELECT * FROM {table}")]
+    assert "s3cret" not in "\n".join(dump)
+    assert [store.get(i).error or store.get(i).delivery_error for i in range(1, 6)] == [
+        "refused: key ***", "busy ***", "carrier said ***", "batch ***", "lookup ***"]
