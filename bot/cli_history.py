@@ -25,8 +25,9 @@ import httpx
 
 from bot.cli import EXTENSIONS
 from bot.config import Settings
+from bot.visibility import viewer_for
 from providers.base import redact, short_body
-from storage.store import MessageRow, Store
+from storage.store import MessageRow, Store, Viewer
 
 CSV_FIELDS = ["id", "created_at", "sent_at", "sent_by", "sent_by_name", "to", "name", "sender", "text", "status",
               "delivery", "error", "provider_message_id", "source", "bulk_job_id"]
@@ -83,16 +84,24 @@ def write_csv(rows: Iterable[MessageRow], out: IO[str]) -> int:
 def configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", required=True, type=parse_since, help="YYYY-MM-DD or ISO 8601 date-time")
     parser.add_argument("--out", default=None, help="file to write (default: stdout)")
+    parser.add_argument("--user", default=None, metavar="U123",
+                        help="only what this Slack user may see in /sms status (default: every confirmed message)")
+
+
+def export_viewer(settings: Settings, user: str | None) -> Viewer:
+    """The operator sees every confirmed message; `--user` applies that person's view."""
+    return viewer_for(settings, user.strip()) if user and user.strip() else Viewer.operator()
 
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(settings.database_path)
+    rows = store.since(args.since, export_viewer(settings, getattr(args, "user", None)))
     if args.out:
         with open(args.out, "w", newline="", encoding="utf-8") as fh:
-            count = write_csv(store.since(args.since), fh)
+            count = write_csv(rows, fh)
         print(f"Wrote {count} message(s) to {args.out}.", file=sys.stderr)
     else:
-        write_csv(store.since(args.since), sys.stdout)
+        write_csv(rows, sys.stdout)
     return 0
 
 

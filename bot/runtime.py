@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from bot.notify import Notifier
 from bot.senders import Senders, build_senders
 from bot.service import SendService
 from bot.worker import Dispatcher
+from providers.base import redact
 from storage.store import Store
 
 log = logging.getLogger("smsbot")
@@ -118,6 +120,8 @@ def build_runtime(
     senders = build_senders(settings, client=http_client)
     client = slack_client(settings)
     secrets = settings.secret_values() + senders.secrets()
+    # The one redaction point for provider text entering the store (webhooks, errors, lookups).
+    store.redactor = partial(redact, secrets=secrets)
     notifier = Notifier(client, store, senders.label, secrets=secrets)
     service = SendService(store, senders, default_region=settings.sms_default_region)
     dispatcher = None

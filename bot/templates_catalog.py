@@ -55,7 +55,8 @@ MAX_KEY = 100
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _TWILIO_SID_RE = re.compile(r"^HX[0-9a-fA-F]{32}$")
-_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+# Bird types `locale` as a BCP 47 tag: language, optional script and region, hyphens only.
+_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-(?:[A-Za-z]{2}|[0-9]{3}))?(-[A-Za-z0-9]{5,8})*$")
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _VALUE_KEY_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)?$")
 
@@ -66,6 +67,15 @@ _TYPED_FIELDS = frozenset({"required", "media", "max_length"})
 
 
 # --------------------------------------------------------------------------- models
+
+
+def _locale_problem(locale: str) -> str:
+    """Why Bird would refuse this locale, and what to write instead."""
+    hyphenated = locale.replace("_", "-")
+    if "_" in locale and _LOCALE_RE.match(hyphenated):
+        return (f"locale '{locale}' uses an underscore; Bird takes BCP 47 locales with a hyphen: "
+                f"write locale: {hyphenated}")
+    return f"locale '{locale}' is not a BCP 47 locale like en or en-US (language, then region, with a hyphen)"
 
 
 @dataclass(frozen=True)
@@ -257,7 +267,7 @@ class TemplateDef(BaseModel):
         if not self.locale:
             out.append(TemplateProblem((), "bird template needs locale (e.g. en or en-US)"))
         elif not _LOCALE_RE.match(self.locale):
-            out.append(TemplateProblem(("locale",), f"locale '{self.locale}' is not a locale like en or en-US"))
+            out.append(TemplateProblem(("locale",), _locale_problem(self.locale)))
         if not self.version.strip():
             out.append(TemplateProblem(("version",), "version must not be empty (use latest)"))
         return out

@@ -12,8 +12,9 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 from pydantic import BaseModel, Field
@@ -201,15 +202,34 @@ class PreparedRequest(BaseModel):
     params: dict[str, str] | None = None
 
 
+def _secret_forms(secret: str) -> set[str]:
+    """A secret as it may appear in a provider's text: raw, or URL-encoded (either hex case)."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
+    forms |= {_PCT.sub(lambda m: m.group().lower(), f) for f in forms}
+    return forms
+
+
+_PCT = re.compile(r"%[0-9A-F]{2}")
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
     """Replace every secret (and the secret half of `user:secret` keys) by `***`."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
+    for form in _all_forms(tuple(s for s in secrets if s)):
+        text = text.replace(form, "***")
+    return text
+
+
+@lru_cache(maxsize=64)
+def _all_forms(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    """Every form to replace, longest first (so a secret's prefix never leaves its tail)."""
+    forms: set[str] = set()
+    for secret in secrets:
+        forms |= _secret_forms(secret)
         # A `user:secret` key: the secret half alone must not leak either.
         _, colon, tail = secret.rpartition(":")
         if colon and len(tail) >= 6:
-            text = text.replace(tail, "***")
-    return text
+            forms |= _secret_forms(tail)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 _WS = re.compile(r"\s+")

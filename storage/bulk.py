@@ -474,6 +474,7 @@ class BulkStore:
     ) -> None:
         """Record a batch's outcome for all its rows (and the provider's job id) at once."""
         now = time.time() if now is None else now
+        error = self.store.scrub(error)
         pid = f"bulk:{provider_job_id}" if provider_job_id else None
         with self.store.write() as conn:
             conn.executemany(
@@ -498,6 +499,7 @@ class BulkStore:
     ) -> None:
         """Give a batch back: only when the provider certainly took none of it (429, refused connection)."""
         now = time.time() if now is None else now
+        error = self.store.scrub(error)
         with self.store.write() as conn:
             conn.executemany(
                 "UPDATE messages SET status = 'queued', due_at = ?, error = ?, error_kind = ?, lease_owner = NULL,"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from storage.store import DELIVERY_RANK, MessageRow, Store
+from storage.store import DELIVERY_RANK, MessageRow, Store, Viewer, visible_sql
 
 ALERT_AFTER = 3  # consecutive sender-level failures before one alert
 # A message with a thread whose status line delivery draws (bulk rows have the job's message).
@@ -55,6 +55,7 @@ class DeliveryQueries:
         """unknown -> sent | failed once the provider told us which. False if it moved meanwhile."""
         now = time.time() if now is None else now
         kind = "reconciled" if status == "sent" else "not_found"
+        error = self.store.scrub(error)
         with self.store.write() as conn:
             cur = conn.execute(
                 "UPDATE messages SET status = ?, provider_message_id = coalesce(?, provider_message_id),"
@@ -87,11 +88,12 @@ class DeliveryQueries:
     def is_known_provider_id(self, provider_message_id: str) -> bool:
         return self.store.by_provider_id(provider_message_id) is not None
 
-    def latest_failures(self, limit: int = 5) -> list[MessageRow]:
+    def latest_failures(self, viewer: Viewer, limit: int = 5) -> list[MessageRow]:
+        cond, args = visible_sql(viewer)
         rows = self.store.conn.execute(
-            "SELECT * FROM messages WHERE status IN ('failed', 'unknown') OR delivery = 'failed'"
+            f"SELECT * FROM messages WHERE (status IN ('failed', 'unknown') OR delivery = 'failed') AND {cond}"
             " ORDER BY updated_at DESC, id DESC LIMIT ?",
-            (limit,),
+            (*args, limit),
         )
         return [MessageRow.from_db(r) for r in rows]
 
@@ -136,6 +138,7 @@ class DeliveryQueries:
                        now: float | None = None) -> int | None:
         """Count a sender-level failure. Returns the count when this call raised the alert."""
         now = time.time() if now is None else now
+        error = self.store.scrub(error)
         with self.store.write() as conn:
             conn.execute(
                 "INSERT INTO sender_health (sender, state, consecutive_failures, last_error_kind, last_error,"

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -109,6 +109,41 @@ class NewMessage(BaseModel):
     bulk_job_id: int | None = None
 
 
+class Viewer(BaseModel):
+    """Who is reading: a person (user_id) who may or may not see everyone's messages.
+
+    Who sees everyone's is decided in bot/visibility.py (SMS_BULK_USERS); the operator's
+    CLI reads as `Viewer.operator()`. The filter itself is `visible_sql` below.
+    """
+
+    user_id: str | None = None
+    sees_all: bool = False
+
+    @classmethod
+    def operator(cls) -> Viewer:
+        return cls(user_id=None, sees_all=True)
+
+
+# Never confirmed: a bulk draft's rows (also once the draft was discarded).
+_UNCONFIRMED = ("(status = 'draft' OR (bulk_job_id IS NOT NULL AND bulk_job_id IN"
+                " (SELECT id FROM bulk_jobs WHERE status = 'discarded')))")
+
+
+def visible_sql(viewer: Viewer) -> tuple[str, list[Any]]:
+    """The one visibility rule, as a WHERE condition over `messages`.
+
+    People see the messages they created; a viewer who sees all sees everyone's, except
+    unconfirmed bulk drafts, which only their author ever sees.
+    """
+    if viewer.sees_all and viewer.user_id:
+        return f"(NOT {_UNCONFIRMED} OR created_by = ?)", [viewer.user_id]
+    if viewer.sees_all:
+        return f"(NOT {_UNCONFIRMED})", []
+    if viewer.user_id:
+        return "(created_by = ?)", [viewer.user_id]
+    return "(0)", []
+
+
 class Transition(BaseModel):
     """The answer to cancel/edit: did it happen, and if not, the row's status."""
 
@@ -125,11 +160,18 @@ class Store:
         # Writers of one process queue here instead of in SQLite's busy handler, which sleeps
         # in growing steps (up to 100 ms) whenever another connection holds the write lock.
         self._write_lock = threading.RLock()
+        # Provider text (errors, delivery reports) can echo our credentials; every write of it
+        # passes through scrub(), so nothing read back (Slack, /sms status, export) holds one.
+        self.redactor: Callable[[str], str] | None = None
         if path == ":memory:":
             # One shared connection: a memory database is private to its connection.
             self._memory_conn = self._connect()
             self._memory_lock = threading.RLock()
         migrate(self.conn)
+
+    def scrub(self, text: str | None) -> str | None:
+        """Provider text on its way into the store, with every configured secret removed."""
+        return text if text is None or self.redactor is None else self.redactor(text)
 
     # -- connections
 
@@ -219,10 +261,20 @@ class Store:
         row = self.conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
         return MessageRow.from_db(row) if row else None
 
-    def by_provider_id(self, provider_message_id: str) -> MessageRow | None:
+    def visible(self, message_id: int, viewer: Viewer) -> MessageRow | None:
+        """One row by id, only if `viewer` may see it (else None, as if it did not exist)."""
+        if not 0 < message_id <= MAX_ID:
+            return None
+        cond, args = visible_sql(viewer)
+        row = self.conn.execute(f"SELECT * FROM messages WHERE id = ? AND {cond}", (message_id, *args)).fetchone()
+        return MessageRow.from_db(row) if row else None
+
+    def by_provider_id(self, provider_message_id: str, viewer: Viewer | None = None) -> MessageRow | None:
+        """The row with this provider id; with a viewer, only one they may see."""
+        cond, args = visible_sql(viewer) if viewer is not None else ("1", [])
         row = self.conn.execute(
-            "SELECT * FROM messages WHERE provider_message_id = ? ORDER BY id DESC LIMIT 1",
-            (provider_message_id,),
+            f"SELECT * FROM messages WHERE provider_message_id = ? AND {cond} ORDER BY id DESC LIMIT 1",
+            (provider_message_id, *args),
         ).fetchone()
         return MessageRow.from_db(row) if row else None
 
@@ -249,15 +301,20 @@ class Store:
         where, args = self._pending_where(created_by, scheduled_only)
         return int(self.conn.execute(f"SELECT count(*) FROM messages {where}", args).fetchone()[0])
 
-    def history(self, to_number: str, limit: int = 20) -> list[MessageRow]:
+    def history(self, to_number: str, viewer: Viewer, limit: int = 20) -> list[MessageRow]:
+        """The messages to one number that `viewer` may see, newest first."""
+        cond, args = visible_sql(viewer)
         rows = self.conn.execute(
-            "SELECT * FROM messages WHERE to_number = ? ORDER BY created_at DESC, id DESC LIMIT ?",
-            (to_number, limit),
+            f"SELECT * FROM messages WHERE to_number = ? AND {cond} ORDER BY created_at DESC, id DESC LIMIT ?",
+            (to_number, *args, limit),
         )
         return [MessageRow.from_db(r) for r in rows]
 
-    def since(self, since: float) -> Iterator[MessageRow]:
-        for r in self.conn.execute("SELECT * FROM messages WHERE created_at >= ? ORDER BY id", (since,)):
+    def since(self, since: float, viewer: Viewer | None = None) -> Iterator[MessageRow]:
+        """Rows created since `since`; with a viewer, only those they may see."""
+        cond, args = visible_sql(viewer) if viewer is not None else ("1", [])
+        for r in self.conn.execute(f"SELECT * FROM messages WHERE created_at >= ? AND {cond} ORDER BY id",
+                                   (since, *args)):
             yield MessageRow.from_db(r)
 
     def next_due_at(self) -> float | None:
@@ -371,6 +428,7 @@ class Store:
         now: float | None = None,
     ) -> MessageRow | None:
         now = time.time() if now is None else now
+        error = self.scrub(error)
         with self.write() as conn:
             conn.execute(
                 "UPDATE messages SET status = ?, provider_message_id = coalesce(?, provider_message_id),"
@@ -387,6 +445,7 @@ class Store:
     ) -> None:
         """Give a row back for a later try: only for failures that certainly sent nothing."""
         now = time.time() if now is None else now
+        error = self.scrub(error)
         with self.write() as conn:
             conn.execute(
                 "UPDATE messages SET status = 'pending', due_at = ?, error = ?, error_kind = ?,"
@@ -549,6 +608,7 @@ class Store:
         Returns (changed, row): changed is False for duplicates, stale events and unknown ids.
         """
         now = time.time() if now is None else now
+        error = self.scrub(error)
         with self.write() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO delivery_events (provider, provider_message_id, status, error,"

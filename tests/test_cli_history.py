@@ -64,6 +64,26 @@ def test_export_writes_the_history_as_csv(tmp_path: Path, monkeypatch: pytest.Mo
         "provider_message_id,source,bulk_job_id"]
 
 
+def test_export_user_applies_that_persons_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    url, store = _db(tmp_path)
+    mine = _add(store, "a", "From U1")
+    theirs = _add(store, "b", "From U2")
+    with store.write() as conn:
+        conn.execute("UPDATE messages SET created_by = 'U2' WHERE id = ?", (theirs,))
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("SMS_BULK_USERS", "UM")
+    monkeypatch.chdir(tmp_path)
+
+    def exported(*extra: str) -> list[str]:
+        assert main(["export", "--since", "2000-01-01", *extra]) == 0
+        return [r["id"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))]
+
+    assert exported() == [str(mine), str(theirs)]  # the operator: everything
+    assert exported("--user", "U2") == [str(theirs)]
+    assert exported("--user", "UM") == [str(mine), str(theirs)]
+
+
 def test_export_refuses_a_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["export", "--since", "last tuesday"])

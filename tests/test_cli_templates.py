@@ -98,3 +98,35 @@ def test_templates_needs_a_subcommand(capsys: pytest.CaptureFixture[str]) -> Non
         main(["templates"])
     assert info.value.code == 2
     assert "check" in capsys.readouterr().err
+
+
+def test_check_refuses_an_underscore_bird_locale_and_says_what_to_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Bird types `locale` as BCP 47: `en_US` would be sent as is and refused by Bird.
+    path = tmp_path / "templates.yml"
+    path.write_text(textwrap.dedent("""\
+        templates:
+          - name: welcome
+            sender: bird
+            project_id: ce6a2fd6-b2fa-4f5a-a2cd-f3bd15883318
+            locale: en_US
+            body: Hi
+          - name: hola
+            sender: bird
+            project_id: ce6a2fd6-b2fa-4f5a-a2cd-f3bd15883318
+            locale: english
+            body: Hola
+          - name: ok
+            sender: bird
+            project_id: ce6a2fd6-b2fa-4f5a-a2cd-f3bd15883318
+            locale: pt-BR
+            body: Oi
+        """), encoding="utf-8")
+    assert main(["templates", "check", "--file", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}:5: template 'welcome': locale 'en_US' uses an underscore; Bird takes BCP 47 locales "
+        "with a hyphen: write locale: en-US",
+        f"{path}:10: template 'hola': locale 'english' is not a BCP 47 locale like en or en-US "
+        "(language, then region, with a hyphen)",
+    ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import pytest
 
-from storage.store import NewMessage, Store
+from storage.store import NewMessage, Store, Viewer
 
 T0 = 1_800_000_000.0
 
@@ -165,7 +166,62 @@ def test_absurd_ids_are_just_not_found(store: Store) -> None:
 
 @pytest.mark.parametrize("status", ["draft", "queued", "paused", "waiting"])
 def test_bulk_row_states_read_back_in_history(store: Store, status: str) -> None:
-    store.enqueue(new("a"), now=T0)
+    store.enqueue(new("a", created_by="U1"), now=T0)
     with store.write() as conn:
         conn.execute("UPDATE messages SET status = ? WHERE id = 1", (status,))
-    assert [r.status for r in store.history("+16175551212")] == [status]
+    assert [r.status for r in store.history("+16175551212", Viewer(user_id="U1"))] == [status]
+
+
+# --------------------------------------------------------------------------- who sees what
+
+
+def visibility_store(store: Store) -> None:
+    """#1 U1's send, #2 U2's send, #3 U1's unconfirmed draft row, #4 a discarded draft's row of UM."""
+    store.enqueue(new("a", created_by="U1"), now=T0)
+    store.enqueue(new("b", created_by="U2"), now=T0)
+    store.enqueue(new("c", created_by="U1"), now=T0)
+    store.enqueue(new("d", created_by="UM"), now=T0)
+    with store.write() as conn:
+        conn.execute("UPDATE messages SET status = 'draft' WHERE id = 3")
+        conn.execute("INSERT INTO bulk_jobs (id, idem_key, sender, status, mode, created_at, updated_at)"
+                     " VALUES (7, 'job', 'sandbox', 'discarded', 'per_recipient', 0, 0)")
+        conn.execute("UPDATE messages SET status = 'canceled', bulk_job_id = 7 WHERE id = 4")
+
+
+@pytest.mark.parametrize(("viewer", "seen"), [
+    (Viewer(user_id="U1"), [1, 3]),  # own messages, own draft included
+    (Viewer(user_id="U2"), [2]),
+    (Viewer(user_id="UM", sees_all=True), [1, 2, 4]),  # everyone's, but not U1's draft
+    (Viewer(user_id="U9", sees_all=True), [1, 2]),
+    (Viewer.operator(), [1, 2]),  # the CLI: every confirmed message
+    (Viewer(), []),
+])
+def test_one_visibility_rule_for_every_read(store: Store, viewer: Viewer, seen: list[int]) -> None:
+    visibility_store(store)
+    assert [r.id for r in store.since(0, viewer)] == seen
+    assert sorted(r.id for r in store.history("+16175551212", viewer)) == seen
+    assert [i for i in (1, 2, 3, 4) if store.visible(i, viewer)] == seen
+
+
+def test_every_write_of_provider_text_passes_through_the_redactor(store: Store) -> None:
+    from storage.bulk import BulkStore
+    from storage.delivery import DeliveryQueries
+
+    store.redactor = lambda text: text.replace("s3cret", "***")
+    for key in "abcde":
+        store.enqueue(new(key), now=T0)
+    with store.write() as conn:
+        conn.execute("UPDATE messages SET status = 'sending', provider_message_id = 'p' || id")
+    store.record_outcome(1, "failed", error="refused: key s3cret")
+    store.release(2, T0, error="busy s3cret")
+    store.apply_delivery_event("sandbox", "p3", "failed", error="carrier said s3cret")
+    BulkStore(store).finish_batch(0, [4], "failed", error="batch s3cret")
+    with store.write() as conn:
+        conn.execute("UPDATE messages SET status = 'unknown' WHERE id = 5")
+    DeliveryQueries(store).settle_unknown(5, "failed", error="lookup s3cret")
+    DeliveryQueries(store).health_failure("sandbox", "auth", "health s3cret")
+    dump = [json.dumps(dict(r)) for table in ("messages", "delivery_events", "sender_health")
+            for r in store.conn.execute(f"SELECT * FROM {table}")]
+    assert "s3cret" not in "\n".join(dump)
+    assert [store.get(i).error or store.get(i).delivery_error for i in range(1, 6)] == [
+        "refused: key ***", "busy ***", "carrier said ***", "batch ***", "lookup ***"]

@@ -750,3 +750,33 @@ def test_command_values_feed_the_template(catalog: Catalog) -> None:
         "appt_date": "1/1",
         "appt_time": "12:00",
     }
+
+
+@pytest.mark.parametrize("locale", ["en", "en-US", "pt-BR", "zh-Hant-TW", "es-419"])
+def test_bird_bcp47_locales_load(tmp_path: Path, locale: str) -> None:
+    path = write(tmp_path, f"""
+        templates:
+          - name: welcome
+            sender: bird
+            project_id: {BIRD_PROJECT}
+            locale: {locale}
+            body: Hi
+        """)
+    assert load_catalog(path).templates[0].locale == locale
+
+
+@pytest.mark.parametrize("locale", ["en_US", "pt_br"])
+def test_bird_underscore_locale_is_refused_at_load(tmp_path: Path, locale: str) -> None:
+    path = write(tmp_path, f"""
+        templates:
+          - name: welcome
+            sender: bird
+            project_id: {BIRD_PROJECT}
+            locale: {locale}
+            body: Hi
+        """)
+    fixed = locale.replace("_", "-")
+    assert problems(path) == [
+        f"{path}:5: template 'welcome': locale '{locale}' uses an underscore; Bird takes BCP 47 locales "
+        f"with a hyphen: write locale: {fixed}"
+    ]

@@ -17,6 +17,7 @@ from bot.delivery import get_delivery
 from bot.history_views import figures_by_sender, home_view
 from bot.schedule_views import schedule_list_blocks
 from bot.slack_text import fit
+from bot.visibility import viewer_for
 from storage.delivery import DeliveryQueries
 
 log = logging.getLogger("smsbot.listeners.home")
@@ -68,9 +69,10 @@ def build_home(ctx: AppContext, user_id: str, now: float | None = None) -> dict[
     tz = ctx.user_tz(user_id)
     delivery = ctx.extras.get("delivery")
     reports_on = delivery.reports_on if delivery is not None else (lambda sender: sender == "sandbox")
-    today = list(ctx.store.since(start_of_day(now, tz)))
+    viewer = viewer_for(ctx.settings, user_id)
+    today = list(ctx.store.since(start_of_day(now, tz), viewer))
     figures = figures_by_sender(today, ctx.senders.label, reports_on)
-    failures = DeliveryQueries(ctx.store).latest_failures(FAILURES_SHOWN)
+    failures = DeliveryQueries(ctx.store).latest_failures(viewer, FAILURES_SHOWN)
     return home_view(figures, failures, schedule_blocks(ctx, user_id, tz, now), tz, now, ctx.senders.label)
 
 

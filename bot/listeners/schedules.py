@@ -55,6 +55,7 @@ from bot.service import SendRequest, UserError
 from bot.slack_text import escape, fit
 from bot.timeparse import WhenError, parse_when
 from bot.views import state_value
+from bot.visibility import is_manager
 from storage.bulk import BulkStore
 from storage.store import MessageRow
 
@@ -101,9 +102,8 @@ class EditOutcome(BaseModel):
 
 
 def can_manage_all(ctx: AppContext, user_id: str | None) -> bool:
-    """May this person see and change everyone's schedules? (see the module docstring)"""
-    managers = ctx.settings.bulk_users
-    return bool(user_id) and (user_id in managers if managers else True)
+    """May this person see and change everyone's schedules? The one rule: bot/visibility.py."""
+    return is_manager(ctx.settings, user_id)
 
 
 def not_changed(message_id: int, status: str | None, verb: str) -> str:
