@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings, require_slack
 from bot.templates_catalog import CatalogError
@@ -33,26 +34,40 @@ class StopRequested(BaseException):
     """Raised in the main thread by SIGTERM/SIGINT (a BaseException: no `except Exception` eats it)."""
 
 
-def _on_stop_signals() -> None:
+class StopSignals:
     """SIGTERM and SIGINT stop the process gracefully (see Runtime.stop), once: a second
-    signal during the cleanup is ignored rather than cutting it short."""
-    seen = False
+    signal during the cleanup is ignored rather than cutting it short.
 
-    def handler(signum: int, frame: object) -> None:
-        nonlocal seen
-        if seen:
+    Installed before the runtime is built (its threads may send at once); the handler only
+    sets flags, and raises StopRequested once the main thread is `armed` (inside its try).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.armed = False
+        self.rt: Any = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
             return
-        seen = True
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        raise StopRequested
+        self.requested = True
+        if self.rt is not None:
+            self.rt.request_stop()
+        if self.armed:
+            raise StopRequested
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
+    def arm(self, rt: Any) -> None:
+        self.rt = rt
+        self.armed = True
+        if self.requested:  # the signal came while the runtime was being built
+            rt.request_stop()
+            raise StopRequested
 
-
-def _wait_forever() -> None:
-    while True:
-        time.sleep(3600)
+    def wait(self) -> None:
+        while True:
+            time.sleep(3600)
 
 
 def _finish(rt) -> int:  # type: ignore[no-untyped-def]
@@ -87,9 +102,10 @@ def _serve_http(rt, settings: Settings) -> None:  # type: ignore[no-untyped-def]
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Web app and worker in one process (the embedded default)."""
     require_slack(settings)
+    signals = StopSignals()
     rt = _runtime(settings, with_worker=args.command in ("run",))
-    _on_stop_signals()
     try:
+        signals.arm(rt)
         if rt.dispatcher is not None:
             rt.start_worker()
         if settings.slack_app_token:
@@ -100,13 +116,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             handler = SocketModeHandler(rt.bolt, settings.slack_app_token.get_secret_value())
             handler.connect()
             try:
-                _wait_forever()
+                signals.wait()
             finally:
                 handler.close()
         else:
             _serve_http(rt, settings)
     except StopRequested:
-        pass
+        log.info("stop signal received")
     finally:
         rt.stop()
     return _finish(rt)
@@ -116,14 +132,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """The dispatcher alone (`Procfile` worker:), against the same store."""
     # Feature hooks (bulk progress, delivery notices) register with the Slack app, so build
     # it here too when Slack is configured; it is not served.
+    signals = StopSignals()
     rt = _runtime(settings, with_worker=True, with_web=bool(settings.slack_bot_token))
-    _on_stop_signals()
     try:
+        signals.arm(rt)
         rt.start_worker()
         log.info("worker started")
-        _wait_forever()
+        signals.wait()
     except StopRequested:
-        pass
+        log.info("stop signal received")
     finally:
         rt.stop()
     return _finish(rt)
