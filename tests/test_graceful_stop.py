@@ -127,7 +127,7 @@ def test_sigterm_mid_bulk_lets_worker_finish_calls_in_flight_and_gives_the_rest_
     # The progress message was redrawn with the counts the worker stopped with.
     sent = statuses(e2e, 1)["sent"]
     root = next(m for m in e2e.slack.messages("C1") if m["ts"] == post["response"]["ts"])
-    assert f"{sent:,}" in root["text"]
+    assert f"sent {sent} · failed 0 · unknown 0 · remaining {80 - sent} of 80" in root["text"]
 
     # A new worker carries on from there: every recipient gets it exactly once.
     worker2 = start(procs, "worker", e2e, tmp_path, sms_rate_limit_bird=50)
