@@ -198,3 +198,12 @@ def test_sigterm_under_uvicorn_runs_the_cleanup_and_exits_0(
     rows = [e2e.rt.store.get(i) for i in ids]
     sent = [r for r in rows if r is not None and r.status == "sent"]
     assert sent and all(r.status_ts for r in sent)
+
+
+def test_sigterm_stops_serve_cleanly(e2e_factory: Any, tmp_path: Path, procs: list[Proc]) -> None:
+    e2e = e2e_factory(with_worker=False)
+    web = start(procs, "serve", e2e, tmp_path)
+    e2e.wait(lambda: "Uvicorn running on" in web.log(), timeout=15, what="uvicorn to serve")
+    code, _ = web.stop()
+    assert code == 0, web.log()  # uvicorn's re-raised SIGTERM no longer kills it before the cleanup
+    assert "stop signal received" in web.log()
