@@ -307,17 +307,28 @@ class BulkEngine:
         self.tracker.start()
         self.runner.start()
 
+    def drain(self, deadline: float) -> int:
+        """Take no new batch; let the one in flight answer until `deadline` (monotonic).
+
+        Returns how many rows were still in a call at the deadline (recorded unknown).
+        """
+        self._stop.set()
+        self.runner.wake()
+        return self.runner.drain(deadline)
+
     def stop(self) -> None:
         self._stop.set()
         self.tracker.wake()
         self.runner.wake()
         self.tracker.join()
         self.runner.join()
+        if self._started:
+            self.tracker.flush()  # the progress messages show the counts we stop with
 
     def stopping(self) -> bool:
-        # Without a hook in Runtime.stop, stop with the dispatcher.
-        dispatcher_stop = getattr(self.dispatcher, "_stop", None)
-        return self._stop.is_set() or bool(dispatcher_stop is not None and dispatcher_stop.is_set())
+        # Stop with the dispatcher: from its first signal on, no new batch is taken.
+        stopping = getattr(self.dispatcher, "stopping", None)
+        return self._stop.is_set() or bool(callable(stopping) and stopping())
 
     def on_final(self, row: MessageRow) -> None:
         if row.bulk_job_id is not None:
@@ -644,6 +655,14 @@ class ProgressTracker(_Loop):
             delay = max(0.0, min(delay, waiting - time.time()))
         return delay
 
+    def flush(self) -> None:
+        """One last pass at shutdown, unthrottled: every live job's message shows its latest counts."""
+        self.interval = 0.0
+        try:
+            self.tick()
+        except Exception:
+            log.exception("the last bulk progress redraw failed")
+
     def _forget(self, job_id: int) -> None:
         self._last_draw.pop(job_id, None)
         self._last_shown.pop(job_id, None)
@@ -660,6 +679,23 @@ class BatchRunner(_Loop):
         self.batch_size = batch_size
         self._limiters: dict[str, Any] = {}
         self.owner = f"bulk-batch:{id(self):x}"
+        self._inflight: tuple[int, list[int]] | None = None  # (job id, row ids) of the call under way
+        self._inflight_lock = threading.Lock()
+
+    def drain(self, deadline: float) -> int:
+        """Wait (until `deadline`, monotonic) for the batch call in flight; the loop takes no
+        other. A call still running then leaves its rows unknown (they may have gone out)."""
+        self.join(max(0.0, deadline - time.monotonic()))
+        with self._inflight_lock:
+            inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return 0
+        job_id, ids = inflight
+        self.engine.jobs.finish_batch(
+            job_id, ids, "unknown", error_kind="unknown",
+            error=("smsbot was shutting down and Sociocs had not answered the bulk call within the grace period "
+                   "(SMS_SHUTDOWN_GRACE); these messages may or may not have gone out."))
+        return len(ids)
 
     def own_limiter(self, sender: str) -> Any:
         from bot.worker import RateLimiter
@@ -693,16 +729,29 @@ class BatchRunner(_Loop):
         # (their lease could run out and a batch that then goes out be recorded unknown).
         if not limiter.acquire(max_pause_wait=0.0):
             return False
-        rows = engine.jobs.take_batch(job.id, self.owner, self.batch_size, engine.lease)
+        with self._inflight_lock:  # drain() sees either no batch or this one, whole
+            rows = [] if engine.stopping() else engine.jobs.take_batch(job.id, self.owner, self.batch_size,
+                                                                       engine.lease)
+            self._inflight = (job.id, [r.id for r in rows]) if rows else None
         if not rows:
             limiter.refund()
             return False
+        try:
+            self._send_batch(job, rows, provider=engine.senders.get(job.sender))
+        finally:
+            with self._inflight_lock:
+                self._inflight = None
+        engine.tracker.wake()
+        return True
+
+    def _send_batch(self, job: BulkJob, rows: list[Any], provider: Any) -> None:
+        engine = self.engine
+        limiter = engine.limiter(job.sender)
         ids = [r.id for r in rows]
-        provider = engine.senders.get(job.sender)
         if provider is None or not hasattr(provider, "send_bulk"):
             engine.jobs.finish_batch(job.id, ids, "failed", error=f"Sender '{job.sender}' is no longer configured.",
                                      error_kind="config")
-            return True
+            return
         attempt = engine.jobs.attempts_of(ids[0])
         recipients = [BulkRecipient(to=r.to, name=r.name) for r in rows]
         msg = OutboundMessage(to=rows[0].to, text=job.text)
@@ -724,8 +773,6 @@ class BatchRunner(_Loop):
                                      error_kind="unknown")
         else:
             engine.jobs.finish_batch(job.id, ids, "sent", provider_job_id=result.job_id)
-        engine.tracker.wake()
-        return True
 
     def _retry(self, job: BulkJob, ids: list[int], attempt: int, wait: float, error: str, kind: str) -> None:
         if attempt >= self.engine.max_attempts:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings, require_slack
 from bot.templates_catalog import CatalogError
@@ -27,47 +30,120 @@ def _runtime(settings: Settings, with_worker: bool = True, with_web: bool = True
     return rt
 
 
+class StopRequested(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT (a BaseException: no `except Exception` eats it)."""
+
+
+class StopSignals:
+    """SIGTERM and SIGINT stop the process gracefully (see Runtime.stop), once: a second
+    signal during the cleanup is ignored rather than cutting it short.
+
+    Installed before the runtime is built (its threads may send at once); the handler only
+    sets flags, and raises StopRequested once the main thread is `armed` (inside its try).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.armed = False
+        self.rt: Any = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            return
+        self.requested = True
+        if self.rt is not None:
+            self.rt.request_stop()
+        if self.armed:
+            raise StopRequested
+
+    def arm(self, rt: Any) -> None:
+        self.rt = rt
+        self.armed = True
+        if self.requested:  # the signal came while the runtime was being built
+            rt.request_stop()
+            raise StopRequested
+
+    def wait(self) -> None:
+        while True:
+            time.sleep(3600)
+
+
+def _finish(rt) -> int:  # type: ignore[no-untyped-def]
+    """Exit 0 after a graceful stop. Calls that outlived the grace period hold pool threads
+    the interpreter would wait for at exit: their rows are already recorded, so leave now."""
+    if rt.abandoned:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def _serve_http(rt, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    log.info("HTTP mode on %s:%s (Slack request URL: https://<your host>/slack/events)", settings.host, settings.port)
+    # log_config=None: uvicorn logs through our handlers, so the redacting filter applies.
+    server = uvicorn.Server(uvicorn.Config(rt.web, host=settings.host, port=settings.port, log_level="info",
+                                           access_log=False, log_config=None, timeout_graceful_shutdown=5))
+    uvicorn_exit = server.handle_exit
+
+    def handle_exit(sig: int, frame: object) -> None:
+        rt.request_stop()  # claims stop now, not after the web server has drained
+        uvicorn_exit(sig, frame)  # type: ignore[arg-type]
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
+    # uvicorn re-raises the signal once it has shut down: our handler turns it into StopRequested.
+    server.run()
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Web app and worker in one process (the embedded default)."""
     require_slack(settings)
+    signals = StopSignals()
     rt = _runtime(settings, with_worker=args.command in ("run",))
-    if rt.dispatcher is not None:
-        rt.start_worker()
     try:
+        signals.arm(rt)
+        if rt.dispatcher is not None:
+            rt.start_worker()
         if settings.slack_app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             port = rt.start_web()
             log.info("Socket Mode; webhooks and /healthz on port %s", port)
-            SocketModeHandler(rt.bolt, settings.slack_app_token.get_secret_value()).start()
+            handler = SocketModeHandler(rt.bolt, settings.slack_app_token.get_secret_value())
+            handler.connect()
+            try:
+                signals.wait()
+            finally:
+                handler.close()
         else:
-            import uvicorn
-
-            log.info("HTTP mode on %s:%s (Slack request URL: https://<your host>/slack/events)",
-                     settings.host, settings.port)
-            # log_config=None: uvicorn logs through our handlers, so the redacting filter applies.
-            uvicorn.run(rt.web, host=settings.host, port=settings.port, log_level="info", access_log=False,
-                        log_config=None)
+            _serve_http(rt, settings)
+    except StopRequested:
+        log.info("stop signal received")
     finally:
         rt.stop()
-    return 0
+    return _finish(rt)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """The dispatcher alone (`Procfile` worker:), against the same store."""
     # Feature hooks (bulk progress, delivery notices) register with the Slack app, so build
     # it here too when Slack is configured; it is not served.
+    signals = StopSignals()
     rt = _runtime(settings, with_worker=True, with_web=bool(settings.slack_bot_token))
-    rt.start_worker()
-    log.info("worker started")
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        signals.arm(rt)
+        rt.start_worker()
+        log.info("worker started")
+        signals.wait()
+    except StopRequested:
+        log.info("stop signal received")
     finally:
         rt.stop()
-    return 0
+    return _finish(rt)
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:

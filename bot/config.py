@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     sms_templates_file: str | None = None
     sms_worker_concurrency: int = Field(default=16, ge=1, le=256)
     sms_max_attempts: int = Field(default=5, ge=1, le=50)
+    # seconds a stopping process gives sends in flight (Heroku kills 30 s after SIGTERM)
+    sms_shutdown_grace: float = Field(default=20.0, ge=0, le=300)
     sms_reconcile_interval: float = Field(default=60.0, ge=0)  # seconds between passes over unknown sends; 0: off
     sms_reconcile_window: float = Field(default=900.0, gt=0)  # not listed this long after: note what to check (stays unknown)
 

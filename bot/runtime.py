@@ -60,6 +60,10 @@ class Runtime:
     _server: uvicorn.Server | None = None
     _server_thread: threading.Thread | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: monotonic time by which calls in flight must have answered (set by the first stop request)
+    stop_deadline: float | None = None
+    #: provider calls still running when the grace period ended (their rows are unknown)
+    abandoned: int = 0
 
     def start_worker(self) -> None:
         if self.dispatcher is not None:
@@ -88,21 +92,49 @@ class Runtime:
         sockets = [s for srv in server.servers for s in srv.sockets]
         return int(sockets[0].getsockname()[1]) if sockets else int(config.port)
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """The first step of a graceful stop, safe in a signal handler: no new claims from now,
+        and the grace period (SMS_SHUTDOWN_GRACE) starts."""
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + self.settings.sms_shutdown_grace
+        if self.dispatcher is not None:
+            self.dispatcher.request_stop()
         if self._server is not None:
             self._server.should_exit = True
-            if self._server_thread is not None:
-                self._server_thread.join(5)
-        if self.dispatcher is not None:
-            self.dispatcher.stop()
-        # Feature threads (delivery updater, reconciler), after the dispatcher so its last
-        # outcomes still reach Slack.
+
+    def stop(self, grace: float | None = None) -> int:
+        """Stop gracefully; returns how many provider calls outlived the grace period.
+
+        Sends in flight get until the deadline to answer and have their real outcome
+        recorded; claimed rows not yet sent go back to pending; then pending Slack updates
+        are flushed (the delivery outbox, the bulk progress messages).
+        """
+        self.request_stop()
+        assert self.stop_deadline is not None
+        deadline = self.stop_deadline if grace is None else time.monotonic() + grace
+        busy = self.dispatcher.in_flight() if self.dispatcher is not None else 0
+        if busy:
+            log.info("stopping: no new sends; waiting up to %.0f s for %d send(s) in flight",
+                     max(0.0, deadline - time.monotonic()), busy)
+        abandoned = self.dispatcher.stop(deadline=deadline) if self.dispatcher is not None else 0
+        bulk = self.ctx.extras.get("bulk")
+        if bulk is not None and hasattr(bulk, "drain"):
+            abandoned += bulk.drain(deadline)
+        if abandoned:
+            log.warning("stopping: %d send(s) still waiting for the provider after the %.0f s grace period "
+                        "(SMS_SHUTDOWN_GRACE) were recorded unknown", abandoned, self.settings.sms_shutdown_grace)
+        # Feature threads (delivery updater, reconciler, bulk progress), after the dispatcher
+        # so its last outcomes still reach Slack: each flushes what it has before it stops.
         for stop in self.ctx.extras.get("on_stop", []):
             try:
                 stop()
             except Exception:
                 log.exception("stopping a feature failed")
+        if self._server_thread is not None:
+            self._server_thread.join(5)
         self.senders.close()
+        self.abandoned += abandoned
+        return abandoned
 
 
 def build_runtime(

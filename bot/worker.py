@@ -123,8 +123,11 @@ class Dispatcher:
         self._limiters = {name: RateLimiter((rates or {}).get(name, 10.0)) for name in senders.names()}
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # Set from a signal handler (no locks there): claim nothing more, start no call.
+        self._closing = False
         self._inflight = 0
         self._inflight_lock = threading.Lock()
+        self._idle = threading.Condition(self._inflight_lock)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="smsbot-send")
         self._thread: threading.Thread | None = None
         #: called with each row that reached a final state (bulk progress, notifications)
@@ -143,14 +146,52 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._loop, name="smsbot-dispatcher", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def request_stop(self) -> None:
+        """Claim nothing more and start no provider call; safe to call from a signal handler."""
+        self._closing = True
+
+    def stopping(self) -> bool:
+        return self._closing or self._stop.is_set()
+
+    def in_flight(self) -> int:
+        with self._inflight_lock:
+            return self._inflight
+
+    def stop(self, timeout: float = 10.0, *, deadline: float | None = None) -> int:
+        """Stop gracefully: calls in flight get until `deadline` (monotonic; default `timeout`
+        from now) to answer and have their real outcome recorded; rows claimed but not
+        started go back to pending. Returns how many calls were still running at the
+        deadline: those rows are recorded unknown (and reported), as a crash would leave them.
+        """
+        self.request_stop()
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + timeout if deadline is None else deadline
         if self._thread:
-            self._thread.join(timeout)
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        # Canceled futures never started: back to pending now, not after the lease.
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        # Queued futures never start; a claimed row not yet `sending` is given back (and
+        # mark_sending then refuses it, so no call starts after this).
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.unclaim_owner(self.owner)
+        with self._idle:
+            while self._inflight > 0 and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(min(left, 0.5))
+            running = self._inflight
+        abandoned = self._abandon() if running else 0
+        self.store.unclaim_owner(self.owner)
+        return abandoned
+
+    def _abandon(self) -> int:
+        """Rows whose call outlived the grace period: unknown now, reported, never resent."""
+        error = ("smsbot was shutting down and the provider had not answered within the grace period "
+                 "(SMS_SHUTDOWN_GRACE); the message may or may not have gone out.")
+        count = 0
+        for message_id in self.store.sending_ids(self.owner):
+            final = self.store.record_outcome(message_id, "unknown", error=error, error_kind="unknown")
+            if final is not None and final.status == "unknown":
+                count += 1
+                self._report(final)
+        return count
 
     def limiter(self, sender: str) -> RateLimiter:
         if sender not in self._limiters:
@@ -188,7 +229,7 @@ class Dispatcher:
                     self.notifier.announce(row)
         with self._inflight_lock:
             free = self.concurrency - self._inflight
-        if free <= 0:
+        if free <= 0 or self.stopping():
             return 0
         paused = [name for name, lim in self._limiters.items() if lim.paused()]
         claimed, missed = self.store.claim_due(
@@ -211,8 +252,9 @@ class Dispatcher:
         except Exception:
             log.exception("processing message %s failed", row.id)
         finally:
-            with self._inflight_lock:
+            with self._idle:
                 self._inflight -= 1
+                self._idle.notify_all()
             self._wake.set()
 
     # -- one message
@@ -232,7 +274,8 @@ class Dispatcher:
         # No row sits out a long 429 pause on a worker thread (its claim could expire while it
         # waits): it goes back to pending (claims skip paused senders) and the thread serves
         # other senders meanwhile.
-        if not limiter.acquire(self._stop, priority=row.priority, max_pause_wait=2.0):
+        if not limiter.acquire(self._stop, priority=row.priority, max_pause_wait=2.0) or self.stopping():
+            # Shutting down (or a long pause): the row goes back unsent, never `unknown`.
             self.store.unclaim([row.id], self.owner)
             return None
         if not self.store.mark_sending(row.id, self.owner, lease=self.sending_lease):

@@ -506,6 +506,13 @@ class Store:
             )
         return self.reap_expired(now)
 
+    def sending_ids(self, owner: str) -> list[int]:
+        """Rows this worker is sending right now (a graceful stop that ran out of time)."""
+        rows = self.conn.execute(
+            "SELECT id FROM messages WHERE status = 'sending' AND lease_owner = ?", (owner,)
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     # -- Slack bookkeeping
 
     def set_thread(self, message_id: int, thread_channel: str, thread_ts: str, status_ts: str | None = None) -> None:
