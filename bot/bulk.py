@@ -41,7 +41,7 @@ from bot.bulk_views import (
     when_words,
 )
 from bot.notify import UNREACHABLE, Notifier
-from bot.recipients import RecipientList, RecipientStream, Renderer, placeholders
+from bot.recipients import RecipientList, RecipientStream, Renderer, RowProblem, placeholders
 from bot.senders import Senders
 from bot.service import MAX_TEXT_LENGTH, UserError
 from bot.sms_segments import segment_info
@@ -91,7 +91,7 @@ class _Spool:
     def append(self, row: DraftRow) -> None:
         if self.first is None:
             self.first = row
-        self.rows.append(tuple(row))  # type: ignore[arg-type]
+        self.rows.append((row.to, row.name, row.payload, row.summary))  # a plain tuple: marshal takes no NamedTuple
         self.count += 1
         if len(self.rows) >= self.chunk:
             if self._file is None:
@@ -215,8 +215,8 @@ class Draft:
             parsed = recipients.problems
             invalid = len(parsed) + empties
             if not spool.count:
-                shown = [*parsed[:3], *empty[:3]][:3]
-                first = "; ".join(f"line {p.line}: {p.reason}" for p in shown)
+                shown: list[RowProblem | ProblemLine] = [*parsed[:3], *empty[:3]]
+                first = "; ".join(f"line {p.line}: {p.reason}" for p in shown[:3])
                 raise UserError(f"No valid recipients. {first}".strip(), field="recipients")
             assert longest is not None and spool.first is not None
             sample = OutboundMessage(to=spool.first.to, text=longest[2])

@@ -9,10 +9,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings, load_settings, require_slack
 from bot.templates_catalog import CatalogError
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 log = logging.getLogger("smsbot.cli")
 
@@ -21,7 +25,7 @@ Extension = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.
 EXTENSIONS: dict[str, tuple[str, Extension]] = {}
 
 
-def _runtime(settings: Settings, with_worker: bool = True, with_web: bool = True):  # type: ignore[no-untyped-def]
+def _runtime(settings: Settings, with_worker: bool = True, with_web: bool = True) -> Runtime:
     from bot.logs import setup_logging
     from bot.runtime import build_runtime
 
@@ -70,7 +74,7 @@ class StopSignals:
             time.sleep(3600)
 
 
-def _finish(rt) -> int:  # type: ignore[no-untyped-def]
+def _finish(rt: Runtime) -> int:
     """Exit 0 after a graceful stop. Calls that outlived the grace period hold pool threads
     the interpreter would wait for at exit: their rows are already recorded, so leave now."""
     if rt.abandoned:
@@ -81,7 +85,7 @@ def _finish(rt) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
-def _serve_http(rt, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def _serve_http(rt: Runtime, settings: Settings) -> None:
     import uvicorn
 
     log.info("HTTP mode on %s:%s (Slack request URL: https://<your host>/slack/events)", settings.host, settings.port)
@@ -90,11 +94,11 @@ def _serve_http(rt, settings: Settings) -> None:  # type: ignore[no-untyped-def]
                                            access_log=False, log_config=None, timeout_graceful_shutdown=5))
     uvicorn_exit = server.handle_exit
 
-    def handle_exit(sig: int, frame: object) -> None:
+    def handle_exit(sig: int, frame: FrameType | None) -> None:
         rt.request_stop()  # claims stop now, not after the web server has drained
-        uvicorn_exit(sig, frame)  # type: ignore[arg-type]
+        uvicorn_exit(sig, frame)
 
-    server.handle_exit = handle_exit  # type: ignore[method-assign]
+    server.handle_exit = handle_exit  # type: ignore[method-assign]  # uvicorn has no stop hook: wrap its handler
     # uvicorn re-raises the signal once it has shut down: our handler turns it into StopRequested.
     server.run()
 

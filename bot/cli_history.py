@@ -19,7 +19,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
@@ -29,9 +29,12 @@ from bot.visibility import viewer_for
 from providers.base import redact, short_body
 from storage.store import MessageRow, Store, Viewer
 
+if TYPE_CHECKING:
+    from providers.sociocs import SociocsCode
+
 CSV_FIELDS = ["id", "created_at", "sent_at", "sent_by", "sent_by_name", "to", "name", "sender", "text", "status",
               "delivery", "error", "provider_message_id", "source", "bulk_job_id"]
-SOCIOCS_CODES = ("twlo", "twlowa", "gswa")
+SOCIOCS_CODES: tuple[SociocsCode, ...] = ("twlo", "twlowa", "gswa")
 
 
 # --------------------------------------------------------------------------- export
@@ -161,18 +164,20 @@ def register_bird(settings: Settings, base: str, client: httpx.Client, secrets: 
     provider = BirdProvider(api_key, settings.bird_workspace_id, settings.bird_channel_id,
                             base_url=settings.bird_api_url, client=client)
     url = f"{base}/webhooks/bird"
-    prepared = provider.build_webhook_subscription(url, key)
+    event = "sms.outbound"
+    prepared = provider.build_webhook_subscription(url, key, event=event)
+    wanted = prepared.json_body or {}
     try:
         existing = _bird_existing(client, prepared.url, prepared.headers)
-        if any(_same_bird_subscription(s, prepared.json_body) for s in existing):
-            return [f"Bird: already subscribed {url} to {prepared.json_body['event']}; nothing changed."]
+        if any(_same_bird_subscription(s, wanted) for s in existing):
+            return [f"Bird: already subscribed {url} to {event}; nothing changed."]
         resp = _send(client, prepared)
     except httpx.HTTPError as exc:
         return [f"Bird: could not reach Bird ({type(exc).__name__})."]
     except PermissionError:
         return ["Bird: Bird rejects the access key: check BIRD_API_KEY."]
     if 200 <= resp.status_code < 300:
-        return [f"Bird: subscribed {url} to {prepared.json_body['event']} for channel {settings.bird_channel_id}."]
+        return [f"Bird: subscribed {url} to {event} for channel {settings.bird_channel_id}."]
     if resp.status_code in (401, 403):
         return ["Bird: Bird rejects the access key: check BIRD_API_KEY."]
     return [f"Bird: failed ({resp.status_code}): {redact(_words(_json(resp), resp), secrets)}"]

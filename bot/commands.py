@@ -100,7 +100,8 @@ def split_subcommand(text: str) -> tuple[str, str]:
 def parse_send(text: str, default_region: str = "US") -> SendCommand:
     """`[--via S] [--at WHEN] [--name N] [--image URL]... NUMBER TEXT` -> SendCommand."""
     tokens = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text or "")]
-    opts: dict[str, object] = {"image_urls": []}
+    image_urls: list[str] = []
+    opts: dict[str, object] = {"image_urls": image_urls}
     i = 0
     while i < len(tokens) and tokens[i][0].startswith("--") or (i < len(tokens) and tokens[i][0] in ALIASES):
         raw = tokens[i][0]
@@ -123,7 +124,7 @@ def parse_send(text: str, default_region: str = "US") -> SendCommand:
             raise CommandError(f"{key} needs a value; nothing was sent. See `/sms help`.")
         name = key[2:].replace("-", "_")
         if name == "image":
-            opts["image_urls"].append(value)  # type: ignore[union-attr]
+            image_urls.append(value)
         elif name == "video":
             opts["video_url"] = value
         elif name == "file":

@@ -16,6 +16,7 @@ storage/delivery.py (`DeliveryQueries`).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import http.client
 import itertools
@@ -35,7 +36,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from bot.history_views import channel_notice, delivery_failed, failure_reply, status_line
 from bot.slack_text import MESSAGE_TEXT, cap, escape, fit_blocks, shown
 from providers.base import ProviderError, redact
-from providers.events import DeliveryEvent
+from providers.events import DeliveryEvent, EventStatus
 from providers.sociocs import days_to_look_up
 from storage.bulk import BulkStore
 from storage.delivery import DeliveryQueries
@@ -581,10 +582,11 @@ class Delivery:
     # -- the sandbox: fake events, through the same path as webhooks
 
     def sandbox_accepted(self, message_id: str) -> None:
-        for delay, status in ((SANDBOX_SENT_AFTER, "sent"), (SANDBOX_DELIVERED_AFTER, "delivered")):
-            event = DeliveryEvent(provider="sandbox", provider_message_id=message_id, status=status,  # type: ignore[arg-type]
+        steps: tuple[tuple[float, EventStatus], ...] = ((SANDBOX_SENT_AFTER, "sent"), (SANDBOX_DELIVERED_AFTER, "delivered"))
+        for delay, status in steps:
+            event = DeliveryEvent(provider="sandbox", provider_message_id=message_id, status=status,
                                   occurred_at=datetime.now(UTC))
-            self.timers.call_later(delay, lambda e=event: self._ingest_quietly(e))
+            self.timers.call_later(delay, functools.partial(self._ingest_quietly, event))
 
     def _ingest_quietly(self, event: DeliveryEvent) -> None:
         try:

@@ -34,6 +34,6 @@ def setup_logging(secrets: list[str], level: int = logging.INFO) -> None:
         root.addHandler(handler)
     root.setLevel(level)
     redactor = RedactSecrets(secrets)
-    for handler in root.handlers:
-        handler.filters = [f for f in handler.filters if not isinstance(f, RedactSecrets)]
-        handler.addFilter(redactor)
+    for existing in root.handlers:
+        existing.filters = [f for f in existing.filters if not isinstance(f, RedactSecrets)]
+        existing.addFilter(redactor)

@@ -229,7 +229,7 @@ class Notifier:
 
     def report_missed(self, row: MessageRow) -> None:
         text = self.outcome_text(row) + " Send it now, or cancel it?"
-        blocks = [
+        blocks: list[dict[str, Any]] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
             {
                 "type": "actions",

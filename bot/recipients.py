@@ -242,6 +242,8 @@ class _RegionRules:
 
     def __init__(self, md: PhoneMetadata) -> None:
         self.md = md
+        if md.country_code is None:  # every region's metadata has one; phonenumbers types it optional
+            raise ValueError(f"phonenumbers metadata for {md.id} has no country code")
         self.cc: int = md.country_code
         general = self._desc(md.general_desc)
         self.general_lengths = general[0] if general else frozenset()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from slack_bolt import App, BoltRequest
 from starlette.applications import Starlette
@@ -19,7 +19,7 @@ WebhookHandler = Callable[[Request], Awaitable[Response]]
 def build_web(bolt: App, store: Store, webhooks: dict[str, WebhookHandler] | None = None) -> Starlette:
     async def slack_events(request: Request) -> Response:
         body = (await request.body()).decode("utf-8", errors="replace")
-        headers: dict[str, str | list[str]] = {k: v for k, v in request.headers.items()}
+        headers: dict[str, str | Sequence[str]] = {k: v for k, v in request.headers.items()}
         bolt_req = BoltRequest(body=body, query=request.url.query, headers=headers)
         # Bolt is synchronous: run it off the event loop so requests do not queue behind it.
         resp = await run_in_threadpool(bolt.dispatch, bolt_req)

@@ -369,7 +369,8 @@ class Store:
             skip_sql = f" AND sender NOT IN ({','.join('?' for _ in skip)})" if skip else ""
             # Past-grace schedules the sweep above has not reached yet (it takes 100 a pass)
             # must wait for it, never go out late.
-            stale_sql, stale = "", ()
+            stale_sql = ""
+            stale: tuple[float, ...] = ()
             if misfire_grace is not None:
                 stale_sql, stale = " AND NOT (scheduled = 1 AND due_at < ?)", (now - misfire_grace,)
             rows = conn.execute(

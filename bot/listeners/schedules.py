@@ -452,7 +452,7 @@ def register(app: App, ctx: AppContext) -> None:
         answer(body, res.text)
         engine = ctx.extras.get("bulk")
         job = engine.jobs.get(job_id) if res.ok and engine is not None else None
-        if job is not None:
+        if engine is not None and job is not None:
             engine.redraw(job)
             if job.thread_channel and job.thread_ts:
                 ctx.notifier.post(job.thread_channel, f"<@{user_id}>: {res.text}", thread_ts=job.thread_ts)
