@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -101,7 +102,7 @@ def parse_send(text: str, default_region: str = "US") -> SendCommand:
     """`[--via S] [--at WHEN] [--name N] [--image URL]... NUMBER TEXT` -> SendCommand."""
     tokens = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text or "")]
     image_urls: list[str] = []
-    opts: dict[str, object] = {"image_urls": image_urls}
+    opts: dict[str, Any] = {"image_urls": image_urls}  # SendCommand validates the values
     i = 0
     while i < len(tokens) and tokens[i][0].startswith("--") or (i < len(tokens) and tokens[i][0] in ALIASES):
         raw = tokens[i][0]
@@ -176,7 +177,7 @@ def parse_send(text: str, default_region: str = "US") -> SendCommand:
             raise CommandError(
                 "One number per `/sms send`. For several recipients use `/sms bulk`. Nothing was sent."
             )
-    return SendCommand(to=to, text=message, **opts)  # type: ignore[arg-type]
+    return SendCommand(to=to, text=message, **opts)
 
 
 def help_text() -> str:

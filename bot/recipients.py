@@ -123,7 +123,7 @@ class LazyRecipients(Sequence[Recipient]):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=False))
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable like a list; typeshed has no None here
 
     def __repr__(self) -> str:
         return f"LazyRecipients({len(self.rows)} rows)"
@@ -159,7 +159,7 @@ class RowProblems(Sequence[RowProblem]):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=False))
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable like a list; typeshed has no None here
 
 
 def _row_problem(p: _Problem) -> RowProblem:
@@ -213,10 +213,11 @@ def normalize_key(name: str) -> str:
 # formats and on random digit strings.
 
 # phonenumbers' private helpers; if a release renames them the fast path switches off.
-_strip_national_prefix = getattr(_pnu, "_maybe_strip_national_prefix_carrier_code", None)
-_test_length = getattr(_pnu, "_test_number_length", None)
-_matches_general = getattr(_pnu, "_match_national_number", None)
-_VR = getattr(_pnu, "ValidationResult", None)
+# Any: they have no stubs, and only the fast path (_FAST: none is None) calls them.
+_strip_national_prefix: Any = getattr(_pnu, "_maybe_strip_national_prefix_carrier_code", None)
+_test_length: Any = getattr(_pnu, "_test_number_length", None)
+_matches_general: Any = getattr(_pnu, "_match_national_number", None)
+_VR: Any = getattr(_pnu, "ValidationResult", None)
 _FAST = None not in (_strip_national_prefix, _test_length, _matches_general, _VR)
 _BAD_LENGTHS = (
     {_VR.TOO_SHORT, _VR.IS_POSSIBLE_LOCAL_ONLY, _VR.INVALID_LENGTH} if _VR is not None else set()
@@ -318,8 +319,8 @@ def _strip_trunk(nsn: str, rules: _RegionRules) -> str:
     """parse(): drop a national (trunk) prefix when what is left has a plausible length."""
     if rules.national_prefix is None or not rules.national_prefix.match(nsn):
         return nsn  # phonenumbers' helper would return the number unchanged
-    _, stripped, _ = _strip_national_prefix(nsn, rules.md)  # type: ignore[misc]
-    return stripped if _test_length(stripped, rules.md) not in _BAD_LENGTHS else nsn  # type: ignore[misc]
+    _, stripped, _ = _strip_national_prefix(nsn, rules.md)
+    return stripped if _test_length(stripped, rules.md) not in _BAD_LENGTHS else nsn
 
 
 def _fast_e164(raw: str, default_region: str) -> str | None:
@@ -351,10 +352,10 @@ def _fast_e164(raw: str, default_region: str) -> str | None:
             # `1 617 555 1212` in the US: parse() reads the country code off the front when
             # the number only makes sense without it, or is too long with it.
             general = home.md.general_desc
-            _, rest, _ = _strip_national_prefix(digits[len(cc_text) :], home.md)  # type: ignore[misc]
+            _, rest, _ = _strip_national_prefix(digits[len(cc_text) :], home.md)
             if (
-                not _matches_general(digits, general, False) and _matches_general(rest, general, False)  # type: ignore[misc]
-            ) or _test_length(digits, home.md) == _VR.TOO_LONG:  # type: ignore[misc, union-attr]
+                not _matches_general(digits, general, False) and _matches_general(rest, general, False)
+            ) or _test_length(digits, home.md) == _VR.TOO_LONG:
                 nsn, rules = rest, _rules(COUNTRY_CODE_TO_REGION_CODE[cc][0])
     if rules is None or len(nsn) < 2:
         return None

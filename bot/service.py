@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -44,7 +45,7 @@ class SendRequest(BaseModel):
     subject: str | None = None
     template: TemplateSend | None = None
     template_name: str | None = None
-    channel: str | None = None  # "whatsapp" for TextUs WhatsApp
+    channel: Literal["sms", "whatsapp"] | None = None  # "whatsapp" for TextUs WhatsApp
     contact_saving: ContactSaving | None = None
     when: datetime | None = None  # None: now
     # attribution and where results go
@@ -116,7 +117,7 @@ class SendService:
             subject=req.subject,
             template=req.template,
             contact_saving=req.contact_saving,
-            channel=req.channel,  # type: ignore[arg-type]
+            channel=req.channel,
             user_id=None,
         )
         if msg.text and len(msg.text) > MAX_TEXT_LENGTH:
