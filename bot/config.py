@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     sms_max_attempts: int = Field(default=5, ge=1, le=50)
     sms_reconcile_interval: float = Field(default=60.0, ge=0)  # seconds between passes over unknown sends; 0: off
     sms_reconcile_window: float = Field(default=900.0, gt=0)  # not found at the provider this long after: failed
+    # Inbound HTTP bodies (Slack and provider webhooks) over this many bytes get 413.
+    sms_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     sociocs_api_key: SecretStr | None = None
     sociocs_api_url: str = "https://api.sociocs.com"
