@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 from pydantic import BaseModel, Field
@@ -201,14 +201,26 @@ class PreparedRequest(BaseModel):
     params: dict[str, str] | None = None
 
 
+def _encoded_forms(secret: str) -> set[str]:
+    """The secret as it may show up: plain, and URL-encoded the ways a URL or form carries it."""
+    quoted = quote(secret, safe="")
+    return {secret, quoted, quote_plus(secret), _PCT.sub(lambda m: m.group().lower(), quoted)}
+
+
+_PCT = re.compile(r"%[0-9A-F]{2}")
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret (and the secret half of `user:secret` keys) by `***`."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
+    """Replace every secret (and the secret half of `user:secret` keys), plain or URL-encoded, by `***`."""
+    needles: set[str] = set()
+    for secret in (s for s in secrets if s):
+        needles |= _encoded_forms(secret)
         # A `user:secret` key: the secret half alone must not leak either.
         _, colon, tail = secret.rpartition(":")
         if colon and len(tail) >= 6:
-            text = text.replace(tail, "***")
+            needles |= _encoded_forms(tail)
+    for needle in sorted(needles, key=len, reverse=True):  # longest first: no half-replaced secret
+        text = text.replace(needle, "***")
     return text
 
 
