@@ -8,6 +8,7 @@ the final state never depends on arrival order, and duplicates change nothing.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,16 @@ from hypothesis import strategies as st
 
 from storage.delivery import DeliveryQueries
 from storage.store import NewMessage, Store
+from tests.conftest import E2E
+from tests.test_e2e_webhooks import (  # noqa: F401 - `make` is a fixture
+    delivery,
+    make,
+    sent_row,
+    sociocs_post,
+    sociocs_status,
+    updates_of,
+    wait_update,
+)
 
 T0 = 1_800_000_000.0
 STATES = ("unknown", "scheduled", "accepted", "sent", "failed", "delivered", "read")
@@ -115,3 +126,25 @@ def test_final_state_never_depends_on_arrival_order_and_duplicates_change_nothin
         results.append(after.delivery)  # type: ignore[union-attr]
     # The documented rule: the highest-ranked state reported wins, whatever the order.
     assert results == [max(sequence, key=STATES.index)] * 3
+
+
+def test_end_to_end_a_late_failure_never_unsays_delivered(make: Callable[..., E2E]) -> None:  # noqa: F811
+    e2e = make()
+    first = sent_row(e2e)
+    assert sociocs_post(e2e, sociocs_status(first.provider_message_id, "failed", "Unknown handset")).status_code == 200
+    wait_update(e2e, first.status_ts, "delivery failed")
+    # Failed, then the carrier's receipt: the line is redrawn to delivered.
+    assert sociocs_post(e2e, sociocs_status(first.provider_message_id, "delivered")).status_code == 200
+    wait_update(e2e, first.status_ts, "Status: delivered")
+
+    second = sent_row(e2e, "send +16175551213 Your order has shipped", message_id=2)
+    assert sociocs_post(e2e, sociocs_status(second.provider_message_id, "delivered")).status_code == 200
+    wait_update(e2e, second.status_ts, "Status: delivered")
+    assert delivery(e2e).outbox.flush()
+    replies, updates = len(e2e.thread_replies()), len(updates_of(e2e, second.status_ts))
+    # Delivered, then a failure report: recorded, nothing redrawn, nobody told it failed.
+    assert sociocs_post(e2e, sociocs_status(second.provider_message_id, "failed", "Unknown handset")).status_code == 200
+    assert e2e.rt.store.conn.execute("SELECT count(*) FROM delivery_events WHERE status = 'failed'").fetchone()[0] == 2
+    assert delivery(e2e).outbox.flush()
+    assert e2e.rt.store.get(2).delivery == "delivered"  # type: ignore[union-attr]
+    assert len(e2e.thread_replies()) == replies and len(updates_of(e2e, second.status_ts)) == updates
