@@ -233,6 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         fake = self.server.fake
+        generation = fake._generation
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         path, _, query_text = self.path.partition("?")
@@ -263,6 +264,11 @@ class _Handler(BaseHTTPRequestHandler):
                 kind = JSON if isinstance(fault.body, dict | list) else "text/plain; charset=utf-8"
                 self._reply(fault.status, fault.body, {"Content-Type": kind, **fault.headers})
                 return
+        if fake._generation != generation:
+            # reset() ran while this request slept (a delayed fault outliving its test): it
+            # belongs to a finished scenario and must not store into the next one.
+            self.close_connection = True
+            return
         status, payload, extra = fake._route(self.command, path, query, headers, body, raw)
         self._reply(status, payload, extra)
 
@@ -333,6 +339,7 @@ class FakeProviders:
         self._scripts_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self._generation = 0  # bumped by reset(), so requests from before it store nothing
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -400,6 +407,7 @@ class FakeProviders:
 
     def reset(self) -> None:
         """Forget requests, scripts, latency and stored messages."""
+        self._generation += 1
         with self._requests_lock:
             self._requests.clear()
         with self._scripts_lock:
