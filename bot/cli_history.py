@@ -74,12 +74,12 @@ def export_rows(rows: Iterable[MessageRow]) -> Iterator[list[str]]:
         )]
 
 
-def write_csv(rows: Iterable[MessageRow], out: IO[str]) -> int:
+def write_csv(rows: Iterable[MessageRow], out: IO[str], secrets: list[str] | None = None) -> int:
     writer = csv.writer(out)
     writer.writerow(CSV_FIELDS)
     count = 0
     for line in export_rows(rows):
-        writer.writerow(line)
+        writer.writerow([redact(cell, secrets) for cell in line] if secrets else line)
         count += 1
     return count
 
@@ -98,13 +98,16 @@ def export_viewer(settings: Settings, user: str | None) -> Viewer:
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(settings.database_path)
+    # Rows stored before redaction covered every path (or by a future bug) must not leak a
+    # configured secret into a file people pass around: every cell is redacted on the way out.
+    secrets = settings.secret_values()
     rows = store.since(args.since, export_viewer(settings, getattr(args, "user", None)))
     if args.out:
         with open(args.out, "w", newline="", encoding="utf-8") as fh:
-            count = write_csv(rows, fh)
+            count = write_csv(rows, fh, secrets)
         print(f"Wrote {count} message(s) to {args.out}.", file=sys.stderr)
     else:
-        write_csv(rows, sys.stdout)
+        write_csv(rows, sys.stdout, secrets)
     return 0
 
 

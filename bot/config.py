@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     sms_shutdown_grace: float = Field(default=20.0, ge=0, le=300)
     sms_reconcile_interval: float = Field(default=60.0, ge=0)  # seconds between passes over unknown sends; 0: off
     sms_reconcile_window: float = Field(default=900.0, gt=0)  # not listed this long after: note what to check (stays unknown)
+    # Inbound HTTP bodies (Slack and provider webhooks) over this many bytes get 413.
+    sms_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     sociocs_api_key: SecretStr | None = None
     sociocs_api_url: str = "https://api.sociocs.com"

@@ -177,7 +177,11 @@ def build_runtime(
     except Exception:
         senders.close()
         raise
-    web = build_web(bolt, store, webhooks=ctx.extras.get("webhooks")) if bolt is not None else None
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    web = None
+    if bolt is not None:
+        web = build_web(bolt, store, webhooks=ctx.extras.get("webhooks"), signing_secret=secret,
+                        max_body=settings.sms_max_body_bytes)
     return Runtime(
         settings=settings,
         store=store,

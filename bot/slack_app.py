@@ -12,6 +12,8 @@ from slack_bolt import App, BoltRequest, BoltResponse
 import bot.listeners
 from bot.context import AppContext
 
+log = logging.getLogger("smsbot.slack")
+
 # The router and the plain send come first; the rest in name order.
 FIRST = ("command", "send")
 
@@ -35,6 +37,21 @@ def _not_the_token_notice(record: logging.LogRecord) -> bool:
     return "`token` will be unused" not in record.getMessage()
 
 
+def answer_instead_of_500(error: Exception, body: Any) -> BoltResponse:
+    """Bolt's global error handler: a listener or middleware that raised never answers 500.
+
+    A slash command gets an ephemeral apology (the person sees why nothing happened);
+    anything else gets 400, which Slack shows as a failed action. Logged once, without the body.
+    """
+    body = body if isinstance(body, dict) else {}
+    kind = "command" if body.get("command") else str(body.get("type") or "request")[:40]
+    log.error("Slack %s failed: %s", kind, type(error).__name__, exc_info=error)
+    if body.get("command"):
+        text = ":boom: Something went wrong on our side; nothing was sent. Try again, or tell an admin."
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
+    return BoltResponse(status=400, body="")
+
+
 def build_app(ctx: AppContext) -> App:
     settings = ctx.settings
     logging.getLogger("slack_bolt.App").addFilter(_not_the_token_notice)
@@ -56,6 +73,8 @@ def build_app(ctx: AppContext) -> App:
         if event_id and not ctx.store.first_time(f"event:{event_id}"):
             return BoltResponse(status=200, body="")
         return next()
+
+    app.error(answer_instead_of_500)
 
     for name in listener_modules():
         importlib.import_module(f"bot.listeners.{name}").register(app, ctx)

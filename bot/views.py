@@ -130,16 +130,21 @@ def parse_key_values(text: str | None) -> dict[str, str]:
     return out
 
 
+def from_epoch(epoch: Any) -> datetime:
+    """The datetime picker's value (Unix seconds); anything absurd is a ValueError for the field."""
+    try:
+        return datetime.fromtimestamp(int(epoch), ZoneInfo("UTC"))
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise ValueError("That date and time is not one we can schedule; pick it again.") from None
+
+
 def when_from_state(values: dict[str, Any], tz: str) -> datetime | None:
     """Send-later time from the datetime picker, or the date + time pickers in the user's zone."""
     from bot.timeparse import local_time
 
     epoch = state_value(values, "when_dt")
     if epoch:
-        try:
-            return datetime.fromtimestamp(int(epoch), ZoneInfo("UTC"))
-        except (TypeError, ValueError, OverflowError, OSError):
-            raise ValueError("That date and time can't be scheduled. Pick another.") from None
+        return from_epoch(epoch)
     day = state_value(values, "when_date")
     at = state_value(values, "when_time")
     if day or at:

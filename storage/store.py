@@ -42,7 +42,11 @@ def family_senders(provider: str) -> tuple[str, ...]:
 
 
 # Delivery states only move forward: a late "sent" never replaces "delivered".
-DELIVERY_RANK = {"accepted": 0, "scheduled": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 2}
+# A total order (docs/architecture.md, "Which delivery state wins"): the stored state is the
+# highest-ranked one ever reported, so arrival order and duplicates never matter. delivered
+# outranks failed: a receipt proves the message arrived, and showing "failed" would invite a
+# duplicate resend to the customer.
+DELIVERY_RANK = {"unknown": 0, "scheduled": 1, "accepted": 2, "sent": 3, "failed": 4, "delivered": 5, "read": 6}
 
 
 class MessageRow(BaseModel):

@@ -388,7 +388,7 @@ def _raw_exchange(e2e: E2E, head: bytes, body: bytes = b"") -> bytes:
 
 def test_too_large_by_content_length_is_refused_before_reading(make: Callable[..., E2E]) -> None:
     e2e = make()
-    from bot.listeners.webhooks import MAX_BODY
+    MAX_BODY = e2e.rt.settings.sms_max_body_bytes  # noqa: N806
 
     # The body is never sent: the answer comes from the header alone (else this would hang).
     head = (f"POST /webhooks/sociocs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -399,7 +399,7 @@ def test_too_large_by_content_length_is_refused_before_reading(make: Callable[..
 
 def test_too_large_without_content_length_stops_reading_at_the_limit(make: Callable[..., E2E]) -> None:
     e2e = make()
-    from bot.listeners.webhooks import MAX_BODY
+    MAX_BODY = e2e.rt.settings.sms_max_body_bytes  # noqa: N806
 
     head = (b"POST /webhooks/sociocs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -273,6 +274,113 @@ def test_textus_body_checks(fake: FakeProviders, http: httpx.Client, body: dict[
 
 def test_textus_unknown_account(fake: FakeProviders, http: httpx.Client) -> None:
     assert http.post("/other_account/messages", json={"to": TO, "body": "x"}, headers=tx_headers(fake)).status_code == 404
+
+
+# --------------------------------------------------------------------------- strict as the docs
+
+
+def _bird_ok() -> dict[str, Any]:
+    return {"receiver": receiver(), "body": {"type": "text", "text": {"text": "hi"}}}
+
+
+@pytest.mark.parametrize("extra", [{"bogus_field": 1}, {"contactSaving": {"save": True}}, {"scheduledAt": "2030-01-01"},
+                                   {"template": {"id": "HX1", "vars": {}}, "provider": "twlowa"},
+                                   {"contact_saving": {"save": True, "listId": 3}}])
+def test_sociocs_send_refuses_fields_its_docs_do_not_name(fake: FakeProviders, http: httpx.Client,
+                                                          extra: dict[str, Any]) -> None:
+    body = {**soc(fake, text="hi"), **extra}
+    if extra.get("provider") == "twlowa":
+        body = {**body, "channel_key": fake.sociocs_channel_keys["twlowa"]}
+        del body["text"]
+    r = http.post("/message", json=body, headers=soc_headers(fake))
+    assert r.status_code == 400
+    assert r.json()["status"] == "error" and "Unknown field" in r.json()["errors"][0]["msg"]
+    assert len(fake.sociocs_messages) == 0
+
+
+def test_sociocs_bulk_refuses_unknown_fields_also_in_recipients(fake: FakeProviders, http: httpx.Client) -> None:
+    body = {"provider": "twlo", "channel_key": fake.sociocs_channel_keys["twlo"], "recipients": [{"to": TO}],
+            "text": "hi"}
+    for bad in ({**body, "template": {"id": "x"}}, {**body, "recipients": [{"to": TO, "phone": TO}]}):
+        r = http.post("/messages/bulk", json=bad, headers=soc_headers(fake))
+        assert r.status_code == 400 and "Unknown field" in r.json()["errors"][0]["msg"]
+    assert len(fake.sociocs_jobs) == 0
+
+
+@pytest.mark.parametrize("kind", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_sociocs_needs_a_json_content_type(fake: FakeProviders, http: httpx.Client, kind: str | None) -> None:
+    headers = {**soc_headers(fake), **({"Content-Type": kind} if kind else {})}
+    r = http.post("/message", content=json.dumps(soc(fake, text="hi")).encode(), headers=headers)
+    assert r.status_code == 400 and "Content-Type must be application/json" in r.json()["errors"][0]["msg"]
+    charset = {**soc_headers(fake), "Content-Type": "application/json; charset=utf-8"}
+    assert http.post("/message", content=json.dumps(soc(fake, text="hi")).encode(), headers=charset).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"bogus_field": 1}, {"scheduledAt": "2030-01-01T00:00:00Z"},
+     {"receiver": {"contacts": [{"identifierValue": TO}]}},
+     {"receiver": {"contacts": [{"identifierKey": "emailaddress", "identifierValue": TO}]}},
+     {"receiver": {"contacts": [{"identifierKey": "phonenumber", "identifierValue": TO, "phone": TO}]}},
+     {"receiver": {**receiver(), "to": TO}}],
+)
+def test_bird_refuses_fields_and_receivers_its_docs_do_not_allow(fake: FakeProviders, http: httpx.Client,
+                                                                  change: dict[str, Any]) -> None:
+    r = http.post(bird_path(fake), json={**_bird_ok(), **change}, headers=bird_headers(fake))
+    assert r.status_code == 422 and r.json()["code"] == "InvalidPayload"
+    assert len(fake.bird_messages) == 0
+
+
+def test_bird_template_parameters_are_checked_by_name(fake: FakeProviders, http: httpx.Client) -> None:
+    template = {"projectId": "p", "version": "latest", "locale": "en",
+                "parameters": [{"type": "string", "key": "name", "value": "Robert"}]}
+    ok = http.post(bird_path(fake), json={"receiver": receiver(), "template": template}, headers=bird_headers(fake))
+    assert ok.status_code == 202
+    template["parameters"][0]["val"] = "x"  # type: ignore[index]
+    r = http.post(bird_path(fake), json={"receiver": receiver(), "template": template}, headers=bird_headers(fake))
+    assert r.status_code == 422 and "template.parameters" in r.json()["message"]
+
+
+def test_bird_needs_accept_json_and_a_json_body(fake: FakeProviders, http: httpx.Client) -> None:
+    no_accept = {"Authorization": f"AccessKey {fake.bird_access_key}"}
+    r = http.post(bird_path(fake), json=_bird_ok(), headers={**no_accept, "Accept": "text/html"})
+    assert r.status_code == 406 and r.json()["code"] == "NotAcceptable"
+    assert http.get(f"{bird_path(fake)}/x", headers={**no_accept, "Accept": "*/*"}).status_code == 406
+    r = http.post(bird_path(fake), content=json.dumps(_bird_ok()).encode(),
+                  headers={**bird_headers(fake), "Content-Type": "text/plain"})
+    assert r.status_code == 400 and "Content-Type" in r.json()["message"]
+    assert len(fake.bird_messages) == 0
+
+
+@pytest.mark.parametrize("change", [{"bogus_field": 1}, {"scheduledAt": "2030-01-01"}, {"media_url": "https://x"},
+                                    {"attachments": [{"media_url": "https://x/a.png", "contentType": "image/png"}]},
+                                    {"template": {"id": "dkDdrbR", "variables": {}}, "channel": "whatsapp"}])
+def test_textus_refuses_fields_its_docs_do_not_name(fake: FakeProviders, http: httpx.Client,
+                                                    change: dict[str, Any]) -> None:
+    r = http.post(f"/{fake.textus_account}/messages", json={"to": TO, "body": "hi", **change},
+                  headers=tx_headers(fake))
+    assert r.status_code == 400 and r.json()["@type"] == "Error" and "Unknown field" in r.json()["message"]
+    assert len(fake.textus_messages) == 0
+
+
+def test_textus_needs_its_own_content_type(fake: FakeProviders, http: httpx.Client) -> None:
+    r = http.post(f"/{fake.textus_account}/messages", json={"to": TO, "body": "hi"},
+                  headers={**tx_headers(fake), "Content-Type": "application/json"})
+    assert r.status_code == 415 and TX in r.json()["message"]
+    assert len(fake.textus_messages) == 0
+
+
+def test_every_documented_field_is_still_accepted(fake: FakeProviders, http: httpx.Client) -> None:
+    full = soc(fake, name="N", text="t", image_url="https://x/a.png", video_url="https://x/v.mp4",
+               file_url="https://x/f.pdf", contact_saving={"save": True, "list_id": 0, "extra_fields": {"a": 1}},
+               schedule="2030-01-01T00:00:00-04:00", user_id="u1")
+    assert http.post("/message", json=full, headers=soc_headers(fake)).status_code == 200
+    bird = {**_bird_ok(), "reference": "r", "tags": ["a"], "validity": 60, "ignoreQuietHours": True,
+            "scheduledFor": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    assert http.post(bird_path(fake), json=bird, headers=bird_headers(fake)).status_code == 202
+    tx = {"to": [TO], "body": "b", "saved_reply": "/saved_replies/Q", "channel": "sms",
+          "attachments": [{"media_url": "https://x/a.png", "content_type": "image/png"}]}
+    assert http.post(f"/{fake.textus_account}/messages", json=tx, headers=tx_headers(fake)).status_code == 201
 
 
 # --------------------------------------------------------------------------- faults and recording

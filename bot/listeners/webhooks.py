@@ -1,7 +1,7 @@
 """POST /webhooks/sociocs|bird|textus: signed delivery reports from the providers.
 
-Order of checks: secret configured (else 401), size (Content-Length over MAX_BODY: 413
-before reading anything; without one the body is read in chunks and refused at the limit),
+Order of checks: secret configured (else 401), size (Content-Length over SMS_MAX_BODY_BYTES:
+413 before reading anything; without one the body is read in chunks and refused at the limit),
 signature on the raw bytes (else 401), JSON and shape (else 400, logged without the body;
 absurdly nested JSON included), then the store. The answer goes back
 as soon as the event is stored; Slack updates happen on the delivery thread.
@@ -21,14 +21,13 @@ from starlette.responses import JSONResponse, Response
 
 from bot.context import AppContext
 from bot.delivery import Delivery, get_delivery
+from bot.http_body import read_capped
 from providers.bird import verify_bird_signature
 from providers.events import DeliveryEvent, parse_bird_event, parse_sociocs_event, parse_textus_event
 from providers.sociocs import verify_sociocs_signature
 from providers.textus import verify_textus_signature
 
 log = logging.getLogger("smsbot.webhooks")
-
-MAX_BODY = 256 * 1024  # status events are small; refuse anything huge before parsing it
 
 Verifier = Callable[[str, bytes, Request], bool]
 Parser = Callable[[dict[str, Any]], DeliveryEvent | None]
@@ -75,22 +74,6 @@ PROVIDERS: dict[str, tuple[str, Verifier, Parser]] = {
 }
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The raw body, never more than `limit` bytes in memory (raises BodyTooLarge)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(size)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _secret(ctx: AppContext, variable: str) -> str | None:
     value = getattr(ctx.settings, variable.lower(), None)
     raw = value.get_secret_value() if value is not None else ""
@@ -105,19 +88,9 @@ def make_handler(ctx: AppContext, delivery: Delivery, name: str) -> Callable[[Re
         if secret is None:
             delivery.warn_once(f"nosecret:{name}", "refusing %s webhooks: %s is not set", name, variable)
             return JSONResponse({"ok": False, "error": f"{variable} is not configured"}, status_code=401)
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.strip().isdigit():
-                log.warning("%s webhook refused: bad Content-Length", name)
-                return JSONResponse({"ok": False, "error": "bad Content-Length"}, status_code=400)
-            if int(declared) > MAX_BODY:
-                log.warning("%s webhook refused: body of %s bytes is too large", name, declared.strip())
-                return JSONResponse({"ok": False, "error": "too large"}, status_code=413)
-        try:
-            body = await read_body(request)
-        except BodyTooLarge:
-            log.warning("%s webhook refused: body over %d bytes", name, MAX_BODY)
-            return JSONResponse({"ok": False, "error": "too large"}, status_code=413)
+        body = await read_capped(request, ctx.settings.sms_max_body_bytes, f"{name} webhook")
+        if isinstance(body, Response):
+            return body
         if not verify(secret, body, request):
             log.warning("%s webhook refused: bad or missing signature", name)
             return JSONResponse({"ok": False, "error": "invalid signature"}, status_code=401)

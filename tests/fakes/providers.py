@@ -41,6 +41,83 @@ Reply = tuple[int, Any, dict[str, str]]
 
 
 @dataclass(frozen=True)
+class BodySchema:
+    """What one endpoint's docs allow in a request body: its Content-Type and its field names.
+
+    `nested` maps a dotted path ("template", "receiver.contacts") to the keys allowed in the
+    object there (in each object, for a list). Anything else is refused, so a misspelled
+    field fails every test that sends, as it would against the real API.
+    """
+
+    content_types: frozenset[str]
+    fields: frozenset[str]
+    nested: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def problem(self, headers: dict[str, str], body: Any) -> str | None:
+        """The first thing the docs do not allow, or None."""
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in self.content_types:
+            return f"Content-Type must be {' or '.join(sorted(self.content_types))}, not {kind or 'missing'}."
+        if not isinstance(body, dict):
+            return None  # the endpoint's own check words this one
+        unknown = sorted(set(body) - self.fields)
+        if unknown:
+            return f"Unknown field(s): {', '.join(unknown)}."
+        for path, allowed in self.nested.items():
+            for obj in _objects_at(body, path.split(".")):
+                extra = sorted(set(obj) - allowed)
+                if extra:
+                    return f"Unknown field(s) in {path}: {', '.join(extra)}."
+        return None
+
+
+def _objects_at(value: Any, path: list[str]) -> list[dict[str, Any]]:
+    """The dicts found at `path`, stepping into lists on the way."""
+    if isinstance(value, list):
+        return [o for item in value for o in _objects_at(item, path)]
+    if not isinstance(value, dict):
+        return []
+    if not path:
+        return [value]
+    return _objects_at(value.get(path[0]), path[1:]) if path[0] in value else []
+
+
+_JSON_ONLY = frozenset({JSON})
+# One schema per endpoint, from the send pages in /work/shared/api-docs/ (add new endpoints here).
+SCHEMAS: dict[str, BodySchema] = {
+    "sociocs.send": BodySchema(
+        _JSON_ONLY,
+        frozenset({"provider", "channel_key", "to", "name", "text", "image_url", "image_urls", "video_url",
+                   "file_url", "template", "contact_saving", "schedule", "user_id"}),
+        {"template": frozenset({"id", "variables"}),
+         "contact_saving": frozenset({"save", "list_id", "extra_fields"})},
+    ),
+    "sociocs.bulk": BodySchema(
+        _JSON_ONLY,
+        frozenset({"provider", "channel_key", "recipients", "text", "image_url", "image_urls", "video_url",
+                   "file_url", "duplicates_allowed", "schedule", "user_id"}),
+        {"recipients": frozenset({"to", "name"})},
+    ),
+    "bird.send": BodySchema(
+        _JSON_ONLY,
+        frozenset({"sender", "receiver", "reference", "template", "meta", "replyTo", "body", "notification",
+                   "capFrequency", "enableLinkTracking", "ignoreQuietHours", "tags", "shortLinks", "scheduledFor",
+                   "validity"}),
+        {"receiver": frozenset({"contacts"}),
+         "receiver.contacts": frozenset({"identifierKey", "identifierValue"}),
+         "template": frozenset({"projectId", "version", "locale", "parameters", "shortLinks"}),
+         "template.parameters": frozenset({"type", "key", "value"})},
+    ),
+    "textus.send": BodySchema(
+        frozenset({TEXTUS_TYPE}),
+        frozenset({"to", "body", "channel", "template", "attachments", "saved_reply"}),
+        {"template": frozenset({"id", "variable_values"}),
+         "attachments": frozenset({"media_url", "content_type"})},
+    ),
+}
+
+
+@dataclass(frozen=True)
 class Fault:
     """One scripted misbehaviour. `delay` runs first; then `drop` closes the connection
     without an answer, or `status` answers with `headers`/`body`; a delay alone then
@@ -156,6 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         fake = self.server.fake
+        generation = fake._generation
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         path, _, query_text = self.path.partition("?")
@@ -186,6 +264,11 @@ class _Handler(BaseHTTPRequestHandler):
                 kind = JSON if isinstance(fault.body, dict | list) else "text/plain; charset=utf-8"
                 self._reply(fault.status, fault.body, {"Content-Type": kind, **fault.headers})
                 return
+        if fake._generation != generation:
+            # reset() ran while this request slept (a delayed fault outliving its test): it
+            # belongs to a finished scenario and must not store into the next one.
+            self.close_connection = True
+            return
         status, payload, extra = fake._route(self.command, path, query, headers, body, raw)
         self._reply(status, payload, extra)
 
@@ -261,6 +344,7 @@ class FakeProviders:
         self._scripts_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self._generation = 0  # bumped by reset(), so requests from before it store nothing
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -328,6 +412,7 @@ class FakeProviders:
 
     def reset(self) -> None:
         """Forget requests, scripts, latency and stored messages."""
+        self._generation += 1
         with self._requests_lock:
             self._requests.clear()
         with self._scripts_lock:
@@ -411,7 +496,7 @@ class FakeProviders:
     def _sociocs_send(self, headers: dict[str, str], query: dict[str, str], body: Any) -> Reply:
         if not self._sociocs_authorized(headers, query):
             return self._sociocs_error(401, "Invalid API key.")
-        problem = self._sociocs_common(body)
+        problem = SCHEMAS["sociocs.send"].problem(headers, body) or self._sociocs_common(body)
         if problem:
             return self._sociocs_error(400, problem)
         to = body.get("to")
@@ -436,7 +521,7 @@ class FakeProviders:
     def _sociocs_bulk(self, headers: dict[str, str], query: dict[str, str], body: Any) -> Reply:
         if not self._sociocs_authorized(headers, query):
             return self._sociocs_error(401, "Invalid API key.")
-        problem = self._sociocs_common(body)
+        problem = SCHEMAS["sociocs.bulk"].problem(headers, body) or self._sociocs_common(body)
         if problem:
             return self._sociocs_error(400, problem)
         recipients = body.get("recipients")
@@ -497,6 +582,8 @@ class FakeProviders:
     def _bird(self, method: str, parts: list[str], headers: dict[str, str], body: Any) -> Reply:
         if headers.get("authorization") != f"AccessKey {self.bird_access_key}":
             return self._bird_error(401, "Unauthorized", "The access key is missing or invalid.")
+        if JSON not in headers.get("accept", ""):
+            return self._bird_error(406, "NotAcceptable", f"Accept must include {JSON}.")
         if len(parts) < 2 or parts[1] != self.bird_workspace_id:
             return self._bird_error(404, "NotFound", "Workspace not found.")
         if len(parts) < 5 or parts[2] != "channels" or parts[4] != "messages":
@@ -504,7 +591,7 @@ class FakeProviders:
         if parts[3] not in self.bird_channel_ids:
             return self._bird_error(404, "NotFound", "Channel not found.")
         if len(parts) == 5 and method == "POST":
-            return self._bird_send(parts[3], body)
+            return self._bird_send(parts[3], headers, body)
         if len(parts) == 6 and method == "GET":
             message = self.bird_messages.get(parts[5])
             if message is None:
@@ -521,6 +608,9 @@ class FakeProviders:
         for c in contacts:
             if not isinstance(c, dict) or not isinstance(c.get("identifierValue"), str) or not c["identifierValue"]:
                 return "Every receiver contact needs an identifierValue."
+            # The send page's Body/Template examples name the key; an SMS channel knows phonenumber only.
+            if c.get("identifierKey") != "phonenumber":
+                return "Every receiver contact needs identifierKey phonenumber on an SMS channel."
         has_body, has_template = body.get("body") is not None, body.get("template") is not None
         if has_body and has_template:
             return "Set either body or template, not both."
@@ -572,7 +662,10 @@ class FakeProviders:
                 return "Every file needs a contentType."
         return None
 
-    def _bird_send(self, channel_id: str, body: Any) -> Reply:
+    def _bird_send(self, channel_id: str, headers: dict[str, str], body: Any) -> Reply:
+        strict = SCHEMAS["bird.send"].problem(headers, body)
+        if strict:
+            return self._bird_error(400 if strict.startswith("Content-Type") else 422, "InvalidPayload", strict)
         problem = self._bird_problem(body)
         if problem:
             status = 400 if not isinstance(body, dict) else 422
@@ -624,6 +717,9 @@ class FakeProviders:
             return self._textus_error(406, f"Accept must be {TEXTUS_TYPE}")
         if account != self.textus_account:
             return self._textus_error(404, "Account not found")
+        strict = SCHEMAS["textus.send"].problem(headers, body)
+        if strict:
+            return self._textus_error(415 if strict.startswith("Content-Type") else 400, strict)
         if not isinstance(body, dict):
             return self._textus_error(400, "The request body must be a JSON object.")
         to = body.get("to")
