@@ -124,7 +124,7 @@ def test_pasted_list_confirmation_then_send_with_progress_and_summary(e2e: E2E) 
     assert "1 SMS segment, GSM-7" in shown
     assert "Hi Jane, your order is ready" in shown
     assert conf["submit"]["text"] == "Send to 3"
-    time.sleep(0.3)
+    assert engine(e2e).wait_idle()  # every loop looked at the draft
     assert bird_requests(e2e) == []  # nothing before the confirmation
 
     assert confirm(e2e, conf).get("response_action") == "clear"
@@ -262,7 +262,7 @@ def test_100000_row_file_answers_at_once_then_shows_the_confirmation(e2e: E2E) -
     assert "*99,999 recipients*" in shown and "Line 502: `oops,Bad,Row`" in shown
     assert "Hi Person 0, code C0" in shown
     assert e2e.rt.store.counts_by_status() == {"draft": 99_999}
-    time.sleep(0.2)
+    assert engine(e2e).wait_idle()
     assert bird_requests(e2e) == []
 
     over = "to\n" + "".join(f"+1617{3000000 + i:07d}\n" for i in range(100_001))
@@ -333,7 +333,7 @@ def test_cancel_mid_job_stops_the_remaining_sends_at_once(e2e_factory: Any) -> N
     assert e2e.sender.post(body, "application/x-www-form-urlencoded").status_code == 200
     sent_at_cancel = len(bird_requests(e2e))
     summary = summary_reply(e2e)["params"]["text"]
-    time.sleep(1.0)
+    assert engine(e2e).wait_idle()  # sends under way at the summary have landed
     # Only sends already under way when Cancel arrived went out (the rate is 4/s), and no
     # canceled recipient ever reached the provider.
     assert len(bird_requests(e2e)) <= sent_at_cancel + 2
@@ -366,9 +366,9 @@ def test_pause_then_resume(e2e_factory: Any) -> None:
     e2e.sender.post(block_actions_body("bulk_pause", value="1", message_ts=post["response"]["ts"]),
                     "application/x-www-form-urlencoded")
     e2e.slack.wait_for("chat.update", lambda c: "Paused" in c["params"].get("text", ""))
-    time.sleep(0.3)
+    assert engine(e2e).wait_idle()  # sends under way at the click have landed
     at_pause = len(bird_requests(e2e))
-    time.sleep(0.7)
+    assert engine(e2e).wait_idle()  # every loop looked again: still paused, nothing more
     assert len(bird_requests(e2e)) == at_pause < 15
     paused_msg = e2e.slack.calls_to("chat.update")[-1]["params"]
     assert [e["action_id"] for b in paused_msg["blocks"] if b["type"] == "actions" for e in b["elements"]] == \
