@@ -98,6 +98,19 @@ def make_settings(tmp_path: Path, slack: FakeSlack, providers: FakeProviders | N
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def settle(rt: Runtime, timeout: float = 5.0) -> None:
+    """Wait on the app's own signals until it has done all it is going to do now.
+
+    Work after the ack finished, the dispatcher made a whole pass with nothing in flight,
+    the Slack outbox is flushed. Then "nothing was sent" is a fact, not a race.
+    """
+    lazy = rt.ctx.extras.get("lazy")
+    assert lazy is None or lazy.wait_idle(timeout), "lazy listeners still running"
+    assert rt.dispatcher is None or rt.dispatcher.wait_idle(timeout), "dispatcher busy"
+    delivery = rt.ctx.extras.get("delivery")
+    assert delivery is None or delivery.outbox.flush(timeout), "Slack outbox not flushed"
+
+
 @dataclass
 class E2E:
     rt: Runtime
@@ -123,16 +136,7 @@ class E2E:
         raise AssertionError(f"timed out waiting for {what}")
 
     def settle(self, timeout: float = 5.0) -> None:
-        """Wait on the app's own signals until it has done all it is going to do now.
-
-        Work after the ack finished, the dispatcher made a whole pass with nothing in flight,
-        the Slack outbox is flushed. Then "nothing was sent" is a fact, not a race.
-        """
-        lazy = self.rt.ctx.extras.get("lazy")
-        assert lazy is None or lazy.wait_idle(timeout), "lazy listeners still running"
-        assert self.rt.dispatcher is None or self.rt.dispatcher.wait_idle(timeout), "dispatcher busy"
-        delivery = self.rt.ctx.extras.get("delivery")
-        assert delivery is None or delivery.outbox.flush(timeout), "Slack outbox not flushed"
+        settle(self.rt, timeout)
 
     def thread_replies(self, channel: str | None = None) -> list[dict[str, Any]]:
         return [c for c in self.slack.calls_to("chat.postMessage") if c["params"].get("thread_ts")
