@@ -1,14 +1,20 @@
 """Per-module mutation score for `make mutate` (mutmut prints one total only).
 
 Reads mutmut's results (mutants/**/*.meta), keeps the rule functions named in RULES,
-prints a score per module and every surviving mutant, with `mutmut show NAME` to see it.
-Exit status 1 when a module is under TARGET, so CI could hold the line if wanted.
+prints a score per module and every surviving mutant as a one-line diff.
+
+Mutants that only change the letter case of SQL text are equivalent (SQLite keywords
+and these identifiers are case-insensitive): they are listed apart and left out of the
+score. Other survivors judged equivalent are in docs/operations.md, "Mutation testing".
+Exit status 1 when a module is under TARGET.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -32,8 +38,9 @@ RULES: dict[str, list[str]] = {
     "bot.logs": ["xǁRedactSecretsǁfilter"],
 }
 
-KILLED = {1, 3, 37}  # test failure, pytest internal error, type checker
-TIMEOUT = {36, -24, 24, 152, 255}  # a mutant that hangs is caught too
+KILLED = {1, 3, 37, 36, -24, 24, 152, 255}  # a failing test, pytest error, type check, timeout
+NO_TESTS = {5, 33}
+SQL = re.compile(r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|SET|FROM|AND|OR|ORDER BY|LIMIT|CASE|WHEN|NULL)\b")
 
 
 def patterns() -> list[str]:
@@ -41,37 +48,60 @@ def patterns() -> list[str]:
     return [f"{module}.{func}__mutmut_*" for module, funcs in RULES.items() for func in funcs]
 
 
-def results(root: Path) -> dict[str, int | None]:
-    codes: dict[str, int | None] = {}
-    for meta in root.glob("**/*.py.meta"):
-        codes.update(json.loads(meta.read_text())["exit_code_by_key"])
-    return codes
+def functions(source: str) -> dict[str, str]:
+    """Mutated file -> {function name: body}, the body without its def line."""
+    bodies: dict[str, str] = {}
+    for chunk in re.split(r"\n(?=\s*def )", source):
+        m = re.match(r"\s*def (\S+?)\(", chunk)
+        if m:
+            bodies[m.group(1)] = chunk.split("\n", 1)[-1]
+    return bodies
+
+
+def change(bodies: dict[str, str], name: str) -> tuple[str, str]:
+    """The mutant's first changed line, before and after."""
+    func = name.rsplit(".", 1)[-1]
+    orig = bodies.get(func.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "").splitlines()
+    new = bodies.get(func, "").splitlines()
+    removed = [x[1:].strip() for x in difflib.ndiff(orig, new) if x.startswith("- ")]
+    added = [x[1:].strip() for x in difflib.ndiff(orig, new) if x.startswith("+ ")]
+    return " / ".join(removed), " / ".join(added)
+
+
+def sql_case_only(before: str, after: str) -> bool:
+    return before != after and before.lower() == after.lower() and bool(SQL.search(before))
 
 
 def report(root: Path = Path("mutants")) -> int:
     wanted = patterns()
-    by_module: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for name, code in sorted(results(root).items()):
-        if not any(fnmatch.fnmatchcase(name, p) for p in wanted):
-            continue
-        module = name.split(".x", 1)[0]
-        kind = "killed" if code in KILLED or code in TIMEOUT else "unchecked" if code is None else \
-            "no tests" if code in (5, 33) else "survived"
-        by_module[module][kind].append(name)
+    rows: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for meta in sorted(root.glob("**/*.py.meta")):
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        bodies = functions(meta.with_suffix("").read_text())
+        for name, code in sorted(codes.items(), key=lambda kv: (kv[0].rsplit("_", 1)[0], int(kv[0].rsplit("_", 1)[1]))):
+            if code is None or not any(fnmatch.fnmatchcase(name, p) for p in wanted):
+                continue
+            module = name.split(".x", 1)[0]
+            before, after = change(bodies, name)
+            if code in KILLED:
+                rows[module]["killed"].append(name)
+            elif sql_case_only(before, after):
+                rows[module]["equivalent"].append(name)
+            else:
+                why = "no test reaches it" if code in NO_TESTS else "survived"
+                rows[module]["survived"].append(f"{name} ({why}): {before}  ->  {after}")
     worst = 1.0
-    survivors: list[str] = []
-    print(f"{'module':<20} {'killed':>7} {'total':>6} {'score':>6}")
+    print(f"{'module':<18} {'killed':>6} {'of':>4} {'score':>6}   (SQL-case equivalents left out)")
     for module in RULES:
-        kinds = by_module.get(module, {})
-        total = sum(len(v) for k, v in kinds.items() if k != "unchecked")
-        killed = len(kinds.get("killed", []))
-        score = killed / total if total else 0.0
+        kinds = rows.get(module, {})
+        killed, alive = len(kinds.get("killed", [])), len(kinds.get("survived", []))
+        score = killed / (killed + alive) if killed + alive else 0.0
         worst = min(worst, score)
-        print(f"{module:<20} {killed:>7} {total:>6} {score:>6.0%}")
-        survivors += kinds.get("survived", []) + kinds.get("no tests", [])
-    print(f"\n{len(survivors)} surviving mutants (see one with `mutmut show NAME`):")
-    for name in survivors:
-        print("  " + name)
+        print(f"{module:<18} {killed:>6} {killed + alive:>4} {score:>6.1%}   ({len(kinds.get('equivalent', []))})")
+    survivors = [s for kinds in rows.values() for s in kinds.get("survived", [])]
+    print(f"\n{len(survivors)} surviving mutants (`mutmut show NAME` for the whole diff):")
+    for line in survivors:
+        print("  " + line)
     return 0 if worst >= TARGET else 1
 
 
