@@ -40,6 +40,7 @@ RULES: dict[str, list[str]] = {
 
 KILLED = {1, 3, 37, 36, -24, 24, 152, 255}  # a failing test, pytest error, type check, timeout
 NO_TESTS = {5, 33}
+IDENTIFIERS = re.compile(r"\"[\w\s,=?()*<>%'+-]*\"")  # SQL text and column names: no prose
 SQL = re.compile(r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|SET|FROM|AND|OR|ORDER BY|LIMIT|CASE|WHEN|NULL)\b")
 
 
@@ -68,8 +69,18 @@ def change(bodies: dict[str, str], name: str) -> tuple[str, str]:
     return " / ".join(removed), " / ".join(added)
 
 
-def sql_case_only(before: str, after: str) -> bool:
-    return before != after and before.lower() == after.lower() and bool(SQL.search(before))
+def sql_case_only(name: str, before: str, after: str) -> bool:
+    """Only the case of SQL text, a column name or a sqlite3.Row key changed (all case-blind).
+
+    Quoted SQL values ('claimed') and prose (anything with . or ;) do not count.
+    """
+    if before == after or before.lower() != after.lower():
+        return False
+    if re.findall(r"'[^']*'", before) != re.findall(r"'[^']*'", after):
+        return False
+    changed = [a for a, b in zip(re.findall(r'"[^"]*"', before), re.findall(r'"[^"]*"', after), strict=False) if a != b]
+    identifiers = all(IDENTIFIERS.fullmatch(c) for c in changed)
+    return bool(changed) and identifiers and (name.startswith("storage.") or bool(SQL.search(before)))
 
 
 def report(root: Path = Path("mutants")) -> int:
@@ -85,7 +96,7 @@ def report(root: Path = Path("mutants")) -> int:
             before, after = change(bodies, name)
             if code in KILLED:
                 rows[module]["killed"].append(name)
-            elif sql_case_only(before, after):
+            elif sql_case_only(name, before, after):
                 rows[module]["equivalent"].append(name)
             else:
                 why = "no test reaches it" if code in NO_TESTS else "survived"

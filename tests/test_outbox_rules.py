@@ -6,6 +6,7 @@ and timestamps. `make mutate` leans on these (see docs/operations.md, "Mutation 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,15 +140,17 @@ def test_claims_respect_priority_limit_paused_senders_and_the_grace_edge(store: 
         conn.execute("UPDATE messages SET priority = 1 WHERE id = 1")
     store.enqueue(new("single", due=T0 - 1), now=T0)
     store.enqueue(new("paused", due=T0 - 50, sender="bird"), now=T0)
+    store.enqueue(new("paused too", due=T0 - 50, sender="textus"), now=T0)
     store.enqueue(new("edge", due=T0 - 100, scheduled=True), now=T0)  # exactly at the grace
     store.enqueue(new("stale", due=T0 - 101, scheduled=True), now=T0)
-    claimed, missed = store.claim_due("w", now=T0, limit=2, lease=5, misfire_grace=100, skip_senders=["bird"])
+    claimed, missed = store.claim_due("w", now=T0, limit=2, lease=5, misfire_grace=100,
+                                    skip_senders=["bird", "textus"])
     assert [r.summary for r in claimed] == ["edge", "single"]  # single sends before bulk rows
     assert [r.summary for r in missed] == ["stale"] and missed[0].status == "missed"
     assert [(r.status, r.lease_owner) for r in claimed] == [("claimed", "w")] * 2
-    assert row(store, 4).lease_until == T0 + 5 and row(store, 5).status == "missed"
+    assert row(store, 5).lease_until == T0 + 5 and row(store, 6).status == "missed"
     rest, _ = store.claim_due("w", now=T0, limit=5, misfire_grace=100)
-    assert sorted(r.summary for r in rest) == ["bulk", "paused"]
+    assert sorted(r.summary for r in rest) == ["bulk", "paused", "paused too"]
 
 
 @pytest.mark.parametrize("action", ["cancel", "edit", "send_missed_now"])
@@ -278,3 +281,63 @@ def test_settle_unknown_only_moves_unknown_rows_and_says_how(store: Store) -> No
         ("sent", "pm-a", "accepted", "reconciled", T0 + 5)
     assert (got_b.status, got_b.error, got_b.error_kind, got_b.sent_at, got_b.updated_at) == \
         ("failed", "not found", "not_found", None, T0 + 6)
+
+
+def test_without_now_the_transitions_stamp_the_real_clock(store: Store) -> None:
+    before = time.time()
+    for key in "abcde":
+        store.enqueue(new(key, due=before - 1), now=before)
+    assert store.claim_one(1, "w") is not None and store.mark_sending(1, "w")
+    store.record_outcome(1, "sent", provider_message_id="pm-1", delivery="accepted")
+    store.cancel(2)
+    store.edit(3, summary="x")
+    store.apply_delivery_event("sociocs", "pm-1", "delivered")
+    stamps = [row(store, i).updated_at for i in (1, 2, 3)]
+    assert all(before <= s <= time.time() for s in stamps), stamps
+
+
+def test_claim_defaults_ten_rows_a_minute_lease(store: Store) -> None:
+    for i in range(12):
+        store.enqueue(new(f"m{i}"), now=T0)
+    claimed, _ = store.claim_due("w", now=T0)
+    assert len(claimed) == 10 and row(store, 1).lease_until == T0 + 60
+    one = store.claim_one(11, "cli", now=T0)
+    assert one is not None and one.lease_until == T0 + 60
+    assert store.mark_sending(1, "w", now=T0) and row(store, 1).lease_until == T0 + 120
+
+
+def test_recover_owner_with_a_past_now_still_ends_those_leases(store: Store) -> None:
+    past = 1_600_000_000.0
+    store.enqueue(new("a", due=past), now=past)
+    store.claim_due("host:1:aa", now=past, lease=600)
+    store.recover_owner("host:", now=past + 1)
+    assert row(store, 1).status == "pending"
+
+
+def test_unranked_statuses_neither_win_nor_break_the_ranking(store: Store) -> None:
+    queries = DeliveryQueries(store)
+    for pid, statuses in (("pm-a", ("sent", "weird")), ("pm-b", ("weird", "sent"))):
+        for status in statuses:
+            store.apply_delivery_event("sociocs", pid, status, now=T0)
+        mid, _ = store.enqueue(new(pid, sender="twlo"), now=T0)
+        store.claim_due("w", now=T0)
+        store.mark_sending(mid, "w", now=T0)
+        store.record_outcome(mid, "sent", provider_message_id=pid, now=T0)  # no delivery state yet
+        changed, got = queries.adopt_orphans(row(store, mid), now=T0)
+        assert changed and got is not None and got.delivery == "sent", pid
+    store.apply_delivery_event("sociocs", "pm-c", "weird", now=T0)
+    known = sent(store, "c", "pm-c")  # delivery "accepted"
+    assert queries.adopt_orphans(row(store, known)) == (False, row(store, known))
+
+
+def test_a_known_state_after_an_unranked_one_still_applies(store: Store) -> None:
+    mid, _ = store.enqueue(new("a", sender="twlo"), now=T0)
+    store.claim_due("w", now=T0)
+    store.mark_sending(mid, "w", now=T0)
+    store.record_outcome(mid, "sent", provider_message_id="pm-1", now=T0)
+    assert store.apply_delivery_event("sociocs", "pm-1", "weird", now=T0)[0] is True  # first word we hear
+    changed, got = store.apply_delivery_event("sociocs", "pm-1", "sent", now=T0)
+    assert changed and got is not None and got.delivery == "sent"
+    other = sent(store, "b", "pm-2")  # "accepted"
+    assert store.apply_delivery_event("sociocs", "pm-2", "weird", now=T0)[0] is False
+    assert row(store, other).delivery == "accepted"

@@ -38,10 +38,12 @@ class Scripted(SandboxProvider):
         super().__init__()
         self.answers = list(answers)
         self.calls = 0
+        self.sent: list[OutboundMessage] = []
         self.also_redact = ["hunter2-topsecret"]
 
     def send(self, msg: OutboundMessage) -> SendResult:
         self.calls += 1
+        self.sent.append(msg)
         if self.answers:
             raise self.answers.pop(0)
         return SendResult(provider_message_id=f"pm-{self.calls}", status="sent")
@@ -160,6 +162,62 @@ def test_a_row_canceled_after_the_claim_is_not_sent(store: Store) -> None:
     assert store.get(mid).status == "canceled"  # type: ignore[union-attr]
 
 
+def test_the_call_carries_the_stored_message_and_our_reference(store: Store) -> None:
+    provider = Scripted()
+    worker, _ = dispatcher(store, provider)
+    mid = queue(store)
+    attempt(worker, store)
+    [msg] = provider.sent
+    assert (msg.to, msg.text, msg.reference) == ("+16175551212", "Hi", f"smsbot-{mid}")
+
+
+def test_a_long_429_pause_hands_the_row_back_instead_of_holding_a_thread(store: Store) -> None:
+    provider = Scripted()
+    worker, finals = dispatcher(store, provider)
+    mid = queue(store)
+    worker.limiter("sandbox").pause(2.5)  # longer than the 2 s a worker thread may wait
+    started = time.monotonic()
+    assert attempt(worker, store) is None
+    assert time.monotonic() - started < 2.0  # handed back at once, not after the pause
+    got = store.get(mid)
+    assert got is not None and (got.status, got.lease_owner, got.attempts) == ("pending", None, 0)
+    assert (provider.calls, finals) == (0, [])
+
+
+class Announcer:
+    def __init__(self) -> None:
+        self.announced: list[int] = []
+
+    def announce(self, row: MessageRow) -> MessageRow:
+        self.announced.append(row.id)
+        return row.model_copy(update={"thread_ts": "1.1"})
+
+    def report_outcome(self, row: MessageRow) -> None:
+        pass
+
+
+def test_an_unannounced_single_send_is_announced_before_the_call(store: Store) -> None:
+    provider = Scripted()
+    notifier = Announcer()
+    worker = Dispatcher(store, Senders({"sandbox": provider}, "sandbox"), notifier,  # type: ignore[arg-type]
+                        rates={"sandbox": 0})
+    first = queue(store)
+    attempt(worker, store)
+    second = queue(store)
+    with store.write() as conn:  # announced already (a thread exists): not again
+        conn.execute("UPDATE messages SET thread_ts = '9.9' WHERE id = ?", (second,))
+    attempt(worker, store)
+    assert notifier.announced == [first] and provider.calls == 2
+
+
+def test_an_unexpected_error_is_logged_by_id_and_type_only(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    worker, _ = dispatcher(store, Scripted(RuntimeError("hunter2-topsecret inside")))
+    mid = queue(store)
+    with caplog.at_level(logging.ERROR, logger="smsbot"):
+        attempt(worker, store)
+    assert [r.getMessage() for r in caplog.records] == [f"unexpected error sending message {mid}: RuntimeError"]
+
+
 def test_backoff_doubles_from_one_second_and_stops_at_five_minutes() -> None:
     assert [backoff(n) for n in (-1, 0, 1, 2, 3, 8, 9, 50)] == [1.0, 1.0, 2.0, 4.0, 8.0, 256.0, 300.0, 300.0]
     assert all(type(backoff(n)) is float for n in (0, 9))
@@ -171,6 +229,7 @@ def test_backoff_doubles_from_one_second_and_stops_at_five_minutes() -> None:
 @pytest.mark.parametrize(("text", "secrets", "shown"), [
     ("key abc123secret in text", ["abc123secret"], "key *** in text"),
     ("abcdef and abc", ["abc", "abcdef"], "*** and ***"),  # the longest first: no "***def"
+    ("abcdef", ["cde", "abcdef"], "***"),  # by length, not by name: no "ab***f"
     ("user:s3cr3t-half", ["user:s3cr3t-half"], "***"),
     ("only s3cr3t-half leaked", ["user:s3cr3t-half"], "only *** leaked"),  # the secret half alone
     ("only short leaked", ["user:short"], "only short leaked"),  # under 6 characters: too common to scrub
