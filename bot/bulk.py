@@ -340,6 +340,11 @@ class BulkEngine:
         self.runner.wake()
         self.tracker.wake()
 
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Tests: the dispatcher and both loops each ran a whole pass after this call."""
+        loops = [self.runner, self.tracker] + ([self.dispatcher] if self.dispatcher is not None else [])
+        return all(loop.wait_idle(timeout) for loop in loops)
+
     def limiter(self, sender: str) -> Any:
         if self.dispatcher is not None:
             return self.dispatcher.limiter(sender)
@@ -567,6 +572,8 @@ class _Loop:
         self.engine = engine
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._passes = 0  # finished ticks: `wait_idle` synchronises on them
+        self._passed = threading.Condition()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -579,6 +586,19 @@ class _Loop:
     def wake(self) -> None:
         self._wake.set()
 
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait for a whole tick that began after this call (tests: "it looked, sent nothing")."""
+        deadline = time.monotonic() + timeout
+        with self._passed:
+            target = self._passes + 2  # the tick under way may have begun before the call
+            while self._passes < target:
+                self._wake.set()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._passed.wait(min(0.05, left))
+        return True
+
     def _run(self) -> None:
         while not self.engine.stopping():
             try:
@@ -586,6 +606,9 @@ class _Loop:
             except Exception:
                 log.exception("%s pass failed", self.name)
                 delay = 1.0
+            with self._passed:
+                self._passes += 1
+                self._passed.notify_all()
             self._wake.wait(delay)
             self._wake.clear()
 

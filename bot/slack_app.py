@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -52,11 +55,45 @@ def answer_instead_of_500(error: Exception, body: Any) -> BoltResponse:
     return BoltResponse(status=400, body="")
 
 
+class LazyExecutor(ThreadPoolExecutor):
+    """Bolt's lazy listeners (work after the ack) run here, counted.
+
+    `wait_idle` lets a test say "nothing happened" once they have all finished, instead
+    of sleeping and hoping they had.
+    """
+
+    def __init__(self, max_workers: int = 10) -> None:  # Bolt's own default pool size
+        super().__init__(max_workers=max_workers, thread_name_prefix="smsbot-lazy")
+        self._busy = 0
+        self._idle = threading.Condition()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._idle:
+            self._busy += 1
+
+        def counted() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+
+        return super().submit(counted)
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+
 def build_app(ctx: AppContext) -> App:
     settings = ctx.settings
     logging.getLogger("slack_bolt.App").addFilter(_not_the_token_notice)
+    lazy = LazyExecutor()
+    ctx.extras["lazy"] = lazy
     app = App(
         client=ctx.client,
+        listener_executor=lazy,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
         # The ack is our listener's return: it only validates and writes a row (a few ms),
         # so answer after it instead of polling for ack() every 10 ms.

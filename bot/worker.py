@@ -128,6 +128,8 @@ class Dispatcher:
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         self._idle = threading.Condition(self._inflight_lock)
+        self._passes = 0  # finished loop passes: `wait_idle` synchronises on them
+        self._passed = threading.Condition()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="smsbot-send")
         self._thread: threading.Thread | None = None
         #: called with each row that reached a final state (bulk progress, notifications)
@@ -193,6 +195,25 @@ class Dispatcher:
                 self._report(final)
         return count
 
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait for a whole pass that began after this call, with no send left in flight.
+
+        A test's "nothing was sent" then means the loop looked and chose not to send, not
+        that it had not looked yet. False if that did not happen within `timeout`.
+        """
+        deadline = time.monotonic() + timeout
+        with self._passed:
+            target = self._passes + 2  # the pass under way may have begun before the call
+        while time.monotonic() < deadline:
+            self._wake.set()
+            with self._passed:
+                with self._inflight_lock:
+                    idle = self._inflight == 0
+                if self._passes >= target and idle:
+                    return True
+                self._passed.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        return False
+
     def limiter(self, sender: str) -> RateLimiter:
         if sender not in self._limiters:
             self._limiters[sender] = RateLimiter(10.0)
@@ -215,6 +236,9 @@ class Dispatcher:
                 full = self._inflight >= self.concurrency
             if full:
                 timeout = self.poll_interval
+            with self._passed:
+                self._passes += 1
+                self._passed.notify_all()
             if timeout > 0:
                 self._wake.wait(timeout)
             self._wake.clear()

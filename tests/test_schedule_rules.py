@@ -222,6 +222,23 @@ def test_after_downtime_rows_within_grace_are_sent_older_ones_become_missed(tmp_
     assert ctx.store.get(old).status == "sent"
 
 
+def test_the_dispatcher_wakes_for_a_due_time_not_for_its_next_poll(tmp_path: Path) -> None:
+    ctx, provider = make_ctx(tmp_path)
+    due = time.time() + 1.0
+    schedule(ctx, datetime.fromtimestamp(due, UTC), text="on time")
+    worker = Dispatcher(ctx.store, ctx.senders, RecordingNotifier(), poll_interval=120,  # type: ignore[arg-type]
+                        rates={"sandbox": 0})
+    worker.start()
+    try:
+        # Waiting on the poll would take two minutes; a generous 30 s is no race on a busy box.
+        deadline = time.monotonic() + 30
+        while not provider.calls and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert [(m.text, sent_at >= due) for sent_at, m in provider.calls] == [("on time", True)]
+
+
 def test_send_now_wakes_the_dispatcher(tmp_path: Path) -> None:
     ctx, _ = make_ctx(tmp_path)
 
