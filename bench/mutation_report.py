@@ -30,12 +30,12 @@ RULES: dict[str, list[str]] = {
         "xǁStoreǁapply_delivery_event",
     ],
     "storage.delivery": ["xǁDeliveryQueriesǁadopt_orphans", "xǁDeliveryQueriesǁsettle_unknown"],
-    "bot.worker": ["xǁDispatcherǁprocess", "xǁDispatcherǁ_retry_or_fail", "x_backoff"],
+    "bot.core.dispatch": ["xǁDispatcherǁprocess", "xǁDispatcherǁ_retry_or_fail", "x_backoff"],
     "providers.sociocs": ["x_verify_sociocs_signature"],
     "providers.bird": ["x_verify_bird_signature"],
     "providers.textus": ["x_verify_textus_signature"],
     "providers.base": ["x_redact"],
-    "bot.logs": ["xǁRedactSecretsǁfilter"],
+    "bot.app.logs": ["xǁRedactSecretsǁfilter"],
 }
 
 KILLED = {1, 3, 37, 36, -24, 24, 152, 255}  # a failing test, pytest error, type check, timeout

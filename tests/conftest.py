@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from bot.config import Settings
-from bot.runtime import Runtime, build_runtime
+from bot.app.runtime import Runtime, build_runtime
+from bot.core.config import Settings
 from tests.fakes.providers import FakeProviders
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_requests import SlackSender

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bot.bulk import BulkEngine
+from bot.core.bulk.engine import BulkEngine
 from tests.conftest import CHANNEL_KEYS, E2E, make_settings
 from tests.fakes.providers import Fault
 from tests.fakes.slack_requests import block_actions_body, view_submission_body
@@ -409,8 +409,8 @@ def test_scheduled_bulk_waits_for_its_time(e2e: E2E, tmp_path: Path) -> None:
 WORKER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from bot.config import load_settings
-from bot.runtime import build_runtime
+from bot.core.config import load_settings
+from bot.app.runtime import build_runtime
 rt = build_runtime(load_settings(), poll_interval=0.1)
 # A short lease so the restart test need not wait the production two minutes.
 rt.dispatcher.lease = 2.0

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.service import SendRequest
-from bot.timeparse import describe_when, parse_when
+from bot.core.input.timeparse import describe_when, parse_when
+from bot.core.sending import SendRequest
 from tests.conftest import E2E
 from tests.fakes.slack_requests import block_actions_body, view_submission_body
 

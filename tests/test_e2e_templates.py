@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.runtime import build_runtime
-from bot.templates_catalog import CatalogError
+from bot.app.runtime import build_runtime
+from bot.core.templates import CatalogError
 from tests.conftest import BIRD_CH, BIRD_WS, CHANNEL_KEYS, E2E, TEXTUS_ACCOUNT, make_settings
 from tests.fakes.providers import Fault, RecordedRequest
 from tests.fakes.slack import FakeSlack

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import RedactSecrets
-from bot.senders import Senders
-from bot.worker import Dispatcher, backoff
+from bot.app.logs import RedactSecrets
+from bot.core.dispatch import Dispatcher, backoff
+from bot.core.senders import Senders
 from providers.base import (
     NotSent,
     OutboundMessage,

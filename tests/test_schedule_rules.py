@@ -14,16 +14,16 @@ import pytest
 from freezegun import freeze_time
 from slack_sdk import WebClient
 
-from bot.config import Settings
-from bot.context import AppContext
-from bot.listeners.schedules import EditForm, apply_edit, cancel_schedule, send_missed_now
-from bot.listeners.send import fast_send
-from bot.notify import Notifier
-from bot.schedule_views import EditMeta, local_input
-from bot.senders import Senders
-from bot.service import SendRequest, SendService, UserError
-from bot.timeparse import parse_when
-from bot.worker import Dispatcher
+from bot.core.config import Settings
+from bot.core.dispatch import Dispatcher
+from bot.core.input.timeparse import parse_when
+from bot.core.senders import Senders
+from bot.core.sending import SendRequest, SendService, UserError
+from bot.slack.announcer import Notifier
+from bot.slack.blocks.schedules import EditMeta, local_input
+from bot.slack.context import AppContext
+from bot.slack.listeners.schedules import EditForm, apply_edit, cancel_schedule, send_missed_now
+from bot.slack.listeners.send import fast_send
 from providers.base import OutboundMessage, SendResult
 from providers.sandbox import SandboxProvider
 from storage.store import MessageRow, Store

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from bot.config import require_slack
-from bot.runtime import Runtime, build_runtime
+from bot.app.runtime import Runtime, build_runtime
+from bot.core.config import require_slack
 from tests.conftest import make_settings, settle
 from tests.fakes.providers import FakeProviders
 from tests.fakes.slack import DEFAULT_APP_TOKEN, FakeSlack
