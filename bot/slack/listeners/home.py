@@ -17,6 +17,7 @@ from bot.core.visibility import viewer_for
 from bot.slack.blocks.history import figures_by_sender, home_view
 from bot.slack.blocks.schedules import schedule_list_blocks
 from bot.slack.context import AppContext
+from bot.slack.listeners._bind import bind
 from bot.slack.text import fit
 from storage.delivery import DeliveryQueries
 
@@ -83,25 +84,26 @@ def publish_home(ctx: AppContext, client: WebClient, user_id: str) -> None:
         log.warning("views.publish failed: %s", type(exc).__name__)
 
 
+def ack_event(ack: Ack) -> None:
+    ack()
+
+
+def on_home_opened(ctx: AppContext, event: dict[str, Any], client: WebClient) -> None:
+    if event.get("tab", "home") != "home" or not event.get("user"):
+        return
+    publish_home(ctx, client, str(event["user"]))
+
+
+def refresh_after_schedule_change(ctx: AppContext, row: Any, user_id: str | None) -> None:
+    # A schedule canceled or edited anywhere must not linger on the Home tab; off the
+    # request path, since views.publish is a Slack call.
+    people = {p for p in (user_id, getattr(row, "created_by", None)) if p}
+    for person in people:
+        threading.Thread(target=publish_home, args=(ctx, ctx.client, person), daemon=True).start()
+
+
 def register(app: App, ctx: AppContext) -> None:
     get_delivery(ctx)
-
-    def ack_event(ack: Ack) -> None:
-        ack()
-
-    def on_home_opened(event: dict[str, Any], client: WebClient) -> None:
-        if event.get("tab", "home") != "home" or not event.get("user"):
-            return
-        publish_home(ctx, client, str(event["user"]))
-
     # Lazy: the event is acknowledged at once; the figures and views.publish come after.
-    app.event("app_home_opened")(ack=ack_event, lazy=[on_home_opened])
-
-    def refresh_after_schedule_change(row: Any, user_id: str | None) -> None:
-        # A schedule canceled or edited anywhere must not linger on the Home tab; off the
-        # request path, since views.publish is a Slack call.
-        people = {p for p in (user_id, getattr(row, "created_by", None)) if p}
-        for person in people:
-            threading.Thread(target=publish_home, args=(ctx, ctx.client, person), daemon=True).start()
-
-    ctx.extras.setdefault("schedule_changed", []).append(refresh_after_schedule_change)
+    app.event("app_home_opened")(ack=ack_event, lazy=[bind(on_home_opened, ctx)])
+    ctx.extras.setdefault("schedule_changed", []).append(bind(refresh_after_schedule_change, ctx))

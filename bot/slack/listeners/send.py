@@ -13,6 +13,7 @@ from bot.core.sending import SendRequest, UserError
 from bot.slack.blocks.send import SEND_MODAL, parse_key_values, send_modal, state_value, when_from_state
 from bot.slack.commands import CommandError, parse_send
 from bot.slack.context import AppContext, SubCommand
+from bot.slack.listeners._bind import bind
 from bot.slack.text import escape, fit
 from providers.base import ContactSaving
 
@@ -152,30 +153,32 @@ FIELD_BLOCKS = {"to": "to", "sender": "sender", "text": "text", "when": "when_dt
                 "extra_fields": "extra_fields", "list_id": "list_id"}
 
 
+def ack_shortcut(ack: Ack) -> None:
+    ack()
+
+
+def open_from_shortcut(ctx: AppContext, body: dict[str, Any], client: WebClient) -> None:
+    open_send_modal(ctx, body, client)
+
+
+def on_submit(ctx: AppContext, ack: Ack, body: dict[str, Any]) -> None:
+    user_id = (body.get("user") or {}).get("id")
+    try:
+        req = request_from_view(ctx, body)
+        refusal = ctx.allowed(user_id, req.channel_id)
+        if refusal:
+            ack(response_action="errors", errors={"to": refusal[:150]})
+            return
+        ctx.service.submit(req)
+    except UserError as exc:
+        block = FIELD_BLOCKS.get(exc.field or "text", "text")
+        ack(response_action="errors", errors={block: exc.message[:2000]})
+        return
+    ack()
+
+
 def register(app: App, ctx: AppContext) -> None:
     ctx.subcommands["send"] = SubCommand("send", fast_send, summary="Send a message")
     ctx.subcommands[""] = SubCommand("", fast_modal, slow_modal, summary="Open the send form")
-
-    def ack_shortcut(ack: Ack) -> None:
-        ack()
-
-    def open_from_shortcut(body: dict[str, Any], client: WebClient) -> None:
-        open_send_modal(ctx, body, client)
-
-    app.shortcut("send_sms")(ack=ack_shortcut, lazy=[open_from_shortcut])
-
-    @app.view(SEND_MODAL)
-    def on_submit(ack: Ack, body: dict[str, Any]) -> None:
-        user_id = (body.get("user") or {}).get("id")
-        try:
-            req = request_from_view(ctx, body)
-            refusal = ctx.allowed(user_id, req.channel_id)
-            if refusal:
-                ack(response_action="errors", errors={"to": refusal[:150]})
-                return
-            ctx.service.submit(req)
-        except UserError as exc:
-            block = FIELD_BLOCKS.get(exc.field or "text", "text")
-            ack(response_action="errors", errors={block: exc.message[:2000]})
-            return
-        ack()
+    app.shortcut("send_sms")(ack=ack_shortcut, lazy=[bind(open_from_shortcut, ctx)])
+    app.view(SEND_MODAL)(bind(on_submit, ctx))

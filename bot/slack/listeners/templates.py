@@ -46,6 +46,7 @@ from bot.slack.blocks.templates import (
 )
 from bot.slack.commands import SendCommand
 from bot.slack.context import AppContext, SubCommand
+from bot.slack.listeners._bind import bind
 from bot.slack.text import escape, fit
 from providers.base import TemplateSend
 
@@ -217,115 +218,126 @@ def request_from_template_view(ctx: AppContext, catalog: Catalog, body: dict[str
     )
 
 
+# --------------------------------------------------------------------------- the /sms subcommands
+
+
+def chosen_from_args(catalog: Catalog, args: str) -> TemplateDef | None:
+    """The template `/sms template NAME` names (None: no name given); UserError if unknown."""
+    name = args.split()[0] if args.strip() else ""
+    return find_template(catalog, name) if name else None
+
+
+def fast_template(catalog: Catalog, ctx: AppContext, body: dict[str, Any], args: str) -> Any:
+    if not catalog.templates:
+        return f":warning: {NO_TEMPLATES}"
+    try:
+        chosen_from_args(catalog, args)
+    except UserError as exc:
+        return f":warning: {escape(exc.message)}"
+    return None  # the modal opens after the ack
+
+
+def slow_template(catalog: Catalog, ctx: AppContext, body: dict[str, Any], args: str, client: WebClient) -> None:
+    if not catalog.templates:
+        return
+    try:
+        chosen = chosen_from_args(catalog, args)
+    except UserError:
+        return  # the fast part already said why
+    open_modal(ctx, catalog, body, client, chosen)
+
+
+def fast_templates(catalog: Catalog, ctx: AppContext, body: dict[str, Any], args: str) -> Any:
+    return catalog_listing(catalog, sender_info(ctx))
+
+
+# --------------------------------------------------------------------------- the Bolt listeners
+
+
+def open_modal(ctx: AppContext, catalog: Catalog, body: dict[str, Any], client: WebClient,
+               chosen: TemplateDef | None) -> None:
+    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
+    meta = ModalMeta(channel_id=channel, response_url=body.get("response_url"))
+    view = template_modal(catalog, sender_info(ctx), meta, chosen)
+    try:
+        client.views_open(trigger_id=body["trigger_id"], view=fit(view))
+    except Exception as exc:
+        log.warning("views.open failed: %s", type(exc).__name__)
+
+
+def ack_only(ack: Ack) -> None:
+    ack()
+
+
+def open_from_shortcut(ctx: AppContext, catalog: Catalog, body: dict[str, Any], client: WebClient) -> None:
+    user_id = (body.get("user") or {}).get("id")
+    refusal = ctx.allowed(user_id, None)
+    if refusal or not catalog.templates:
+        if user_id:
+            ctx.notifier.ephemeral_or_dm(None, user_id, refusal or NO_TEMPLATES)
+        return
+    open_modal(ctx, catalog, body, client, None)
+
+
+def redraw(ctx: AppContext, catalog: Catalog, body: dict[str, Any], client: WebClient) -> None:
+    """A template was chosen or a value typed: show that template's inputs and preview."""
+    view = body.get("view") or {}
+    values = (view.get("state") or {}).get("values") or {}
+    meta = ModalMeta.load(view.get("private_metadata"))
+    action = (body.get("actions") or [{}])[0]
+    if action.get("action_id") == CHOOSE_ACTION:
+        name = (action.get("selected_option") or {}).get("value")
+    else:
+        name = chosen_in_state(values) or meta.template
+    tpl = catalog.get(name) if name else None
+    typed = values_from_state(tpl, values)[0] if tpl else {}
+    new_view = template_modal(catalog, sender_info(ctx), meta, tpl, typed)
+    try:
+        # The hash makes Slack refuse this update if a newer one already landed.
+        client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=fit(new_view))
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else "?"
+        if error != "hash_conflict":
+            log.warning("views.update failed: %s", error)
+    except Exception as exc:
+        log.warning("views.update failed: %s", type(exc).__name__)
+
+
+def search_templates(ctx: AppContext, catalog: Catalog, ack: Ack, body: dict[str, Any]) -> None:
+    ack(options=template_options(catalog, sender_info(ctx), str(body.get("value") or "")))
+
+
+def on_submit(ctx: AppContext, catalog: Catalog, ack: Ack, body: dict[str, Any]) -> None:
+    user_id = (body.get("user") or {}).get("id")
+    try:
+        req = request_from_template_view(ctx, catalog, body)
+        refusal = ctx.allowed(user_id, req.channel_id)
+        if refusal:
+            ack(response_action="errors", errors={TO_BLOCK: refusal[:150]})
+            return
+        ctx.service.submit(req)
+    except ModalErrors as exc:
+        ack(response_action="errors", errors=exc.errors)
+        return
+    except UserError as exc:
+        block = FIELD_BLOCKS.get(exc.field or "text", CHOOSE_BLOCK)
+        ack(response_action="errors", errors={block: exc.message[:2000]})
+        return
+    ack()
+
+
 # --------------------------------------------------------------------------- wiring
 
 
 def register(app: App, ctx: AppContext) -> None:
     catalog = load_catalog_for(ctx)  # CatalogError propagates: start-up stops with file:line
     ctx.extras["template_catalog"] = catalog
-
-    def senders() -> SenderInfo:
-        return sender_info(ctx)
-
-    ctx.extras["template_command"] = lambda cmd: template_from_command(catalog, senders(), cmd)
-
-    def chosen_from_args(args: str) -> TemplateDef | None:
-        name = args.split()[0] if args.strip() else ""
-        return find_template(catalog, name) if name else None
-
-    def fast_template(ctx_: AppContext, body: dict[str, Any], args: str) -> Any:
-        if not catalog.templates:
-            return f":warning: {NO_TEMPLATES}"
-        try:
-            chosen_from_args(args)
-        except UserError as exc:
-            return f":warning: {escape(exc.message)}"
-        return None  # the modal opens after the ack
-
-    def open_modal(body: dict[str, Any], client: WebClient, chosen: TemplateDef | None) -> None:
-        channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
-        meta = ModalMeta(channel_id=channel, response_url=body.get("response_url"))
-        view = template_modal(catalog, senders(), meta, chosen)
-        try:
-            client.views_open(trigger_id=body["trigger_id"], view=fit(view))
-        except Exception as exc:
-            log.warning("views.open failed: %s", type(exc).__name__)
-
-    def slow_template(ctx_: AppContext, body: dict[str, Any], args: str, client: WebClient) -> None:
-        if not catalog.templates:
-            return
-        try:
-            chosen = chosen_from_args(args)
-        except UserError:
-            return  # the fast part already said why
-        open_modal(body, client, chosen)
-
-    ctx.subcommands["template"] = SubCommand("template", fast_template, slow_template,
+    ctx.extras["template_command"] = lambda cmd: template_from_command(catalog, sender_info(ctx), cmd)
+    ctx.subcommands["template"] = SubCommand("template", bind(fast_template, catalog), bind(slow_template, catalog),
                                              summary="Send a WhatsApp template (form)")
-    ctx.subcommands["templates"] = SubCommand(
-        "templates", lambda ctx_, body, args: catalog_listing(catalog, senders()), summary="List the templates"
-    )
-
-    def ack_only(ack: Ack) -> None:
-        ack()
-
-    def open_from_shortcut(body: dict[str, Any], client: WebClient) -> None:
-        user_id = (body.get("user") or {}).get("id")
-        refusal = ctx.allowed(user_id, None)
-        if refusal or not catalog.templates:
-            if user_id:
-                ctx.notifier.ephemeral_or_dm(None, user_id, refusal or NO_TEMPLATES)
-            return
-        open_modal(body, client, None)
-
-    app.shortcut("send_template")(ack=ack_only, lazy=[open_from_shortcut])
-
-    def redraw(body: dict[str, Any], client: WebClient) -> None:
-        """A template was chosen or a value typed: show that template's inputs and preview."""
-        view = body.get("view") or {}
-        values = (view.get("state") or {}).get("values") or {}
-        meta = ModalMeta.load(view.get("private_metadata"))
-        action = (body.get("actions") or [{}])[0]
-        if action.get("action_id") == CHOOSE_ACTION:
-            name = (action.get("selected_option") or {}).get("value")
-        else:
-            name = chosen_in_state(values) or meta.template
-        tpl = catalog.get(name) if name else None
-        typed = values_from_state(tpl, values)[0] if tpl else {}
-        new_view = template_modal(catalog, senders(), meta, tpl, typed)
-        try:
-            # The hash makes Slack refuse this update if a newer one already landed.
-            client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=fit(new_view))
-        except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else "?"
-            if error != "hash_conflict":
-                log.warning("views.update failed: %s", error)
-        except Exception as exc:
-            log.warning("views.update failed: %s", type(exc).__name__)
-
-    app.action(CHOOSE_ACTION)(ack=ack_only, lazy=[redraw])
-    app.action(VAR_ACTION)(ack=ack_only, lazy=[redraw])
-
-    @app.options(CHOOSE_ACTION)
-    def search_templates(ack: Ack, body: dict[str, Any]) -> None:
-        ack(options=template_options(catalog, senders(), str(body.get("value") or "")))
-
-    @app.view(TEMPLATE_MODAL)
-    def on_submit(ack: Ack, body: dict[str, Any]) -> None:
-        user_id = (body.get("user") or {}).get("id")
-        try:
-            req = request_from_template_view(ctx, catalog, body)
-            refusal = ctx.allowed(user_id, req.channel_id)
-            if refusal:
-                ack(response_action="errors", errors={TO_BLOCK: refusal[:150]})
-                return
-            ctx.service.submit(req)
-        except ModalErrors as exc:
-            ack(response_action="errors", errors=exc.errors)
-            return
-        except UserError as exc:
-            block = FIELD_BLOCKS.get(exc.field or "text", CHOOSE_BLOCK)
-            ack(response_action="errors", errors={block: exc.message[:2000]})
-            return
-        ack()
-
+    ctx.subcommands["templates"] = SubCommand("templates", bind(fast_templates, catalog), summary="List the templates")
+    app.shortcut("send_template")(ack=ack_only, lazy=[bind(open_from_shortcut, ctx, catalog)])
+    app.action(CHOOSE_ACTION)(ack=ack_only, lazy=[bind(redraw, ctx, catalog)])
+    app.action(VAR_ACTION)(ack=ack_only, lazy=[bind(redraw, ctx, catalog)])
+    app.options(CHOOSE_ACTION)(bind(search_templates, ctx, catalog))
+    app.view(TEMPLATE_MODAL)(bind(on_submit, ctx, catalog))
