@@ -98,86 +98,105 @@ def split_subcommand(text: str) -> tuple[str, str]:
     return parts[0].lower(), (parts[1].strip() if len(parts) > 1 else "")
 
 
+_Token = tuple[str, int, int]  # (text, start, end) in the command text
+
+
 def parse_send(text: str, default_region: str = "US") -> SendCommand:
     """`[--via S] [--at WHEN] [--name N] [--image URL]... NUMBER TEXT` -> SendCommand."""
     tokens = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text or "")]
-    image_urls: list[str] = []
-    opts: dict[str, Any] = {"image_urls": image_urls}  # SendCommand validates the values
-    i = 0
-    while i < len(tokens) and tokens[i][0].startswith("--") or (i < len(tokens) and tokens[i][0] in ALIASES):
-        raw = tokens[i][0]
-        key, eq, inline = raw.partition("=")
-        key = ALIASES.get(key.lower(), key.lower())
-        if key not in VALUE_OPTIONS:
-            raise CommandError(
-                f"Unknown option {key}. Options: {', '.join(sorted(VALUE_OPTIONS))}. See `/sms help`."
-            )
-        if eq:
-            value = _unquote(inline)
-            i += 1
-        else:
-            if i + 1 >= len(tokens):
-                raise CommandError(f"{key} needs a value, e.g. {key} {'twlo' if key == '--via' else '...'}")
-            value = _unquote(tokens[i + 1][0])
-            i += 2
-        if not value.strip():
-            # `--at ""` must never turn a scheduled send into an immediate one.
-            raise CommandError(f"{key} needs a value; nothing was sent. See `/sms help`.")
-        name = key[2:].replace("-", "_")
-        if name == "image":
-            image_urls.append(value)
-        elif name == "video":
-            opts["video_url"] = value
-        elif name == "file":
-            opts["file_url"] = value
-        elif name == "file_type":
-            opts["file_content_type"] = value
-        else:
-            opts[name] = value
+    opts, i = _parse_options(tokens)
     rest = tokens[i:]
     if not rest:
         raise CommandError("Give a phone number and a message, e.g. `/sms send +16175551212 Your order has shipped`.")
+    to, number_end = _leading_number(text, rest, default_region)
+    message = text[number_end:].strip()
+    _refuse_misplaced(message, rest[0][0], default_region)
+    return SendCommand(to=to, text=message, **opts)
+
+
+def _is_option(tokens: list[_Token], i: int) -> bool:
+    return i < len(tokens) and (tokens[i][0].startswith("--") or tokens[i][0] in ALIASES)
+
+
+def _parse_options(tokens: list[_Token]) -> tuple[dict[str, Any], int]:
+    """The leading `--option value` tokens -> (SendCommand fields, index of the first other token)."""
+    image_urls: list[str] = []
+    opts: dict[str, Any] = {"image_urls": image_urls}  # SendCommand validates the values
+    i = 0
+    while _is_option(tokens, i):
+        key, value, i = _option_at(tokens, i)
+        name = key[2:].replace("-", "_")
+        if name == "image":
+            image_urls.append(value)
+        else:
+            opts[_OPTION_FIELDS.get(name, name)] = value
+    return opts, i
+
+
+_OPTION_FIELDS = {"video": "video_url", "file": "file_url", "file_type": "file_content_type"}
+
+
+def _option_at(tokens: list[_Token], i: int) -> tuple[str, str, int]:
+    """The option at tokens[i] -> (canonical key, value, index after it)."""
+    key, eq, inline = tokens[i][0].partition("=")
+    key = ALIASES.get(key.lower(), key.lower())
+    if key not in VALUE_OPTIONS:
+        raise CommandError(
+            f"Unknown option {key}. Options: {', '.join(sorted(VALUE_OPTIONS))}. See `/sms help`."
+        )
+    if eq:
+        value = _unquote(inline)
+        i += 1
+    else:
+        if i + 1 >= len(tokens):
+            raise CommandError(f"{key} needs a value, e.g. {key} {'twlo' if key == '--via' else '...'}")
+        value = _unquote(tokens[i + 1][0])
+        i += 2
+    if not value.strip():
+        # `--at ""` must never turn a scheduled send into an immediate one.
+        raise CommandError(f"{key} needs a value; nothing was sent. See `/sms help`.")
+    return key, value, i
+
+
+def _leading_number(text: str, rest: list[_Token], default_region: str) -> tuple[str, int]:
+    """(E.164 number, where it ends in `text`) from the first tokens of `rest`."""
     # The number may be written in pieces (`0617 555 1212`): take the fewest leading
     # phone-looking tokens that make a valid number.
-    number_end = None
     last_error: InvalidNumber | None = None
-    to = ""
     for k in range(1, min(6, len(rest)) + 1):
         if not _PHONE_TOKEN.match(rest[k - 1][0]):
             break
         candidate = text[rest[0][1] : rest[k - 1][2]]
         try:
-            to = normalize(candidate, default_region)
-            number_end = rest[k - 1][2]
-            break
+            return normalize(candidate, default_region), rest[k - 1][2]
         except InvalidNumber as exc:
             last_error = exc
-    if number_end is None:
-        if last_error is not None:
-            raise CommandError(str(last_error))
-        raise CommandError(
-            f"'{rest[0][0][:40]}' is not a phone number. Put the number first, e.g. "
-            "`/sms send +16175551212 Hello`."
-        )
-    message = text[number_end:].strip()
+    if last_error is not None:
+        raise CommandError(str(last_error))
+    raise CommandError(
+        f"'{rest[0][0][:40]}' is not a phone number. Put the number first, e.g. "
+        "`/sms send +16175551212 Hello`."
+    )
+
+
+def _refuse_misplaced(message: str, number_token: str, default_region: str) -> None:
+    """Refuse a message that starts with an option or a second number: surely a mistake."""
     first = message.split(None, 1)[0] if message else ""
     option = first.partition("=")[0].lower()
     if option in VALUE_OPTIONS or option in ALIASES:
         # Sending "--at tomorrow ..." as the SMS text would be an irreversible mistake.
         raise CommandError(
-            f"Put options before the number: `/sms send {first} ... {rest[0][0]} your text`. "
+            f"Put options before the number: `/sms send {first} ... {number_token} your text`. "
             "Nothing was sent."
         )
     if first and _PHONE_TOKEN.match(first) and sum(ch.isdigit() for ch in first) >= 7:
         try:
             normalize(first, default_region)
         except InvalidNumber:
-            pass
-        else:
-            raise CommandError(
-                "One number per `/sms send`. For several recipients use `/sms bulk`. Nothing was sent."
-            )
-    return SendCommand(to=to, text=message, **opts)
+            return
+        raise CommandError(
+            "One number per `/sms send`. For several recipients use `/sms bulk`. Nothing was sent."
+        )
 
 
 def help_text() -> str:
