@@ -507,8 +507,26 @@ def load_catalog(path: str | Path | None = None, *, must_exist: bool | None = No
 
 def parse_catalog(text: str, file: str = DEFAULT_CATALOG_PATH) -> Catalog:
     """Check catalog YAML `text`; `file` is only used in the problem messages."""
+    root = _compose(text, file)
+    if root is None:
+        return Catalog()  # an empty (or all-comments) file
+    reader = _Reader(file)
+    templates: list[TemplateDef] = []
+    first_line: dict[str, int | None] = {}
+    for i, raw in enumerate(_raw_templates(reader, root)):
+        tpl = _check_template(reader, i, raw, first_line)
+        if tpl is not None:
+            templates.append(tpl)
+    if reader.problems:
+        problems = sorted(reader.problems, key=lambda p: p.line or 0)  # stable: same line keeps order
+        raise CatalogError(problems)
+    return Catalog(templates=templates)
+
+
+def _compose(text: str, file: str) -> yaml.Node | None:
+    """The YAML node tree of `text` (None when empty); CatalogError on a syntax error."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -516,59 +534,56 @@ def parse_catalog(text: str, file: str = DEFAULT_CATALOG_PATH) -> Catalog:
         raise CatalogError([CatalogProblem(file, line, f"YAML syntax error: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise CatalogError([CatalogProblem(file, None, f"YAML syntax error: {exc}")]) from None
-    if root is None:
-        return Catalog()  # an empty (or all-comments) file
 
-    reader = _Reader(file)
+
+def _raw_templates(reader: _Reader, root: yaml.Node) -> list[Any]:
+    """The file's `templates` list, unchecked; problems with the file's shape go to `reader`."""
     data = reader.read(root)
     if not isinstance(data, dict):
-        raise CatalogError([CatalogProblem(file, reader.line_of(()), "the file must be a mapping with a 'templates' list")])
+        raise CatalogError([CatalogProblem(reader.file, reader.line_of(()),
+                                           "the file must be a mapping with a 'templates' list")])
     for key in data:
         if key != "templates":
             reader._problem(reader.line_of((key,)), _unknown_field(key, ["templates"]))
     raw_templates = data.get("templates") or []
     if not isinstance(raw_templates, list):
         reader._problem(reader.line_of(("templates",)), "'templates' must be a list of templates")
-        raw_templates = []
+        return []
+    return raw_templates
 
-    templates: list[TemplateDef] = []
-    first_line: dict[str, int | None] = {}
-    for i, raw in enumerate(raw_templates):
-        where: Loc = ("templates", i)
-        name = raw.get("name") if isinstance(raw, dict) else None
-        prefix = f"template '{name}': " if isinstance(name, str) and name else f"template {i + 1}: "
-        if not isinstance(raw, dict):
-            reader._problem(reader.line_of(where), f"{prefix}each template must be a mapping of fields")
-            continue
-        # Names are checked on the raw data so a duplicate shows even if the entry has other problems.
-        if isinstance(name, str):
-            if name in first_line:
-                reader._problem(
-                    reader.line_of((*where, "name")),
-                    f"duplicate template name '{name}' (first on line {first_line[name]})",
-                )
-            else:
-                first_line[name] = reader.line_of((*where, "name"))
-        try:
-            tpl = TemplateDef.model_validate(raw, context={"collect_problems": True})
-        except ValidationError as exc:
-            errors = exc.errors()
-            for err in errors:
-                loc = (*where, *err["loc"])
-                reader._problem(reader.line_of(loc), prefix + _describe(err))
-            # Also the checks across fields, on what is left, so one run shows every problem.
-            partial = _partial_template(raw, [tuple(err["loc"]) for err in errors])
-            if partial is not None:
-                tpl, checks = partial
-                _report(reader, where, prefix, tpl, [p for check in checks for p in check(tpl)])
-            continue
-        _report(reader, where, prefix, tpl, tpl.problems())
-        templates.append(tpl)
 
-    if reader.problems:
-        problems = sorted(reader.problems, key=lambda p: p.line or 0)  # stable: same line keeps order
-        raise CatalogError(problems)
-    return Catalog(templates=templates)
+def _check_template(reader: _Reader, i: int, raw: Any, first_line: dict[str, int | None]) -> TemplateDef | None:
+    """Template `i` of the file, or None if it has problems (each reported to `reader`)."""
+    where: Loc = ("templates", i)
+    name = raw.get("name") if isinstance(raw, dict) else None
+    prefix = f"template '{name}': " if isinstance(name, str) and name else f"template {i + 1}: "
+    if not isinstance(raw, dict):
+        reader._problem(reader.line_of(where), f"{prefix}each template must be a mapping of fields")
+        return None
+    # Names are checked on the raw data so a duplicate shows even if the entry has other problems.
+    if isinstance(name, str):
+        if name in first_line:
+            reader._problem(
+                reader.line_of((*where, "name")),
+                f"duplicate template name '{name}' (first on line {first_line[name]})",
+            )
+        else:
+            first_line[name] = reader.line_of((*where, "name"))
+    try:
+        tpl = TemplateDef.model_validate(raw, context={"collect_problems": True})
+    except ValidationError as exc:
+        errors = exc.errors()
+        for err in errors:
+            loc = (*where, *err["loc"])
+            reader._problem(reader.line_of(loc), prefix + _describe(err))
+        # Also the checks across fields, on what is left, so one run shows every problem.
+        partial = _partial_template(raw, [tuple(err["loc"]) for err in errors])
+        if partial is not None:
+            tpl, checks = partial
+            _report(reader, where, prefix, tpl, [p for check in checks for p in check(tpl)])
+        return None
+    _report(reader, where, prefix, tpl, tpl.problems())
+    return tpl
 
 
 def _report(reader: _Reader, where: Loc, prefix: str, tpl: TemplateDef, found: list[TemplateProblem]) -> None:
