@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from bot.core.input.phone import InvalidNumber, normalize
 from bot.core.senders import Senders
-from providers.base import ContactSaving, OutboundMessage, TemplateSend
+from providers.base import ContactSaving, OutboundMessage, Provider, TemplateSend
 from storage.store import NewMessage, Store
 
 # Twilio's limit for one message (about 10 SMS segments); the send modal caps input at it too.
@@ -75,6 +75,37 @@ def summarize(msg: OutboundMessage, template_name: str | None = None) -> str:
     return " ".join(parts)
 
 
+def outbound_message(req: SendRequest, to: str) -> OutboundMessage:
+    """The provider-facing message: blanks dropped, `to` already E.164."""
+    return OutboundMessage(
+        to=to,
+        name=(req.name or "").strip() or None,
+        text=(req.text or "").strip() or None,
+        image_urls=[u.strip() for u in req.image_urls if u.strip()],
+        video_url=(req.video_url or "").strip() or None,
+        file_url=(req.file_url or "").strip() or None,
+        file_content_type=req.file_content_type,
+        subject=req.subject,
+        template=req.template,
+        contact_saving=req.contact_saving,
+        channel=req.channel,
+        user_id=None,
+    )
+
+
+def check_message(msg: OutboundMessage, provider: Provider) -> None:
+    """Our length limit, then the provider's own rules; UserError on the text field."""
+    if msg.text and len(msg.text) > MAX_TEXT_LENGTH:
+        raise UserError(
+            f"The text is {len(msg.text):,} characters; the limit is {MAX_TEXT_LENGTH:,} "
+            "(about 10 SMS segments). Shorten it.",
+            field="text",
+        )
+    problems = provider.validate(msg)
+    if problems:
+        raise UserError(" ".join(problems), field="text")
+
+
 class SendService:
     def __init__(
         self,
@@ -95,49 +126,14 @@ class SendService:
 
     def prepare(self, req: SendRequest, now: float | None = None) -> Prepared:
         now = time.time() if now is None else now
-        sender_name = (req.sender or self.senders.default).strip().lower()
-        provider = self.senders.get(sender_name)
-        if provider is None:
-            raise UserError(
-                f"Sender '{sender_name}' is not configured. Configured senders: {', '.join(self.senders.names())}.",
-                field="sender",
-            )
+        sender_name, provider = self._provider_for(req)
         try:
             to = normalize(req.to, self.default_region)
         except InvalidNumber as exc:
             raise UserError(str(exc), field="to") from None
-        msg = OutboundMessage(
-            to=to,
-            name=(req.name or "").strip() or None,
-            text=(req.text or "").strip() or None,
-            image_urls=[u.strip() for u in req.image_urls if u.strip()],
-            video_url=(req.video_url or "").strip() or None,
-            file_url=(req.file_url or "").strip() or None,
-            file_content_type=req.file_content_type,
-            subject=req.subject,
-            template=req.template,
-            contact_saving=req.contact_saving,
-            channel=req.channel,
-            user_id=None,
-        )
-        if msg.text and len(msg.text) > MAX_TEXT_LENGTH:
-            raise UserError(
-                f"The text is {len(msg.text):,} characters; the limit is {MAX_TEXT_LENGTH:,} "
-                "(about 10 SMS segments). Shorten it.",
-                field="text",
-            )
-        problems = provider.validate(msg)
-        if problems:
-            raise UserError(" ".join(problems), field="text")
-        due = now
-        scheduled = False
-        if req.when is not None:
-            ts = req.when.timestamp()
-            if ts < now - 1:
-                raise UserError("That time is in the past. Choose a future time.", field="when")
-            if ts > now + self.max_days * 86400:
-                raise UserError(f"Scheduling is limited to {self.max_days} days ahead.", field="when")
-            due, scheduled = ts, ts > now + 1
+        msg = outbound_message(req, to)
+        check_message(msg, provider)
+        due, scheduled = self._due(req, now)
         new = NewMessage(
             idem_key=req.idem_key,
             sender=sender_name,
@@ -156,6 +152,28 @@ class SendService:
             needs_announce=req.channel_id is not None or req.user_id is not None,
         )
         return Prepared(new=new, message=msg)
+
+    def _provider_for(self, req: SendRequest) -> tuple[str, Provider]:
+        """(sender name, its provider); UserError naming the configured ones if unknown."""
+        sender_name = (req.sender or self.senders.default).strip().lower()
+        provider = self.senders.get(sender_name)
+        if provider is None:
+            raise UserError(
+                f"Sender '{sender_name}' is not configured. Configured senders: {', '.join(self.senders.names())}.",
+                field="sender",
+            )
+        return sender_name, provider
+
+    def _due(self, req: SendRequest, now: float) -> tuple[float, bool]:
+        """(when to send, whether that is a scheduled send); UserError if out of range."""
+        if req.when is None:
+            return now, False
+        ts = req.when.timestamp()
+        if ts < now - 1:
+            raise UserError("That time is in the past. Choose a future time.", field="when")
+        if ts > now + self.max_days * 86400:
+            raise UserError(f"Scheduling is limited to {self.max_days} days ahead.", field="when")
+        return ts, ts > now + 1
 
     def submit(self, req: SendRequest, now: float | None = None) -> tuple[int, bool]:
         """Validate and store; returns (message id, created). Wakes the worker."""
