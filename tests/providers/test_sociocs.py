@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 import pytest
 
 from providers.base import (
@@ -18,7 +15,6 @@ from providers.base import (
     NotFound,
     NotSent,
     OutboundMessage,
-    ProviderError,
     RateLimited,
     Rejected,
     TemplateSend,
@@ -26,6 +22,16 @@ from providers.base import (
 )
 from providers.sociocs import SociocsProvider, verify_sociocs_signature
 from tests.fakes.providers import FakeProviders, Fault
+from tests.providers.harness import (
+    SOCIOCS_KEY,
+    Case,
+    assert_clean,
+    assert_secret_kept,
+    closed_port_url,
+    rows,
+    run_case,
+)
+from tests.providers.harness import live_sociocs as live
 
 KEY = "apiuser:apisecret-123"
 TO = "+16175551212"
@@ -35,36 +41,6 @@ IMG = "https://fastly.picsum.photos/id/1068/200/300.jpg?hmac=ICIwYXRGTpDxBPZAI7V
 
 def offline(code: str = "twlo") -> SociocsProvider:
     return SociocsProvider(code, KEY, "your_channel_key")  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProviders]:
-    with FakeProviders() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(fake: FakeProviders) -> None:
-    fake.reset()
-
-
-def live(fake: FakeProviders, code: str = "twlo", timeout: float = 5.0, **kw: Any) -> SociocsProvider:
-    client = httpx.Client(timeout=httpx.Timeout(timeout, connect=1.0))
-    args: dict[str, Any] = {
-        "api_key": fake.sociocs_api_key,
-        "channel_key": fake.sociocs_channel_keys[code],
-        "base_url": fake.url,
-        "client": client,
-    }
-    args.update(kw)
-    return SociocsProvider(code, **args)  # type: ignore[arg-type]
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 # --------------------------------------------------------------------------- requests
@@ -223,107 +199,55 @@ def test_validation_messages(code: str, msg: OutboundMessage, problems: list[str
     assert offline(code).validate(msg) == problems
 
 
-def test_send_refuses_an_invalid_message_before_any_request(fake: FakeProviders) -> None:
-    p = live(fake, "twlowa")
-    with pytest.raises(InvalidMessage, match="cannot send images"):
-        p.send(OutboundMessage(to=TO, image_urls=["https://a.example/x.png"]))
-    assert fake.requests == []
-
-
 # --------------------------------------------------------------------------- answers over HTTP
 
-
-def test_success_returns_the_message_id(fake: FakeProviders) -> None:
-    result = live(fake).send(OutboundMessage(to=TO, name="Ann", text="hello", image_urls=[IMG]))
-    assert result.status == "accepted"
-    assert result.provider_message_id
-    (req,) = fake.requests
-    assert req.path == "/message"
-    assert req.headers["apikey"] == fake.sociocs_api_key
-    assert req.headers["content-type"] == "application/json"
-    assert req.json["image_url"] == IMG
-    assert fake.sociocs_messages.get(result.provider_message_id) is not None
+X = OutboundMessage(to=TO, text="x")
+ERROR_BODY = {"status": "error", "errors": [{"msg": "Slow"}]}
 
 
-def test_whatsapp_template_goes_through(fake: FakeProviders) -> None:
-    result = live(fake, "gswa").send(OutboundMessage(to=TO, template=TemplateSend(id="t1", variables={"Body": {}})))
-    assert result.provider_message_id
+def answer(id: str, **kw: Any) -> Case:
+    kw.setdefault("msg", X)
+    return Case(id, kw.pop("sender", "twlo"), **kw)
 
 
-def test_400_is_rejected_with_the_providers_words(fake: FakeProviders) -> None:
-    p = live(fake, channel_key="not-the-key")
-    with pytest.raises(Rejected) as info:
-        p.send(OutboundMessage(to=TO, text="x"))
-    assert str(info.value) == "Sociocs refused the message (400): Invalid channel_key."
-    assert info.value.status_code == 400 and not info.value.retryable
+ANSWERS = rows(
+    answer("invalid-message-never-sent", sender="twlowa", msg=OutboundMessage(to=TO, image_urls=["https://a.example/x.png"]),
+           error=InvalidMessage, match="cannot send images", requests=0),
+    answer("success-returns-the-message-id", msg=OutboundMessage(to=TO, name="Ann", text="hello", image_urls=[IMG]),
+           status="accepted", id_pattern=".+", stored={}, requests=1, path="/message",
+           headers={"apikey": SOCIOCS_KEY, "content-type": "application/json"}, body={"image_url": IMG}),
+    answer("whatsapp-template-goes-through", sender="gswa",
+           msg=OutboundMessage(to=TO, template=TemplateSend(id="t1", variables={"Body": {}})), id_pattern=".+"),
+    answer("400-rejected-with-the-providers-words", settings={"channel_key": "not-the-key"}, error=Rejected,
+           message="Sociocs refused the message (400): Invalid channel_key.", status_code=400, retryable=False),
+    answer("several-error-messages-joined", error=Rejected, match=r"Invalid to\.; Text too long\.",
+           fault=Fault(status=400, body={"status": "error", "errors": [{"msg": "Invalid to."},
+                                                                       {"msg": "Text too long."}]})),
+    answer("200-with-status-error-rejected", error=Rejected, message="Sociocs refused the message: Blocked contact.",
+           fault=Fault(status=200, body={"status": "error", "errors": [{"msg": "Blocked contact."}]})),
+    answer("401-says-which-setting-to-check", settings={"api_key": "wrong:key-0000"}, error=AuthFailed,
+           message="Sociocs rejects the API key: check SOCIOCS_API_KEY", status_code=401),
+    answer("404-not-found", url_suffix="/v9", error=NotFound, match="Sociocs answered 404"),
+    *[answer(f"429-retry-after-{name}", fault=Fault(status=429, headers=headers, body=ERROR_BODY), error=RateLimited,
+             retry_after=wait, retryable=True)
+      for name, headers, wait in [("1", {"Retry-After": "1"}, 1.0), ("missing", {}, 5.0),
+                                  ("soon", {"Retry-After": "soon"}, 5.0)]],
+    *[answer(f"{status}-unknown-outcome", fault=Fault(status=status, body="<html>oops</html>"), error=UnknownOutcome,
+             match=f"server error \\({status}\\)", retryable=False)
+      for status in (500, 502, 503, 511)],
+    answer("200-without-json-unknown-outcome", fault=Fault(status=200, body="OK"), error=UnknownOutcome),
+    # It did arrive (one request): that is why the outcome is unknown.
+    answer("timeout-after-sending-unknown-outcome", fault=Fault(delay=1.0), timeout=0.2, error=UnknownOutcome,
+           match="did not answer in time", requests=1),
+    answer("dropped-connection-unknown-outcome", fault=Fault(drop=True), error=UnknownOutcome,
+           match="connection to Twilio SMS broke"),
+    answer("connection-refused-not-sent", refused=True, error=NotSent, retryable=True),
+)
 
 
-def test_several_error_messages_are_joined(fake: FakeProviders) -> None:
-    body = {"status": "error", "errors": [{"msg": "Invalid to."}, {"msg": "Text too long."}]}
-    fake.script("/message", [Fault(status=400, body=body)])
-    with pytest.raises(Rejected, match=r"Invalid to\.; Text too long\."):
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_200_with_status_error_is_rejected(fake: FakeProviders) -> None:
-    fake.script("/message", [Fault(status=200, body={"status": "error", "errors": [{"msg": "Blocked contact."}]})])
-    with pytest.raises(Rejected) as info:
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-    assert str(info.value) == "Sociocs refused the message: Blocked contact."
-
-
-def test_401_says_which_setting_to_check(fake: FakeProviders) -> None:
-    with pytest.raises(AuthFailed) as info:
-        live(fake, api_key="wrong:key-0000").send(OutboundMessage(to=TO, text="x"))
-    assert str(info.value) == "Sociocs rejects the API key: check SOCIOCS_API_KEY"
-    assert info.value.status_code == 401
-
-
-def test_404_is_not_found(fake: FakeProviders) -> None:
-    with pytest.raises(NotFound, match="Sociocs answered 404"):
-        live(fake, base_url=fake.url + "/v9").send(OutboundMessage(to=TO, text="x"))
-
-
-@pytest.mark.parametrize(("headers", "wait"), [({"Retry-After": "1"}, 1.0), ({}, 5.0), ({"Retry-After": "soon"}, 5.0)])
-def test_429_is_rate_limited_with_retry_after(fake: FakeProviders, headers: dict[str, str], wait: float) -> None:
-    fake.script("/message", [Fault(status=429, headers=headers, body={"status": "error", "errors": [{"msg": "Slow"}]})])
-    with pytest.raises(RateLimited) as info:
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-    assert info.value.retry_after == wait and info.value.retryable
-
-
-@pytest.mark.parametrize("status", [500, 502, 503, 511])
-def test_5xx_is_unknown_outcome(fake: FakeProviders, status: int) -> None:
-    fake.script("/message", [Fault(status=status, body="<html>oops</html>")])
-    with pytest.raises(UnknownOutcome, match=f"server error \\({status}\\)") as info:
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-    assert not info.value.retryable
-
-
-def test_200_without_json_is_unknown_outcome(fake: FakeProviders) -> None:
-    fake.script("/message", [Fault(status=200, body="OK")])
-    with pytest.raises(UnknownOutcome):
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_timeout_after_sending_is_unknown_outcome(fake: FakeProviders) -> None:
-    fake.script("/message", [Fault(delay=1.0)])
-    with pytest.raises(UnknownOutcome, match="did not answer in time"):
-        live(fake, timeout=0.2).send(OutboundMessage(to=TO, text="x"))
-    assert len(fake.requests) == 1  # it did arrive: that is why the outcome is unknown
-
-
-def test_dropped_connection_is_unknown_outcome(fake: FakeProviders) -> None:
-    fake.script("/message", [Fault(drop=True)])
-    with pytest.raises(UnknownOutcome, match="connection to Twilio SMS broke"):
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_connection_refused_is_not_sent() -> None:
-    p = SociocsProvider("twlo", KEY, "ck", base_url=closed_port_url())
-    with pytest.raises(NotSent) as info:
-        p.send(OutboundMessage(to=TO, text="x"))
-    assert info.value.retryable
+@pytest.mark.parametrize("case", ANSWERS)
+def test_answers(fake: FakeProviders, case: Case) -> None:
+    run_case(fake, case)
 
 
 # --------------------------------------------------------------------------- bulk
@@ -464,14 +388,6 @@ def test_signature_vector(secret: str, body: bytes, header: str | None, ok: bool
 # --------------------------------------------------------------------------- secrets
 
 
-def _assert_clean(exc: ProviderError, secret: str) -> None:
-    # The whole `user:secret` key and its secret half; the user name alone is not a secret.
-    for piece in (secret, secret.rpartition(":")[2]):
-        assert piece not in str(exc)
-        assert piece not in repr(exc)
-        assert all(piece not in str(arg) for arg in exc.args)
-
-
 @pytest.mark.parametrize(
     "fault",
     [
@@ -485,17 +401,13 @@ def _assert_clean(exc: ProviderError, secret: str) -> None:
 )
 def test_no_error_reveals_the_api_key(fake: FakeProviders, fault: Fault) -> None:
     assert fake.sociocs_api_key == "socuser:socsecret-9f3a"
-    fake.script("/message", [fault])
-    p = live(fake)
-    with pytest.raises(ProviderError) as info:
-        p.send(OutboundMessage(to=TO, text="x"))
-    _assert_clean(info.value, fake.sociocs_api_key)
-    assert fake.sociocs_api_key not in repr(p)
+    # The whole `user:secret` key and its secret half; the user name alone is not a secret.
+    assert_secret_kept(fake, "twlo", fault, (SOCIOCS_KEY, SOCIOCS_KEY.rpartition(":")[2]))
 
 
 def test_transport_errors_do_not_reveal_the_api_key() -> None:
     p = SociocsProvider("twlo", KEY, "ck", base_url=closed_port_url())
     with pytest.raises(NotSent) as info:
         p.send(OutboundMessage(to=TO, text="x"))
-    _assert_clean(info.value, KEY)
+    assert_clean(info.value, (KEY, KEY.rpartition(":")[2]))
     assert info.value.__cause__ is None and info.value.__suppress_context__
