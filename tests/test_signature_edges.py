@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from providers.bird import verify_bird_signature
-from tests.test_provider_bird import SIG, SIG_BODY, SIG_KEY, SIG_TS, SIG_URL
+from tests.providers.test_bird import SIG, SIG_BODY, SIG_KEY, SIG_TS, SIG_URL
 
 TS = float(SIG_TS)
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 import pytest
 
 from providers.base import (
@@ -17,7 +13,6 @@ from providers.base import (
     NotFound,
     NotSent,
     OutboundMessage,
-    ProviderError,
     RateLimited,
     Rejected,
     TemplateSend,
@@ -25,6 +20,8 @@ from providers.base import (
 )
 from providers.bird import BirdProvider, verify_bird_signature
 from tests.fakes.providers import FakeProviders, Fault
+from tests.providers.harness import BIRD_KEY, Case, assert_secret_kept, response, rows, run_case
+from tests.providers.harness import live_bird as live
 
 KEY = "bird-key-abcdef"
 WS = "ws-1111"
@@ -39,41 +36,6 @@ RECEIVER = {"contacts": [{"identifierKey": "phonenumber", "identifierValue": TO}
 
 def offline() -> BirdProvider:
     return BirdProvider(KEY, WS, CH)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProviders]:
-    with FakeProviders() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(fake: FakeProviders) -> None:
-    fake.reset()
-
-
-def live(fake: FakeProviders, timeout: float = 5.0, **kw: Any) -> BirdProvider:
-    args: dict[str, Any] = {
-        "api_key": fake.bird_access_key,
-        "workspace_id": fake.bird_workspace_id,
-        "channel_id": fake.bird_channel_id,
-        "base_url": fake.url,
-        "client": httpx.Client(timeout=httpx.Timeout(timeout, connect=1.0)),
-    }
-    args.update(kw)
-    return BirdProvider(**args)
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-def response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
-    content = b"" if body is None else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
-    return httpx.Response(status, content=content, headers=headers or {})
 
 
 # --------------------------------------------------------------------------- requests
@@ -249,37 +211,46 @@ def test_2xx_without_body_is_accepted_without_id() -> None:
     assert result.status == "accepted" and result.provider_message_id is None
 
 
-def test_send_over_http_echoes_reference(fake: FakeProviders) -> None:
-    result = live(fake).send(OutboundMessage(to=TO, text="hello", reference="ref-7"))
-    assert result.status == "accepted" and result.provider_status == "accepted"
-    assert result.provider_message_id is not None and len(result.provider_message_id) == 36
-    (req,) = fake.requests
-    assert req.headers["authorization"] == f"AccessKey {fake.bird_access_key}"
-    assert req.json["reference"] == "ref-7"
-    stored = fake.bird_messages.get(result.provider_message_id)
-    assert stored is not None and stored["reference"] == "ref-7"
+X = OutboundMessage(to=TO, text="x")
 
 
-def test_scheduled_send_over_http(fake: FakeProviders) -> None:
-    when = datetime.now(UTC) + timedelta(days=2)
-    result = live(fake).send(OutboundMessage(to=TO, text="later", schedule=when))
-    assert result.status == "scheduled"
+def answer(id: str, **kw: Any) -> Case:
+    kw.setdefault("msg", X)
+    return Case(id, "bird", **kw)
 
 
-@pytest.mark.parametrize(
-    ("status", "body", "expected"),
-    [
-        (422, {"code": "InvalidPayload", "message": "receiver is invalid"},
-         "Bird refused the message (422): receiver is invalid"),
-        (400, {"description": "bad json"}, "Bird refused the message (400): bad json"),
-        (400, "plain words", "Bird refused the message (400): plain words"),
-    ],
+ANSWERS = rows(
+    answer("invalid-message-raised-before-sending", msg=OutboundMessage(to=TO, file_url="https://x.example/a.pdf"),
+           error=InvalidMessage, requests=0),
+    answer("send-echoes-reference", msg=OutboundMessage(to=TO, text="hello", reference="ref-7"),
+           status="accepted", provider_status="accepted", id_pattern=".{36}", requests=1,
+           headers={"authorization": f"AccessKey {BIRD_KEY}"}, body={"reference": "ref-7"},
+           stored={"reference": "ref-7"}),
+    answer("scheduled-send", msg=OutboundMessage(to=TO, text="later", schedule=datetime.now(UTC) + timedelta(days=2)),
+           status="scheduled"),
+    answer("422-rejected", fault=Fault(status=422, body={"code": "InvalidPayload", "message": "receiver is invalid"}),
+           error=Rejected, message="Bird refused the message (422): receiver is invalid"),
+    answer("400-rejected-description", fault=Fault(status=400, body={"description": "bad json"}),
+           error=Rejected, message="Bird refused the message (400): bad json"),
+    answer("400-rejected-plain-words", fault=Fault(status=400, body="plain words"),
+           error=Rejected, message="Bird refused the message (400): plain words"),
+    *[answer(f"{status}-auth-failed", fault=Fault(status=status), error=AuthFailed,
+             message="Bird rejects the access key: check BIRD_API_KEY") for status in (401, 403)],
+    answer("wrong-key-auth-failed-from-the-fake", settings={"api_key": "nope-nope"}, error=AuthFailed),
+    *[answer(f"404-names-the-settings-{which}", settings={which: "00000000-0000-0000-0000-000000000000"}, error=NotFound,
+             contains=("BIRD_WORKSPACE_ID", "BIRD_CHANNEL_ID")) for which in ("workspace_id", "channel_id")],
+    answer("429-carries-retry-after", fault=Fault(status=429, headers={"Retry-After": "3"}), error=RateLimited,
+           retry_after=3.0),
+    answer("5xx-unknown", fault=Fault(status=503), error=UnknownOutcome, match=r"server error \(503\)"),
+    answer("timeout-unknown", fault=Fault(delay=1.0), timeout=0.2, error=UnknownOutcome),
+    answer("drop-unknown", fault=Fault(drop=True), error=UnknownOutcome),
+    answer("refused-not-sent", refused=True, error=NotSent),
 )
-def test_400_and_422_are_rejected(fake: FakeProviders, status: int, body: Any, expected: str) -> None:
-    fake.script("/messages", [Fault(status=status, body=body)])
-    with pytest.raises(Rejected) as info:
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("case", ANSWERS)
+def test_answers(fake: FakeProviders, case: Case) -> None:
+    run_case(fake, case)
 
 
 def test_fake_validation_reaches_us_as_rejected(fake: FakeProviders) -> None:
@@ -289,56 +260,6 @@ def test_fake_validation_reaches_us_as_rejected(fake: FakeProviders) -> None:
     req.json_body["template"] = {"projectId": "p", "locale": "en"}  # both body and template
     with pytest.raises(Rejected, match="either body or template"):
         p.parse_response(p.execute(req))
-
-
-@pytest.mark.parametrize("status", [401, 403])
-def test_auth_failures(fake: FakeProviders, status: int) -> None:
-    fake.script("/messages", [Fault(status=status)])
-    with pytest.raises(AuthFailed) as info:
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-    assert str(info.value) == "Bird rejects the access key: check BIRD_API_KEY"
-
-
-def test_wrong_key_is_auth_failed_from_the_fake(fake: FakeProviders) -> None:
-    with pytest.raises(AuthFailed):
-        live(fake, api_key="nope-nope").send(OutboundMessage(to=TO, text="x"))
-
-
-@pytest.mark.parametrize("which", ["workspace_id", "channel_id"])
-def test_404_names_the_settings(fake: FakeProviders, which: str) -> None:
-    with pytest.raises(NotFound) as info:
-        live(fake, **{which: "00000000-0000-0000-0000-000000000000"}).send(OutboundMessage(to=TO, text="x"))
-    assert "BIRD_WORKSPACE_ID" in str(info.value) and "BIRD_CHANNEL_ID" in str(info.value)
-
-
-def test_429_carries_retry_after(fake: FakeProviders) -> None:
-    fake.script("/messages", [Fault(status=429, headers={"Retry-After": "3"})])
-    with pytest.raises(RateLimited) as info:
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-    assert info.value.retry_after == 3.0
-
-
-def test_5xx_is_unknown(fake: FakeProviders) -> None:
-    fake.script("/messages", [Fault(status=503)])
-    with pytest.raises(UnknownOutcome, match=r"server error \(503\)"):
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_timeout_is_unknown(fake: FakeProviders) -> None:
-    fake.script("/messages", [Fault(delay=1.0)])
-    with pytest.raises(UnknownOutcome):
-        live(fake, timeout=0.2).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_drop_is_unknown(fake: FakeProviders) -> None:
-    fake.script("/messages", [Fault(drop=True)])
-    with pytest.raises(UnknownOutcome):
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_refused_is_not_sent() -> None:
-    with pytest.raises(NotSent):
-        BirdProvider(KEY, WS, CH, base_url=closed_port_url()).send(OutboundMessage(to=TO, text="x"))
 
 
 # --------------------------------------------------------------------------- reconciliation
@@ -416,16 +337,4 @@ def test_signature(key: str, sig: str | None, ts: str | None, url: str, body: by
 )
 def test_no_error_reveals_the_key(fake: FakeProviders, fault: Fault) -> None:
     assert fake.bird_access_key == "bird-access-7c1e2d"
-    fake.script("/messages", [fault])
-    p = live(fake)
-    with pytest.raises(ProviderError) as info:
-        p.send(OutboundMessage(to=TO, text="x"))
-    assert fake.bird_access_key not in str(info.value)
-    assert fake.bird_access_key not in repr(info.value)
-    assert fake.bird_access_key not in repr(p)
-
-
-def test_invalid_message_is_raised_before_sending(fake: FakeProviders) -> None:
-    with pytest.raises(InvalidMessage):
-        live(fake).send(OutboundMessage(to=TO, file_url="https://x.example/a.pdf"))
-    assert fake.requests == []
+    assert_secret_kept(fake, "bird", fault, (BIRD_KEY,))
