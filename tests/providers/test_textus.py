@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +15,6 @@ from providers.base import (
     NotFound,
     NotSent,
     OutboundMessage,
-    ProviderError,
     RateLimited,
     Rejected,
     TemplateSend,
@@ -26,6 +22,8 @@ from providers.base import (
 )
 from providers.textus import TEMPLATE_422, TextusProvider, verify_textus_signature
 from tests.fakes.providers import FakeProviders, Fault
+from tests.providers.harness import TEXTUS_TOKEN, Case, assert_secret_kept, response, rows, run_case
+from tests.providers.harness import live_textus as live
 
 TOKEN = "tok-abcdef123456"
 TO = "+13035551234"
@@ -34,40 +32,6 @@ TYPE = "application/vnd.textus+jsonld"
 
 def offline() -> TextusProvider:
     return TextusProvider(TOKEN, "my_account")
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProviders]:
-    with FakeProviders() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(fake: FakeProviders) -> None:
-    fake.reset()
-
-
-def live(fake: FakeProviders, timeout: float = 5.0, **kw: Any) -> TextusProvider:
-    args: dict[str, Any] = {
-        "token": fake.textus_token,
-        "account": fake.textus_account,
-        "base_url": fake.url,
-        "client": httpx.Client(timeout=httpx.Timeout(timeout, connect=1.0)),
-    }
-    args.update(kw)
-    return TextusProvider(**args)
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-def response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
-    content = b"" if body is None else json.dumps(body).encode()
-    return httpx.Response(status, content=content, headers=headers or {})
 
 
 # --------------------------------------------------------------------------- requests
@@ -158,14 +122,50 @@ def test_capabilities() -> None:
 # --------------------------------------------------------------------------- answers
 
 
-def test_201_gives_the_message_id(fake: FakeProviders) -> None:
-    result = live(fake).send(OutboundMessage(to=TO, text="hi", image_urls=["https://x.example/a.gif"]))
-    assert result.status == "accepted"
-    assert result.provider_message_id is not None and result.provider_message_id.startswith("/messages/")
-    assert result.provider_status == "queued"
-    (req,) = fake.requests
-    assert req.path == f"/{fake.textus_account}/messages"
-    assert req.headers["accept"] == TYPE and req.headers["content-type"] == TYPE
+X = OutboundMessage(to=TO, text="x")
+
+
+def answer(id: str, **kw: Any) -> Case:
+    kw.setdefault("msg", X)
+    return Case(id, "textus", **kw)
+
+
+ANSWERS = rows(
+    answer("201-gives-the-message-id", msg=OutboundMessage(to=TO, text="hi", image_urls=["https://x.example/a.gif"]),
+           status="accepted", id_pattern="/messages/.*", provider_status="queued", requests=1,
+           path="/my_account/messages", headers={"accept": TYPE, "content-type": TYPE}),
+    answer("template-goes-through", id_pattern=".+", msg=OutboundMessage(
+        to=TO, template=TemplateSend(id="dkDdrbR", variables={"appt_date": "1/1", "appt_time": "12:00"}))),
+    answer("422-explains-the-template-not-approved", msg=OutboundMessage(to=TO, template=TemplateSend(id="pndTmpl")),
+           error=Rejected, message=TEMPLATE_422),
+    answer("422-explains-the-template-missing-variable", error=Rejected, message=TEMPLATE_422,
+           msg=OutboundMessage(to=TO, template=TemplateSend(id="dkDdrbR", variables={"appt_date": "1/1"}))),
+    answer("400-rejected", fault=Fault(status=400, body={"message": "to can't be blank"}), error=Rejected,
+           match=r"TextUs refused the message \(400\)"),
+    answer("401-names-the-setting", settings={"token": "wrong-token"}, error=AuthFailed,
+           message="TextUs rejects the API token: check TEXTUS_API_TOKEN"),
+    answer("404-names-the-account-setting", settings={"account": "someone_else"}, error=NotFound,
+           match="TEXTUS_ACCOUNT"),
+    answer("429-with-retry-after", fault=Fault(status=429, headers={"Retry-After": "7"}), error=RateLimited,
+           retry_after=7.0),
+    answer("5xx-unknown", fault=Fault(status=500), error=UnknownOutcome),
+    answer("timeout-unknown", fault=Fault(delay=1.0), timeout=0.2, error=UnknownOutcome),
+    answer("drop-unknown", fault=Fault(drop=True), error=UnknownOutcome),
+    answer("refused-not-sent", refused=True, error=NotSent),
+    answer("invalid-message-never-reaches-textus", msg=OutboundMessage(to=TO, file_url="https://x.example/a.exe"),
+           error=InvalidMessage, requests=0),
+)
+
+
+@pytest.mark.parametrize("case", ANSWERS)
+def test_answers(fake: FakeProviders, case: Case) -> None:
+    run_case(fake, case)
+
+
+def test_template_422_words() -> None:
+    assert TEMPLATE_422 == (
+        "TextUs refused the message: the WhatsApp template is not approved or its variables are missing/invalid (422)"
+    )
 
 
 def test_201_doc_example_body() -> None:
@@ -181,50 +181,6 @@ def test_answers_without_body_are_accepted_without_id(status: int) -> None:
     assert result.status == "accepted" and result.provider_message_id is None and result.detail
 
 
-def test_template_goes_through(fake: FakeProviders) -> None:
-    msg = OutboundMessage(to=TO, template=TemplateSend(id="dkDdrbR",
-                                                       variables={"appt_date": "1/1", "appt_time": "12:00"}))
-    assert live(fake).send(msg).provider_message_id
-
-
-@pytest.mark.parametrize(
-    "template",
-    [TemplateSend(id="pndTmpl"), TemplateSend(id="dkDdrbR", variables={"appt_date": "1/1"})],
-    ids=["not-approved", "missing-variable"],
-)
-def test_422_explains_the_template(fake: FakeProviders, template: TemplateSend) -> None:
-    with pytest.raises(Rejected) as info:
-        live(fake).send(OutboundMessage(to=TO, template=template))
-    assert str(info.value) == TEMPLATE_422
-    assert TEMPLATE_422 == (
-        "TextUs refused the message: the WhatsApp template is not approved or its variables are missing/invalid (422)"
-    )
-
-
-def test_400_is_rejected(fake: FakeProviders) -> None:
-    fake.script("/messages", [Fault(status=400, body={"message": "to can't be blank"})])
-    with pytest.raises(Rejected, match=r"TextUs refused the message \(400\)"):
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_401_names_the_setting(fake: FakeProviders) -> None:
-    with pytest.raises(AuthFailed) as info:
-        live(fake, token="wrong-token").send(OutboundMessage(to=TO, text="x"))
-    assert str(info.value) == "TextUs rejects the API token: check TEXTUS_API_TOKEN"
-
-
-def test_404_names_the_account_setting(fake: FakeProviders) -> None:
-    with pytest.raises(NotFound, match="TEXTUS_ACCOUNT"):
-        live(fake, account="someone_else").send(OutboundMessage(to=TO, text="x"))
-
-
-def test_429_with_retry_after(fake: FakeProviders) -> None:
-    fake.script("/messages", [Fault(status=429, headers={"Retry-After": "7"})])
-    with pytest.raises(RateLimited) as info:
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-    assert info.value.retry_after == 7.0
-
-
 def test_429_with_rate_limit_reset_epoch(fake: FakeProviders) -> None:
     reset = int(time.time()) + 42
     fake.script("/messages", [Fault(status=429, headers={"X-RateLimit-Reset": str(reset),
@@ -238,35 +194,6 @@ def test_429_without_hints_uses_the_default() -> None:
     with pytest.raises(RateLimited) as info:
         offline().parse_response(response(429))
     assert info.value.retry_after == 30.0
-
-
-def test_5xx_is_unknown(fake: FakeProviders) -> None:
-    fake.script("/messages", [Fault(status=500)])
-    with pytest.raises(UnknownOutcome):
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_timeout_is_unknown(fake: FakeProviders) -> None:
-    fake.script("/messages", [Fault(delay=1.0)])
-    with pytest.raises(UnknownOutcome):
-        live(fake, timeout=0.2).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_drop_is_unknown(fake: FakeProviders) -> None:
-    fake.script("/messages", [Fault(drop=True)])
-    with pytest.raises(UnknownOutcome):
-        live(fake).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_refused_is_not_sent() -> None:
-    with pytest.raises(NotSent):
-        TextusProvider(TOKEN, "acct", base_url=closed_port_url()).send(OutboundMessage(to=TO, text="x"))
-
-
-def test_invalid_message_never_reaches_textus(fake: FakeProviders) -> None:
-    with pytest.raises(InvalidMessage):
-        live(fake).send(OutboundMessage(to=TO, file_url="https://x.example/a.exe"))
-    assert fake.requests == []
 
 
 # --------------------------------------------------------------------------- signature
@@ -307,20 +234,10 @@ def test_signature(secret: str, body: bytes, header: str | None, ok: bool) -> No
 )
 def test_no_error_reveals_the_token(fake: FakeProviders, fault: Fault) -> None:
     assert fake.textus_token == "textus-token-5b8e11"
-    fake.script("/messages", [fault])
-    p = live(fake)
-    with pytest.raises(ProviderError) as info:
-        p.send(OutboundMessage(to=TO, text="x"))
-    assert fake.textus_token not in str(info.value)
-    assert fake.textus_token not in repr(info.value)
-    assert fake.textus_token not in repr(p)
+    assert_secret_kept(fake, "textus", fault, (TEXTUS_TOKEN,))
 
 
 def test_422_with_a_reason_reports_that_reason_not_the_template_guess() -> None:
-    import httpx
-
-    from providers.textus import TextusProvider
-
     provider = TextusProvider(token="t0ken-abcdef", account="acct")
     response = httpx.Response(422, json={"errors": {"to": ["is opted out"]}})
     with pytest.raises(Rejected) as err:
