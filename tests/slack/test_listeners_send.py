@@ -53,7 +53,7 @@ def test_send_command_with_a_bad_number_is_refused_in_words(tmp_path: Path) -> N
 def test_shortcut_opens_the_send_modal(tmp_path: Path) -> None:
     client = FakeClient()
     ctx = make_ctx(tmp_path, client)
-    open_from_shortcut(ctx, {"trigger_id": "trig-9", "user": {"id": "U1"}}, client)  # type: ignore[arg-type]
+    open_from_shortcut(ctx, {"trigger_id": "trig-9", "user": {"id": "U1"}}, client)
     [call] = client.to("views_open")
     assert call["trigger_id"] == "trig-9" and call["view"]["callback_id"] == SEND_MODAL
 
@@ -61,7 +61,7 @@ def test_shortcut_opens_the_send_modal(tmp_path: Path) -> None:
 def test_modal_submission_acks_empty_and_stores(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     ack = FakeAck()
-    on_submit(ctx, ack, modal_body({"to": {"value": TO}, "text": {"value": "From the form"}}))  # type: ignore[arg-type]
+    on_submit(ctx, ack, modal_body({"to": {"value": TO}, "text": {"value": "From the form"}}))
     assert ack.only == {}
     [row] = stored(ctx)
     assert (row.to_number, row.payload["text"], row.channel_id) == (TO, "From the form", "C9")
@@ -70,7 +70,7 @@ def test_modal_submission_acks_empty_and_stores(tmp_path: Path) -> None:
 def test_modal_submission_with_a_bad_number_is_a_field_error(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     ack = FakeAck()
-    on_submit(ctx, ack, modal_body({"to": {"value": "12"}, "text": {"value": "x"}}))  # type: ignore[arg-type]
+    on_submit(ctx, ack, modal_body({"to": {"value": "12"}, "text": {"value": "x"}}))
     assert ack.only["response_action"] == "errors" and list(ack.only["errors"]) == ["to"]
     assert ack.only["errors"]["to"].startswith("'12' is not a valid phone number for region US.")
     assert stored(ctx) == []
@@ -79,7 +79,7 @@ def test_modal_submission_with_a_bad_number_is_a_field_error(tmp_path: Path) -> 
 def test_modal_submission_by_someone_not_allowed_is_refused_on_the_number(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, sms_allowed_users="U2")
     ack = FakeAck()
-    on_submit(ctx, ack, modal_body({"to": {"value": TO}, "text": {"value": "x"}}))  # type: ignore[arg-type]
+    on_submit(ctx, ack, modal_body({"to": {"value": TO}, "text": {"value": "x"}}))
     assert ctx.allowed("U1", "C9") is not None
     assert ack.only == {"response_action": "errors", "errors": {"to": ctx.allowed("U1", "C9")[:150]}}
     assert ack.only["errors"]["to"].startswith(":no_entry: You are not allowed")
