@@ -50,6 +50,7 @@ from bot.slack.blocks.bulk import (
     preparing_view,
 )
 from bot.slack.blocks.send import state_value, when_from_state
+from bot.slack.bulk_view import SlackBulkView
 from bot.slack.context import AppContext, SubCommand
 from bot.slack.text import escape, fit
 
@@ -77,7 +78,7 @@ class FileProblem(UserError):
 def engine_of(ctx: AppContext) -> BulkEngine:
     engine = ctx.extras.get("bulk")
     if engine is None:
-        engine = BulkEngine(ctx.store, ctx.senders, notifier=ctx.notifier, client=ctx.client,
+        engine = BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier),
                             dispatcher=ctx.extras.get("dispatcher"), max_attempts=ctx.settings.sms_max_attempts)
         ctx.extras["bulk"] = engine
     return engine
