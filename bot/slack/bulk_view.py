@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.core.bulk.models import BulkSummary, Progress
-from bot.core.ports import Posted
+from bot.core.ports import BulkView, Posted
 from bot.slack.announcer import UNREACHABLE, Notifier
 from bot.slack.blocks.bulk import bulk_summary_text, missed_prompt, progress_message
 from storage.bulk import BulkJob
@@ -20,7 +20,7 @@ from storage.bulk import BulkJob
 log = logging.getLogger("smsbot.bulk")
 
 
-class SlackBulkView:
+class SlackBulkView(BulkView):
     def __init__(self, notifier: Notifier) -> None:
         self.notifier = notifier
 
