@@ -67,7 +67,7 @@ def build_home(ctx: AppContext, user_id: str, now: float | None = None) -> dict[
         return not_allowed_home(refusal)
     now = time.time() if now is None else now
     tz = ctx.user_tz(user_id)
-    delivery = ctx.extras.get("delivery")
+    delivery = ctx.delivery
     reports_on = delivery.reports_on if delivery is not None else (lambda sender: sender == "sandbox")
     viewer = viewer_for(ctx.settings, user_id)
     today = list(ctx.store.since(start_of_day(now, tz), viewer))
@@ -104,4 +104,4 @@ def register(app: App, ctx: AppContext) -> None:
         for person in people:
             threading.Thread(target=publish_home, args=(ctx, ctx.client, person), daemon=True).start()
 
-    ctx.extras.setdefault("schedule_changed", []).append(refresh_after_schedule_change)
+    ctx.schedule_changed.append(refresh_after_schedule_change)

@@ -9,7 +9,7 @@ so the same check runs on every click.
 Cancel and edit are `UPDATE ... WHERE status = 'pending'` in the store: once a worker has
 claimed a row they change nothing and the person is told it is already being sent.
 
-Other features can follow changes: `ctx.extras["schedule_changed"]` is a list of callables
+Other features can follow changes: `ctx.schedule_changed` is a list of callables
 called with (row, user_id) after a cancel, edit or "Send now" (the App Home refreshes itself).
 """
 
@@ -155,7 +155,7 @@ def send_missed_now(ctx: AppContext, message_id: int, user_id: str | None, now: 
 
 
 def wake(ctx: AppContext) -> None:
-    dispatcher = ctx.extras.get("dispatcher")
+    dispatcher = ctx.dispatcher
     if dispatcher is not None:
         dispatcher.wake()
 
@@ -249,7 +249,7 @@ def list_message(ctx: AppContext, user_id: str | None, where: ListPage, notice: 
 
 def cancel_bulk_job(ctx: AppContext, job_id: int, user_id: str | None) -> ActionResult:
     """Cancel a scheduled bulk job from `/sms list`: its owner, or the people who manage all."""
-    engine = ctx.extras.get("bulk")
+    engine = ctx.bulk
     job = engine.jobs.get(job_id) if engine is not None else None
     if engine is None or job is None:
         return ActionResult(ok=False, text=f":warning: There is no bulk send #{job_id}.")
@@ -285,7 +285,7 @@ def after_change(ctx: AppContext, row: MessageRow | None, note: str, user_id: st
         text, blocks = ctx.notifier.announce_blocks(fresh)
         ctx.notifier.update(fresh.thread_channel, fresh.thread_ts, text, blocks)
         ctx.notifier.thread_reply(fresh, note)
-    for callback in ctx.extras.get("schedule_changed", []):
+    for callback in ctx.schedule_changed:
         try:
             callback(fresh, user_id)
         except Exception:
@@ -321,7 +321,6 @@ def parse_ids(args: str) -> list[int]:
 
 def register(app: App, ctx: AppContext) -> None:
     handoff = Bounded()
-    ctx.extras.setdefault("schedule_changed", [])
 
     def key_of(body: dict[str, Any]) -> str:
         return f"{body.get('trigger_id') or ''}:{body.get('response_url') or ''}"
@@ -436,7 +435,7 @@ def register(app: App, ctx: AppContext) -> None:
         res = send_missed_now(ctx, mid, user_id)
         if res.ok:
             settle_prompt(body, res.row, res.text)
-            for callback in ctx.extras.get("schedule_changed", []):
+            for callback in ctx.schedule_changed:
                 try:
                     callback(res.row, user_id)
                 except Exception:
@@ -450,7 +449,7 @@ def register(app: App, ctx: AppContext) -> None:
             return
         res = cancel_bulk_job(ctx, job_id, user_id)
         answer(body, res.text)
-        engine = ctx.extras.get("bulk")
+        engine = ctx.bulk
         job = engine.jobs.get(job_id) if res.ok and engine is not None else None
         if engine is not None and job is not None:
             engine.redraw(job)

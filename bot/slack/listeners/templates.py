@@ -222,12 +222,12 @@ def request_from_template_view(ctx: AppContext, catalog: Catalog, body: dict[str
 
 def register(app: App, ctx: AppContext) -> None:
     catalog = load_catalog_for(ctx)  # CatalogError propagates: start-up stops with file:line
-    ctx.extras["template_catalog"] = catalog
+    ctx.template_catalog = catalog
 
     def senders() -> SenderInfo:
         return sender_info(ctx)
 
-    ctx.extras["template_command"] = lambda cmd: template_from_command(catalog, senders(), cmd)
+    ctx.template_command = lambda cmd: template_from_command(catalog, senders(), cmd)
 
     def chosen_from_args(args: str) -> TemplateDef | None:
         name = args.split()[0] if args.strip() else ""
