@@ -103,6 +103,8 @@ def _finish(rt: Runtime) -> int:
 def _serve_http(rt: Runtime, settings: Settings) -> None:
     import uvicorn
 
+    assert rt.web is not None, "serve needs the web app"
+
     log.info("HTTP mode on %s:%s (Slack request URL: https://<your host>/slack/events)", settings.host, settings.port)
     # log_config=None: uvicorn logs through our handlers, so the redacting filter applies.
     server = uvicorn.Server(uvicorn.Config(rt.web, host=settings.host, port=settings.port, log_level="info",
@@ -132,6 +134,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
             port = rt.start_web()
             log.info("Socket Mode; webhooks and /healthz on port %s", port)
+            assert rt.bolt is not None, "run needs the Slack app"
             handler = SocketModeHandler(rt.bolt, settings.slack_app_token.get_secret_value())
             handler.connect()
             try:

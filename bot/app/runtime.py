@@ -80,6 +80,8 @@ class Runtime:
 
     def start_web(self, host: str | None = None, port: int | None = None) -> int:
         """Serve the web app in a background thread; returns the bound port."""
+        if self.web is None:
+            raise RuntimeError("this runtime was built without the web app (with_web=False)")
         config = uvicorn.Config(
             self.web,
             host=host or self.settings.host,

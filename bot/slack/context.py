@@ -56,7 +56,7 @@ class AppContext:
     delivery: Delivery | None = None
     lazy: LazyExecutor | None = None
     template_catalog: Catalog | None = None
-    template_command: Callable[[SendCommand], tuple[TemplateSend, None]] | None = None
+    template_command: Callable[[SendCommand], tuple[TemplateSend, Any]] | None = None
     #: who hears about schedule changes (the App Home refreshes itself)
     schedule_changed: list[ScheduleChanged] = field(default_factory=list)
     #: feature threads to stop, in order, after the dispatcher (each flushes what it has)
