@@ -34,6 +34,12 @@ def _runtime(settings: Settings, *, with_worker: bool, with_web: bool, with_slac
     return rt
 
 
+def worker_runtime(settings: Settings) -> Runtime:
+    """`smsbot worker`: the dispatcher, and with a bot token the engines that tell Slack about
+    outcomes (bulk progress, delivery notices); no Slack app, nothing served."""
+    return build_runtime(settings, with_worker=True, with_web=False, with_slack=bool(settings.slack_bot_token))
+
+
 def cli_engines(settings: Settings) -> Runtime:
     """`send` and `bulk`: a dispatcher to send with, no Slack app."""
     return build_runtime(settings, with_worker=True, with_web=False)
@@ -152,10 +158,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """The dispatcher alone (`Procfile` worker:), against the same store."""
-    # No Slack app: the engines that tell Slack about outcomes (bulk progress, delivery
-    # notices) run here when a bot token is set.
     signals = StopSignals()
-    rt = _runtime(settings, with_worker=True, with_web=False, with_slack=bool(settings.slack_bot_token))
+    rt = worker_runtime(settings)
+    setup_logging(settings.secret_values() + rt.senders.secrets())
     try:
         signals.arm(rt)
         rt.start_worker()
