@@ -58,7 +58,7 @@ def print_plan(plan: BulkPlan, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app.runtime import build_runtime
+    from bot.cli.main import wiring
     from bot.core.bulk.engine import BulkEngine
     from bot.core.input.recipients import CsvError, PlaceholderError, check_placeholders, iter_csv
     from bot.core.sending import UserError
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
 
-    rt = build_runtime(settings, with_worker=True, with_web=False)
+    rt = wiring().engines(settings)
     engine = BulkEngine(rt.store, rt.senders, dispatcher=rt.dispatcher, progress_interval=1.0,
                         max_attempts=settings.sms_max_attempts)
     try:

@@ -117,8 +117,10 @@ def make_handler(ctx: AppContext, delivery: Delivery, name: str) -> Callable[[Re
     return handle
 
 
-def register(app: App, ctx: AppContext) -> None:
+def register(app: App, ctx: AppContext) -> dict[str, Callable[[Request], Awaitable[Response]]]:
+    """The provider webhook handlers (the runtime mounts them on the web app)."""
     delivery = get_delivery(ctx)
-    hooks = ctx.extras.setdefault("webhooks", {})
+    hooks: dict[str, Callable[[Request], Awaitable[Response]]] = {}
     for name in PROVIDERS:
         hooks[name] = make_handler(ctx, delivery, name)
+    return hooks

@@ -376,7 +376,7 @@ class Delivery:
     def start(self) -> None:
         self.outbox.start()
         self.redraw_dirty()
-        dispatcher = self.ctx.extras.get("dispatcher")
+        dispatcher = self.ctx.dispatcher
         if dispatcher is not None:
             dispatcher.on_final.append(self.on_final)
             if self.reconcile_interval > 0:
@@ -751,7 +751,7 @@ class Delivery:
 
     def _bulk_settled(self, job_ids: set[int]) -> None:
         """Jobs whose rows reconciliation settled: their progress message and summary show it."""
-        engine = self.ctx.extras.get("bulk")
+        engine = self.ctx.bulk
         if engine is None or not hasattr(engine, "reconciled"):
             return
         for job_id in sorted(job_ids):
@@ -772,7 +772,7 @@ class Delivery:
             self._notify_result(row)
         else:
             self._jobs_touched.add(row.bulk_job_id)
-        for callback in getattr(self.ctx.extras.get("dispatcher"), "on_final", []):
+        for callback in getattr(self.ctx.dispatcher, "on_final", []):
             if callback != self.on_final:  # bulk progress etc. hear about the settled row
                 try:
                     callback(row)
@@ -800,12 +800,12 @@ def _listed_time(message: dict[str, Any]) -> float | None:
 
 def get_delivery(ctx: Any) -> Delivery:
     """The one Delivery of this app context, started on first use."""
-    delivery = ctx.extras.get("delivery")
+    delivery: Delivery | None = ctx.delivery
     if delivery is None:
         delivery = Delivery(ctx)
-        ctx.extras["delivery"] = delivery
+        ctx.delivery = delivery
         delivery.start()
-        ctx.extras.setdefault("on_stop", []).append(delivery.stop)
+        ctx.on_stop.append(delivery.stop)
     return delivery
 
 
@@ -817,7 +817,7 @@ def notify_channel(ctx: Any, text: str, blocks: list[dict[str, Any]] | None = No
     channel = ctx.settings.sms_notify_channel
     if not channel:
         return False
-    delivery = ctx.extras.get("delivery")
+    delivery = ctx.delivery
     if delivery is not None:
         delivery.outbox.post(channel, text, blocks=blocks)
         return True

@@ -76,12 +76,10 @@ class FileProblem(UserError):
 
 
 def engine_of(ctx: AppContext) -> BulkEngine:
-    engine = ctx.extras.get("bulk")
-    if engine is None:
-        engine = BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier),
-                            dispatcher=ctx.extras.get("dispatcher"), max_attempts=ctx.settings.sms_max_attempts)
-        ctx.extras["bulk"] = engine
-    return engine
+    if ctx.bulk is None:
+        ctx.bulk = BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier),
+                              dispatcher=ctx.dispatcher, max_attempts=ctx.settings.sms_max_attempts)
+    return ctx.bulk
 
 
 def refusal_for(ctx: AppContext, user_id: str | None, channel_id: str | None) -> str | None:
@@ -366,12 +364,9 @@ def control(ctx: AppContext, engine: BulkEngine, said: dict[str, str], action: s
 
 
 def register(app: App, ctx: AppContext) -> None:
+    # The runtime builds the engine (and starts it where the outbox is worked on).
     engine = engine_of(ctx)
     ctx.subcommands["bulk"] = SubCommand("bulk", fast_bulk, slow_bulk, summary="Bulk send (paste or CSV)")
-    if ctx.extras.get("dispatcher") is not None:
-        # Progress, summaries and Sociocs batches run where the outbox is worked on.
-        engine.start()
-        ctx.extras.setdefault("on_stop", []).append(engine.stop)
 
     @app.view(BULK_MODAL)
     def submit_form(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

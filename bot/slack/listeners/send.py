@@ -44,7 +44,7 @@ def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
             when = None  # `--at now`: sent at once, announced in the channel like any send
     template = None
     if cmd.template:
-        handler = ctx.extras.get("template_command")
+        handler = ctx.template_command
         if handler is None:
             return ":warning: No template catalog is configured (SMS_TEMPLATES_FILE)."
         try:

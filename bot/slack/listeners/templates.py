@@ -331,8 +331,8 @@ def on_submit(ctx: AppContext, catalog: Catalog, ack: Ack, body: dict[str, Any])
 
 def register(app: App, ctx: AppContext) -> None:
     catalog = load_catalog_for(ctx)  # CatalogError propagates: start-up stops with file:line
-    ctx.extras["template_catalog"] = catalog
-    ctx.extras["template_command"] = lambda cmd: template_from_command(catalog, sender_info(ctx), cmd)
+    ctx.template_catalog = catalog
+    ctx.template_command = lambda cmd: template_from_command(catalog, sender_info(ctx), cmd)
     ctx.subcommands["template"] = SubCommand("template", bind(fast_template, catalog), bind(slow_template, catalog),
                                              summary="Send a WhatsApp template (form)")
     ctx.subcommands["templates"] = SubCommand("templates", bind(fast_templates, catalog), summary="List the templates")
