@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import E2E, SIGNING_SECRET
 from tests.fakes.slack_requests import SlackSender, option, view_submission_body
+from tests.test_e2e_bulk import form_values, open_form, submit_form, view_text
 
 
 class Records(logging.Handler):
@@ -106,3 +107,11 @@ def test_qa_send_modal_time_of_epoch_zero_is_refused_not_sent_now(e2e: E2E) -> N
     assert e2e.rt.store.counts_by_status() == {}, "the message was stored to be sent now"
     answer = resp.json() if resp.content.strip() else {}
     assert answer.get("response_action") == "errors", answer
+
+
+def test_qa_bulk_form_time_of_epoch_zero_is_refused_not_sent_at_once(e2e: E2E) -> None:
+    """The bulk form has the same falsy check: a picked time of epoch 0 is read as no time, and
+    the confirmation says "Sends as soon as you confirm." instead of refusing the time."""
+    form = open_form(e2e)
+    answer = submit_form(e2e, form, form_values(text="Hi", pasted="+16175559001\n+16175559002", when_epoch=0))
+    assert answer.get("response_action") == "errors", view_text(answer["view"])[:300]
