@@ -49,7 +49,7 @@ from bot.slack.blocks.bulk import (
     message_view,
     preparing_view,
 )
-from bot.slack.blocks.send import state_value, when_from_state
+from bot.slack.blocks.send import picked, state_value, when_from_state
 from bot.slack.bulk_view import SlackBulkView
 from bot.slack.context import AppContext, SubCommand
 from bot.slack.text import escape, fit
@@ -207,7 +207,7 @@ class Submission:
             raise UserError("Paste numbers or upload a CSV, not both.", field="recipients")
         if not self.pasted and not self.file_id:
             raise UserError("Paste the recipients (one per line) or upload a CSV file.", field="recipients")
-        if any(state_value(self.values, b) for b in ("when_dt", "when_date", "when_time")):
+        if any(picked(state_value(self.values, b)) for b in ("when_dt", "when_date", "when_time")):
             self.tz = ctx.user_tz(self.user_id)
             try:
                 self.when = when_from_state(self.values, self.tz)
