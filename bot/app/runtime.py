@@ -19,11 +19,14 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.core.config import Settings
+from bot.core.delivery.engine import DeliveryEngine
+from bot.core.delivery.rules import reports_on
 from bot.core.dispatch import Dispatcher
 from bot.core.senders import Senders, build_senders
 from bot.core.sending import SendService
 from bot.slack.announcer import Notifier
 from bot.slack.context import AppContext
+from bot.slack.delivery_view import SlackDeliveryView, delivery_client
 from providers.base import redact
 from storage.store import Store
 
@@ -137,6 +140,19 @@ class Runtime:
         return abandoned
 
 
+def build_delivery(ctx: AppContext, client: WebClient, secrets: list[str]) -> DeliveryEngine:
+    """The delivery engine over its Slack view, started; stopped with the other features."""
+    settings = ctx.settings
+    view = SlackDeliveryView(delivery_client(client), ctx.store, secrets, label=ctx.senders.label,
+                             reports_on=partial(reports_on, settings), outcome_text=ctx.notifier.outcome_text)
+    delivery = DeliveryEngine(ctx.store, settings, ctx.senders, view, dispatcher=ctx.extras.get("dispatcher"),
+                              bulk=lambda: ctx.extras.get("bulk"))
+    ctx.extras["delivery"] = delivery
+    delivery.start()
+    ctx.extras.setdefault("on_stop", []).append(delivery.stop)
+    return delivery
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -147,7 +163,7 @@ def build_runtime(
 ) -> Runtime:
     from bot.app.web import build_web
     from bot.slack.app import build_app
-    from bot.webhooks.routes import register as register_webhooks
+    from bot.webhooks.routes import handlers as webhook_handlers
 
     store = Store(settings.database_path)
     senders = build_senders(settings, client=http_client)
@@ -176,7 +192,8 @@ def build_runtime(
     try:
         bolt = build_app(ctx) if with_web else None
         if bolt is not None:
-            register_webhooks(bolt, ctx)
+            delivery = build_delivery(ctx, client, secrets)
+            ctx.extras["webhooks"] = webhook_handlers(delivery, settings)
     except Exception:
         senders.close()
         raise
