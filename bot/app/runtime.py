@@ -192,8 +192,7 @@ def build_runtime(
     try:
         bolt = build_app(ctx) if with_web else None
         if bolt is not None:
-            delivery = build_delivery(ctx, client, secrets)
-            ctx.extras["webhooks"] = webhook_handlers(delivery, settings)
+            ctx.extras["webhooks"] = webhook_handlers(build_delivery(ctx, client, secrets), settings)
     except Exception:
         senders.close()
         raise
