@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from bot.core.delivery.engine import SlackOutbox, notify_channel
 from bot.slack.blocks.history import status_line
+from bot.slack.delivery_view import notify_channel
+from bot.slack.outbox import SlackOutbox
 from storage.store import MessageRow
 from tests.conftest import E2E, SOCIOCS_KEY
 from tests.fakes.providers import Fault

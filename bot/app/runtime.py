@@ -22,7 +22,8 @@ from starlette.applications import Starlette
 from bot.app.web import build_web
 from bot.core.bulk.engine import BulkEngine
 from bot.core.config import Settings
-from bot.core.delivery.engine import Delivery
+from bot.core.delivery.engine import DeliveryEngine
+from bot.core.delivery.rules import reports_on
 from bot.core.dispatch import Dispatcher
 from bot.core.senders import Senders, build_senders
 from bot.core.sending import SendService
@@ -30,7 +31,8 @@ from bot.slack.announcer import Notifier
 from bot.slack.app import build_app
 from bot.slack.bulk_view import SlackBulkView
 from bot.slack.context import AppContext
-from bot.webhooks.routes import register as register_webhooks
+from bot.slack.delivery_view import SlackDeliveryView, delivery_client
+from bot.webhooks.routes import handlers as webhook_handlers
 from providers.base import redact
 from storage.store import Store
 
@@ -65,7 +67,7 @@ class Runtime:
     ctx: AppContext
     dispatcher: Dispatcher | None = None
     bulk: BulkEngine | None = None
-    delivery: Delivery | None = None
+    delivery: DeliveryEngine | None = None
     bolt: App | None = None
     web: Starlette | None = None
     _server: uvicorn.Server | None = None
@@ -148,6 +150,15 @@ class Runtime:
         return abandoned
 
 
+def build_delivery(ctx: AppContext, secrets: list[str]) -> DeliveryEngine:
+    """The delivery engine over its Slack view (started later, with the other engines)."""
+    settings = ctx.settings
+    view = SlackDeliveryView(delivery_client(ctx.client), ctx.store, secrets, label=ctx.senders.label,
+                             reports_on=partial(reports_on, settings), outcome_text=ctx.notifier.outcome_text)
+    return DeliveryEngine(ctx.store, settings, ctx.senders, view, dispatcher=ctx.dispatcher,
+                          bulk=lambda: ctx.bulk)
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -182,7 +193,7 @@ def build_runtime(
     try:
         if with_slack:
             rt.bulk = ctx.bulk = build_bulk(ctx)
-            rt.delivery = ctx.delivery = build_delivery(ctx)
+            rt.delivery = ctx.delivery = build_delivery(ctx, secrets)
         if with_web:
             rt.bolt, rt.web = build_web_app(ctx)
     except Exception:
@@ -211,14 +222,12 @@ def build_bulk(ctx: AppContext) -> BulkEngine:
                       dispatcher=ctx.dispatcher, max_attempts=ctx.settings.sms_max_attempts)
 
 
-def build_delivery(ctx: AppContext) -> Delivery:
-    return Delivery(ctx)
-
-
 def build_web_app(ctx: AppContext) -> tuple[App, Starlette]:
     """The Bolt app (every listener) and the web app serving it beside the provider webhooks."""
     bolt = build_app(ctx)  # a CatalogError propagates: start-up stops with file:line
-    webhooks = register_webhooks(bolt, ctx)
+    if ctx.delivery is None:
+        raise RuntimeError("the web app needs the delivery engine (with_slack)")
+    webhooks = webhook_handlers(ctx.delivery, ctx.settings)
     settings = ctx.settings
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     web = build_web(bolt, ctx.store, webhooks=webhooks, signing_secret=secret, max_body=settings.sms_max_body_bytes)

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.app.http_body import DEFAULT_MAX_BODY, read_capped, refuse
+from bot.webhooks.body import DEFAULT_MAX_BODY, read_capped, refuse
 from storage.store import Store
 
 WebhookHandler = Callable[[Request], Awaitable[Response]]

@@ -18,7 +18,7 @@ from storage.store import MessageRow, Store
 
 if TYPE_CHECKING:
     from bot.core.bulk.engine import BulkEngine
-    from bot.core.delivery.engine import Delivery
+    from bot.core.delivery.engine import DeliveryEngine
     from bot.core.dispatch import Dispatcher
     from bot.core.templates import Catalog
     from bot.slack.app import LazyExecutor
@@ -53,7 +53,7 @@ class AppContext:
     # The engines the runtime built for this process (None when the process has none).
     dispatcher: Dispatcher | None = None
     bulk: BulkEngine | None = None
-    delivery: Delivery | None = None
+    delivery: DeliveryEngine | None = None
     lazy: LazyExecutor | None = None
     template_catalog: Catalog | None = None
     template_command: Callable[[SendCommand], tuple[TemplateSend, Any]] | None = None
