@@ -246,7 +246,8 @@ class MetricsServer:
         return int(self._server.server_address[1])
 
     def start(self) -> MetricsServer:
-        self._thread.start()
+        if self._thread.ident is None:  # idempotent: start_metrics_server() already started it
+            self._thread.start()
         return self
 
     def close(self) -> None:
