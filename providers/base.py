@@ -13,11 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from .checks import CredentialCheck, WebhookCheck
 
 # --------------------------------------------------------------------------- messages
 
@@ -387,6 +390,20 @@ class Provider(ABC):
 
     def close(self) -> None:
         self._client.close()
+
+    # -- `smsbot doctor` (providers override these with a documented read call)
+
+    def check_credentials(self) -> CredentialCheck:
+        """A harmless read call (never a send) telling whether the credentials work."""
+        from .checks import CredentialCheck
+
+        return CredentialCheck(sender=self.name, status="other", message=f"{self.label}: no credential check.")
+
+    def check_webhooks(self) -> WebhookCheck:
+        """Whether the provider's webhooks point here, where the provider offers a way to tell."""
+        from .checks import WebhookCheck
+
+        return WebhookCheck(sender=self.name, status="unknown", message=f"{self.label}: can't tell.")
 
     def scrub(self, text: str) -> str:
         return redact(text, [*self.secrets(), *getattr(self, "also_redact", [])])

@@ -27,6 +27,7 @@ from .base import (
     short_body,
     url_suffix,
 )
+from .checks import CredentialCheck, WebhookCheck, probe
 
 MAX_SCHEDULE_AHEAD = timedelta(days=35)  # Bird rejects scheduledFor farther ahead
 # Bird documents 500 POST/s per workspace but no Retry-After default; a 429 is safe to retry.
@@ -46,6 +47,8 @@ _STATUS: dict[str, DeliveryStatus] = {
     "sending_failed": "failed",
     "delivery_failed": "failed",
 }
+# `smsbot doctor` looks this message up: no message has the nil UUID, so a valid key gets 404.
+PROBE_MESSAGE_ID = "00000000-0000-0000-0000-000000000000"
 FAILED_STATUSES = frozenset({"rejected", "sending_failed", "delivery_failed"})
 
 
@@ -278,6 +281,45 @@ class BirdProvider(Provider):
         if message is None:
             raise UnknownOutcome("Bird answered the lookup without a readable message.")
         return self._result(message)
+
+    # ------------------------------------------------------------------ doctor
+
+    def check_credentials(self) -> CredentialCheck:
+        """GET a made-up message of the channel (the documented status lookup; read-only).
+
+        A valid key gets 404 for the unknown message; a 404 naming the workspace or the channel
+        points at those settings instead (Bird's error wording is inferred, not documented).
+        """
+
+        def interpret(response: httpx.Response) -> CredentialCheck:
+            if response.status_code == 404:
+                said = (self._message(response) or {}).get("message")
+                words = str(said or "").lower()
+                for part, var in (("workspace", "BIRD_WORKSPACE_ID"), ("channel", "BIRD_CHANNEL_ID")):
+                    if part in words:
+                        return CredentialCheck(
+                            sender=self.name, status="other",
+                            message=f"Bird accepted BIRD_API_KEY but does not know the {part}: check {var}.",
+                        )
+                return CredentialCheck(
+                    sender=self.name, status="ok",
+                    message="Bird accepted BIRD_API_KEY (a status lookup of a made-up message answered 404).",
+                )
+            self._raise_for_error(response, "lookup")
+            return CredentialCheck(sender=self.name, status="ok", message="Bird accepted BIRD_API_KEY.")
+
+        return probe(
+            self, self.build_get_request(PROBE_MESSAGE_ID), "Bird message lookup", interpret,
+            "check BIRD_API_URL and the network",
+        )
+
+    def check_webhooks(self) -> WebhookCheck:
+        return WebhookCheck(
+            sender=self.name,
+            status="unknown",
+            message="can't tell: the Bird pages we follow document creating webhook subscriptions, "
+            "not listing them; see Bird's Developer settings -> Webhooks for this workspace.",
+        )
 
 
 def verify_bird_signature(

@@ -17,6 +17,7 @@ from .base import (
     Provider,
     SendResult,
 )
+from .checks import CredentialCheck, WebhookCheck
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +83,9 @@ class SandboxProvider(Provider):
 
     def close(self) -> None:
         pass
+
+    def check_credentials(self) -> CredentialCheck:
+        return CredentialCheck(sender=self.name, status="ok", message="The sandbox sends nothing and needs no credentials.")
+
+    def check_webhooks(self) -> WebhookCheck:
+        return WebhookCheck(sender=self.name, status="unknown", message="The sandbox receives no webhooks.")

@@ -28,6 +28,7 @@ from .base import (
     UnknownOutcome,
     short_body,
 )
+from .checks import CredentialCheck, WebhookCheck, probe
 
 SociocsCode = Literal["twlo", "twlowa", "gswa"]
 
@@ -341,6 +342,38 @@ class SociocsProvider(Provider):
         if not isinstance(data, list):
             raise ProviderError("Sociocs answered GET /messages with an unexpected shape (data is not a list).")
         return [item for item in data if isinstance(item, dict)]
+
+    # ------------------------------------------------------------------ doctor
+
+    def check_credentials(self, today: date | None = None) -> CredentialCheck:
+        """GET /messages for one day (documented, read-only): a 401 means the API key is wrong.
+
+        The channel key is not part of this call; only a send checks it.
+        """
+        day = today or datetime.now(UTC).date()
+
+        def interpret(response: httpx.Response) -> CredentialCheck:
+            self._check(response, "request")
+            return CredentialCheck(
+                sender=self.name,
+                status="ok",
+                message=f"Sociocs accepted SOCIOCS_API_KEY (GET /messages for {day.isoformat()}); "
+                f"SOCIOCS_CHANNEL_KEY_{self.code.upper()} is only checked by a send.",
+            )
+
+        return probe(
+            self, self.build_list_request(day, day), "Sociocs GET /messages", interpret,
+            "check SOCIOCS_API_URL and the network",
+        )
+
+    def check_webhooks(self) -> WebhookCheck:
+        return WebhookCheck(
+            sender=self.name,
+            status="unknown",
+            message="can't tell: Sociocs documents no way to list webhook subscriptions; see the "
+            "subscription in Sociocs, or register again (POST /webhook-subscriptions with the same "
+            "subscriber_reference_id updates it).",
+        )
 
 
 def _day(value: date) -> date:

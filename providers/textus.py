@@ -24,6 +24,7 @@ from .base import (
     short_body,
     url_suffix,
 )
+from .checks import CredentialCheck, WebhookCheck, probe
 
 MEDIA_TYPE = "application/vnd.textus+jsonld"
 
@@ -45,6 +46,9 @@ ALLOWED_TEXT = ".png, .jpg/.jpeg, .gif, .rtf, .pdf, .ics and .vcf/.vcard"
 
 # Limit is 1,000 requests per 5 minutes per token; without any hint wait a fair slice of it.
 DEFAULT_RETRY_AFTER = 30.0
+
+# `smsbot doctor` searches the opt-outs for this: a harmless read that matches no number.
+PROBE_QUERY = "smsbot-doctor"
 
 TEMPLATE_422 = (
     "TextUs refused the message: the WhatsApp template is not approved or its variables are missing/invalid (422)"
@@ -190,6 +194,40 @@ class TextusProvider(Provider):
             # The docs' template refusals (not approved, bad variables) come with no body.
             raise Rejected(TEMPLATE_422, status_code=code)
         self.raise_for_status(response, detail)
+
+    # ------------------------------------------------------------------ doctor
+
+    def build_opt_out_search(self, query: str = PROBE_QUERY) -> PreparedRequest:
+        """Pure: GET /{account}/opt_outs?q= (the documented Opt Outs API; read-only)."""
+        return PreparedRequest(
+            method="GET",
+            url=f"{self.base_url}/{self.account}/opt_outs",
+            headers={"Authorization": f"Bearer {self._token}", "Accept": MEDIA_TYPE},
+            params={"q": query},
+        )
+
+    def check_credentials(self) -> CredentialCheck:
+        """Search the account's opt-outs for a word no number matches: 401 -> token, 404 -> account."""
+
+        def interpret(response: httpx.Response) -> CredentialCheck:
+            if 200 <= response.status_code < 300:
+                return CredentialCheck(
+                    sender=self.name, status="ok",
+                    message="TextUs accepted TEXTUS_API_TOKEN for TEXTUS_ACCOUNT (GET opt_outs).",
+                )
+            self.raise_for_status(response, self.scrub(short_body(response)), "request")
+
+        return probe(
+            self, self.build_opt_out_search(), "TextUs GET opt_outs", interpret, "check TEXTUS_API_URL and the network"
+        )
+
+    def check_webhooks(self) -> WebhookCheck:
+        return WebhookCheck(
+            sender=self.name,
+            status="unknown",
+            message="can't tell: TextUs documents no API listing webhooks; see the webhook settings of "
+            "the TextUs account.",
+        )
 
 
 def verify_textus_signature(secret: str, body: bytes, header: str | None) -> bool:

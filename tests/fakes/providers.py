@@ -338,6 +338,8 @@ class FakeProviders:
         self.sociocs_jobs = _BoundedStore(max_stored)
         self.bird_messages = _BoundedStore(max_stored)
         self.textus_messages = _BoundedStore(max_stored)
+        # phone -> OptOut, as GET /{account}/opt_outs lists them (inbound-notes.md)
+        self.textus_opt_outs = _BoundedStore(max_stored)
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._scripts: list[tuple[str | None, deque[Fault]]] = []
@@ -418,7 +420,8 @@ class FakeProviders:
         with self._scripts_lock:
             self._scripts.clear()
         self.latency = 0.0
-        for store in (self.sociocs_messages, self.sociocs_jobs, self.bird_messages, self.textus_messages):
+        for store in (self.sociocs_messages, self.sociocs_jobs, self.bird_messages, self.textus_messages,
+                      self.textus_opt_outs):
             store.clear()
 
     def script(self, match: str | None, faults: Sequence[Fault]) -> None:
@@ -455,6 +458,8 @@ class FakeProviders:
             return self._bird(method, parts, headers, body)
         if len(parts) == 2 and parts[1] == "messages" and method == "POST":
             return self._textus_send(parts[0], headers, body)
+        if len(parts) == 2 and parts[1] == "opt_outs" and method == "GET":
+            return self._textus_opt_outs(parts[0], headers, query)
         return 404, {"status": "error", "errors": [{"msg": "Requested API endpoint not found."}]}, {}
 
     # ------------------------------------------------------------------ Sociocs
@@ -786,3 +791,23 @@ class FakeProviders:
         }
         self.textus_messages.put(message_id, message)
         return 201, message, {"Content-Type": TEXTUS_TYPE}
+
+    def _textus_auth_problem(self, account: str, headers: dict[str, str]) -> Reply | None:
+        if headers.get("authorization") != f"Bearer {self.textus_token}":
+            return self._textus_error(401, "Unauthorized")
+        if TEXTUS_TYPE not in headers.get("accept", ""):
+            return self._textus_error(406, f"Accept must be {TEXTUS_TYPE}")
+        if account != self.textus_account:
+            return self._textus_error(404, "Account not found")
+        return None
+
+    def _textus_opt_outs(self, account: str, headers: dict[str, str], query: dict[str, str]) -> Reply:
+        """GET /{account}/opt_outs?q=: the account's opt-outs whose number contains q (a collection)."""
+        problem = self._textus_auth_problem(account, headers)
+        if problem is not None:
+            return problem
+        q = query.get("q", "")
+        members = [o for o in self.textus_opt_outs.values() if q in o["formattedPhoneNumber"]]
+        collection = {"@context": "/contexts/hydra:Collection.jsonld", "@type": "hydra:Collection",
+                      "id": f"/{account}/opt_outs", "members": members, "totalItems": len(members)}
+        return 200, collection, {"Content-Type": TEXTUS_TYPE}
