@@ -25,6 +25,7 @@ from bot.senders import Senders, build_senders
 from bot.service import SendService
 from bot.worker import Dispatcher
 from providers.base import redact
+from storage import open_store
 from storage.store import Store
 
 log = logging.getLogger("smsbot")
@@ -148,7 +149,7 @@ def build_runtime(
     from bot.slack_app import build_app
     from bot.web import build_web
 
-    store = Store(settings.database_path)
+    store = open_store(settings.database_url)
     senders = build_senders(settings, client=http_client)
     client = slack_client(settings)
     secrets = settings.secret_values() + senders.secrets()
