@@ -161,6 +161,9 @@ class Transition(BaseModel):
     row: MessageRow | None = None
 
 
+_DUE_EVENTS: dict[str, threading.Event] = {}
+
+
 class Store:
     dialect = "sqlite"
 
@@ -182,8 +185,9 @@ class Store:
         # Provider text (errors, delivery reports) can echo our credentials; every write of it
         # passes through scrub(), so nothing read back (Slack, /sms status, export) holds one.
         self.redactor: Callable[[str], str] | None = None
-        # SQLite's wake-up: in-process only (other processes find due rows by polling).
-        self._due = threading.Event()
+        # SQLite's wake-up: in-process only (other processes find due rows by polling);
+        # shared by every Store of this process on the same file.
+        self._due = _DUE_EVENTS.setdefault(self.path, threading.Event())
         self._migrated_to: str | None = None
 
     @property
@@ -748,35 +752,43 @@ class Store:
         thread shares the limit: in any one-second window at most `rate_per_s` + `burst` go.
         A paused sender (429 seen anywhere) gets nothing.
         """
+        return self.take_send_slots_at(sender, want, rate_per_s, burst, now)[0]
+
+    def take_send_slots_at(
+        self, sender: str, want: int, rate_per_s: float, burst: int, now: float | None = None
+    ) -> tuple[int, float]:
+        """take_send_slots, and the bucket's time of the grant (pacing, and proving the limit)."""
         burst = max(1, burst)
         with self.write() as conn:
-            now = self.clock(conn) if now is None else now
             conn.execute(
-                "INSERT OR IGNORE INTO sender_limits (sender, tokens, refilled_at) VALUES (?, ?, ?)",
-                (sender, float(burst), now),
+                "INSERT OR IGNORE INTO sender_limits (sender, tokens, refilled_at) VALUES (?, ?, -1)",
+                (sender, float(burst)),
             )
             row = conn.execute(
                 f"SELECT tokens, refilled_at, paused_until FROM sender_limits WHERE sender = ?{self.lock_sql}",
                 (sender,),
             ).fetchone()
-            if row["paused_until"] > now or want <= 0:
-                return 0
-            tokens = min(float(burst), row["tokens"] + max(0.0, now - row["refilled_at"]) * rate_per_s)
+            # The clock is read under the lock: grant times are then ordered like the grants.
+            at = max(self.clock(conn) if now is None else now, row["refilled_at"])
+            if row["paused_until"] > at or want <= 0:
+                return 0, at
+            elapsed = at - row["refilled_at"] if row["refilled_at"] >= 0 else float(burst) / max(rate_per_s, 1e-9)
+            tokens = min(float(burst), row["tokens"] + elapsed * rate_per_s)
             granted = min(want, int(tokens))
             conn.execute(
                 "UPDATE sender_limits SET tokens = ?, refilled_at = ? WHERE sender = ?",
-                (tokens - granted, max(now, row["refilled_at"]), sender),
+                (tokens - granted, at, sender),
             )
-        return granted
+        return granted, at
 
     def pause_sender(self, sender: str, until: float) -> None:
         """Every process stops sending for `sender` until `until` (a later pause never shortens)."""
         with self.write() as conn:
             conn.execute(
-                "INSERT INTO sender_limits (sender, tokens, refilled_at, paused_until) VALUES (?, 0, ?, ?)"
+                "INSERT INTO sender_limits (sender, tokens, refilled_at, paused_until) VALUES (?, 0, -1, ?)"
                 " ON CONFLICT (sender) DO UPDATE SET paused_until = CASE WHEN excluded.paused_until >"
                 " sender_limits.paused_until THEN excluded.paused_until ELSE sender_limits.paused_until END",
-                (sender, until, until),
+                (sender, until),
             )
 
     def sender_paused_until(self, sender: str, now: float | None = None) -> float | None:
