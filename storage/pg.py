@@ -223,11 +223,15 @@ class PgStore(Store):
         with self._listen_lock:
             listener = self._listen_locked()
             try:
-                for _ in listener.notifies(timeout=timeout, stop_after=1):
-                    # Drain what else arrived meanwhile: one wake-up covers them all.
-                    for _ in listener.notifies(timeout=0.0):
+                waiting = listener.notifies(timeout=timeout, stop_after=1)
+                woke = next(waiting, None) is not None
+                waiting.close()
+                if woke:
+                    # Drain what else arrived meanwhile: one wake-up covers them all. (Not
+                    # inside the loop above: its generator holds the connection's lock.)
+                    for _ in listener.notifies(timeout=0.001):  # 0 would mean "no timeout"
                         pass
-                    return True
+                return woke
             except psycopg.OperationalError:
                 listener.close()  # reconnects (and listens again) on the next call
                 self._listener = None
