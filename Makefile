@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -28,5 +29,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/bulk.py
 	$(BIN)/python bench/webhooks.py
 
+# Slow (minutes), so not part of `make test`: mutation testing of the rule functions
+# (bench/mutation_report.py RULES), then a score per module and the surviving mutants.
+mutate: $(STAMP)
+	$(BIN)/python bench/mutation_report.py --patterns | xargs -d '\n' $(BIN)/mutmut run --max-children 2
+	$(BIN)/python bench/mutation_report.py
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache mutants

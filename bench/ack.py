@@ -17,9 +17,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import Settings  # noqa: E402
-from bot.runtime import build_runtime  # noqa: E402
-from bot.service import SendRequest, SendService  # noqa: E402
+from bot.app.runtime import build_runtime  # noqa: E402
+from bot.core.config import Settings  # noqa: E402
+from bot.core.sending import SendRequest, SendService  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 from tests.fakes.slack_requests import sign, slash_command_body  # noqa: E402
 

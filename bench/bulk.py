@@ -25,10 +25,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.bulk import BulkEngine  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.recipients import iter_csv  # noqa: E402
-from bot.runtime import Runtime, build_runtime  # noqa: E402
+from bot.app.runtime import Runtime, build_runtime  # noqa: E402
+from bot.core.bulk.engine import BulkEngine  # noqa: E402
+from bot.core.config import Settings  # noqa: E402
+from bot.core.input.recipients import iter_csv  # noqa: E402
 from tests.fakes.providers import FakeProviders  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 from tests.fakes.slack_requests import sign, slash_command_body  # noqa: E402

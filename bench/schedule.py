@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.senders import Senders  # noqa: E402
-from bot.worker import Dispatcher  # noqa: E402
+from bot.core.dispatch import Dispatcher  # noqa: E402
+from bot.core.senders import Senders  # noqa: E402
 from providers.base import OutboundMessage, SendResult  # noqa: E402
 from providers.sandbox import SandboxProvider  # noqa: E402
 from storage.store import NewMessage, Store  # noqa: E402

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import Settings  # noqa: E402
-from bot.runtime import build_runtime  # noqa: E402
+from bot.app.runtime import build_runtime  # noqa: E402
+from bot.core.config import Settings  # noqa: E402
 from storage.store import NewMessage  # noqa: E402
 
 SECRET = "bench-webhook-secret"

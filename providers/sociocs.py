@@ -274,8 +274,6 @@ class SociocsProvider(Provider):
                 f"Sociocs answered 200 without a readable result; the {what} may or may not have been sent.",
                 status_code=code,
             )
-        if code == 200:  # pragma: no cover - handled above
-            return payload
         self.raise_for_status(response, detail, what)
 
     def parse_response(self, response: httpx.Response) -> SendResult:

@@ -116,7 +116,8 @@ class DeliveryQueries:
         ).fetchone()
         if found is None or not found[0] or (updated_at is not None and found[1] != updated_at):
             return
-        sql, params = "UPDATE messages SET status_dirty = 0 WHERE id = ? AND status_dirty = 1", [message_id]
+        sql = "UPDATE messages SET status_dirty = 0 WHERE id = ? AND status_dirty = 1"
+        params: list[float] = [message_id]
         if updated_at is not None:
             sql += " AND updated_at = ?"
             params.append(updated_at)

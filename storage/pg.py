@@ -40,7 +40,7 @@ def _row_class(names: tuple[str, ...]) -> type[tuple[Any, ...]]:
     class Row(tuple[Any, ...]):
         __slots__ = ()
 
-        def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        def __getitem__(self, key: Any) -> Any:
             return tuple.__getitem__(self, index[key] if isinstance(key, str) else key)
 
         def keys(self) -> list[str]:
@@ -106,7 +106,7 @@ class PgConn:
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
         text, returning = translate(sql)
-        cur = self.raw.execute(text, _params(params))  # type: ignore[arg-type]  # translated at run time
+        cur = self.raw.execute(text, _params(params))
         rows = cur.fetchall() if cur.description is not None else []
         lastrowid = int(rows[0][0]) if returning and rows else None
         return Result([] if returning else rows, cur.rowcount, lastrowid)
@@ -116,7 +116,7 @@ class PgConn:
         if text.endswith(" RETURNING id"):
             text = text.removesuffix(" RETURNING id")
         with self.raw.cursor() as cur:
-            cur.executemany(text, (_params(p) or () for p in seq))  # type: ignore[arg-type]
+            cur.executemany(text, (_params(p) or () for p in seq))
             return Result([], cur.rowcount)
 
 
@@ -175,15 +175,15 @@ class PgStore(Store):
         return self._pool
 
     @property
-    def conn(self) -> Any:  # type: ignore[override]
+    def conn(self) -> Any:
         return _PooledReads(self)
 
     @property
-    def db(self) -> Any:  # type: ignore[override]
+    def db(self) -> Any:
         raise NotImplementedError("sqlite-utils works on SQLite stores only")
 
     @contextmanager
-    def write(self) -> Iterator[Any]:  # type: ignore[override]
+    def write(self) -> Iterator[Any]:
         """One transaction on one connection; row locks, not a store-wide lock, order writers."""
         with self.pool.connection() as raw, raw.transaction():
             yield PgConn(raw)

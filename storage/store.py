@@ -205,7 +205,7 @@ class Store:
 
     def ping(self) -> bool:
         """The database answers (health checks)."""
-        return self.conn.execute("SELECT 1").fetchone()[0] == 1
+        return bool(self.conn.execute("SELECT 1").fetchone()[0] == 1)
 
     def scrub(self, text: str | None) -> str | None:
         """Provider text on its way into the store, with every configured secret removed."""
@@ -412,7 +412,8 @@ class Store:
             skip_sql = f" AND sender NOT IN ({','.join('?' for _ in skip)})" if skip else ""
             # Past-grace schedules the sweep above has not reached yet (it takes 100 a pass)
             # must wait for it, never go out late.
-            stale_sql, stale = "", ()
+            stale_sql = ""
+            stale: tuple[float, ...] = ()
             if misfire_grace is not None:
                 stale_sql, stale = " AND NOT (scheduled = 1 AND due_at < ?)", (now - misfire_grace,)
             # Single messages (priority 0) first, then bulk rows: two index seeks.

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
-from bot.config import Settings
-from bot.runtime import Runtime, build_runtime
+from bot.app.runtime import Runtime, build_runtime
+from bot.core.config import Settings
 from tests.fakes.providers import FakeProviders
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_requests import SlackSender
@@ -29,6 +31,14 @@ TEXTUS_ACCOUNT = "my_account"
 
 # Never let a developer's .env leak into tests.
 os.environ.pop("DATABASE_URL", None)
+
+# Property tests: no per-example deadline (a loaded 2-core CI box is slow at random), and in
+# CI the same examples every run, so a red build is about the change, not the dice.
+# HYPOTHESIS_PROFILE=dev explores new examples locally.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture
@@ -88,6 +98,19 @@ def make_settings(tmp_path: Path, slack: FakeSlack, providers: FakeProviders | N
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def settle(rt: Runtime, timeout: float = 5.0) -> None:
+    """Wait on the app's own signals until it has done all it is going to do now.
+
+    Work after the ack finished, the dispatcher made a whole pass with nothing in flight,
+    the Slack outbox is flushed. Then "nothing was sent" is a fact, not a race.
+    """
+    lazy = rt.ctx.extras.get("lazy")
+    assert lazy is None or lazy.wait_idle(timeout), "lazy listeners still running"
+    assert rt.dispatcher is None or rt.dispatcher.wait_idle(timeout), "dispatcher busy"
+    delivery = rt.ctx.extras.get("delivery")
+    assert delivery is None or delivery.outbox.flush(timeout), "Slack outbox not flushed"
+
+
 @dataclass
 class E2E:
     rt: Runtime
@@ -111,6 +134,9 @@ class E2E:
                 return value
             time.sleep(0.02)
         raise AssertionError(f"timed out waiting for {what}")
+
+    def settle(self, timeout: float = 5.0) -> None:
+        settle(self.rt, timeout)
 
     def thread_replies(self, channel: str | None = None) -> list[dict[str, Any]]:
         return [c for c in self.slack.calls_to("chat.postMessage") if c["params"].get("thread_ts")

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.bulk import BulkEngine
-from bot.recipients import parse_pasted
-from bot.senders import Senders
-from bot.service import UserError
+from bot.core.bulk.engine import BulkEngine
+from bot.core.input.recipients import parse_pasted
+from bot.core.senders import Senders
+from bot.core.sending import UserError
 from providers.sandbox import SandboxProvider
 from providers.sociocs import SociocsProvider
 from storage.store import Store

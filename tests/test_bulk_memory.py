@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-import bot.bulk as bulk_module
-from bot.bulk import BulkEngine
-from bot.recipients import (
+import bot.core.bulk.engine as bulk_module
+from bot.core.bulk.engine import BulkEngine
+from bot.core.input.recipients import (
     LazyRecipients,
     Recipient,
     RecipientRow,
@@ -25,7 +25,7 @@ from bot.recipients import (
     iter_csv,
     parse_csv,
 )
-from bot.senders import Senders
+from bot.core.senders import Senders
 from providers.sandbox import SandboxProvider
 from storage.store import Store
 

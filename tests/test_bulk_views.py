@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.bulk_views import (
+from bot.slack.blocks.bulk import (
     BulkPlan,
     ProblemLine,
     Progress,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from storage.store import NewMessage, Store
 from tests.conftest import BOT_TOKEN
 from tests.fakes.slack import FakeSlack

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import CommandError, help_text, parse_send, split_subcommand
+from bot.slack.commands import CommandError, help_text, parse_send, split_subcommand
 
 
 @pytest.mark.parametrize(
@@ -69,13 +69,13 @@ def test_help_lists_every_subcommand_with_an_example() -> None:
     ],
 )
 def test_slack_markup_is_undone_before_parsing(raw: str, plain: str) -> None:
-    from bot.commands import slack_unescape
+    from bot.slack.commands import slack_unescape
 
     assert slack_unescape(raw) == plain
 
 
 def test_a_number_slack_turned_into_a_tel_link_still_sends() -> None:
-    from bot.commands import slack_unescape
+    from bot.slack.commands import slack_unescape
 
     cmd = parse_send(slack_unescape("<tel:+16175551212|+1 617 555 1212> Fish &amp; chips"), "US")
     assert cmd.to == "+16175551212" and cmd.text == "Fish & chips"
@@ -91,7 +91,7 @@ def test_a_number_slack_turned_into_a_tel_link_still_sends() -> None:
     ],
 )
 def test_slack_mentions_become_what_the_person_saw(raw: str, plain: str) -> None:
-    from bot.commands import slack_unescape
+    from bot.slack.commands import slack_unescape
 
     assert slack_unescape(raw) == plain
 

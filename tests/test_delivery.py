@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from bot.delivery import SlackOutbox, notify_channel
-from bot.history_views import status_line
+from bot.core.delivery.engine import SlackOutbox, notify_channel
+from bot.slack.blocks.history import status_line
 from storage.store import MessageRow
 from tests.conftest import E2E, SOCIOCS_KEY
 from tests.fakes.providers import Fault

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-import bot.delivery
-from bot.delivery import RETRY_ATTEMPTS, SlackOutbox
+import bot.core.delivery.engine
+from bot.core.delivery.engine import RETRY_ATTEMPTS, SlackOutbox
 from storage.delivery import DeliveryQueries
 from tests.conftest import E2E
 from tests.fakes.slack import FakeSlack
@@ -102,7 +102,7 @@ def test_a_pending_update_lost_in_a_restart_is_redrawn_by_the_next_runtime(
 
 def test_retries_are_bounded_and_the_line_stays_flagged_for_the_next_start(
         make: Callable[..., E2E], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bot.delivery, "RETRY_BASE", 0.01)
+    monkeypatch.setattr(bot.core.delivery.engine, "RETRY_BASE", 0.01)
     e2e = make()
     row = sent_row(e2e)
     assert e2e.rt.ctx.extras["delivery"].outbox.flush()

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bot.bulk import BulkEngine
+from bot.core.bulk.engine import BulkEngine
 from tests.conftest import CHANNEL_KEYS, E2E, make_settings
 from tests.fakes.providers import Fault
 from tests.fakes.slack_requests import block_actions_body, view_submission_body
@@ -123,7 +124,7 @@ def test_pasted_list_confirmation_then_send_with_progress_and_summary(e2e: E2E) 
     assert "1 SMS segment, GSM-7" in shown
     assert "Hi Jane, your order is ready" in shown
     assert conf["submit"]["text"] == "Send to 3"
-    time.sleep(0.3)
+    assert engine(e2e).wait_idle()  # every loop looked at the draft
     assert bird_requests(e2e) == []  # nothing before the confirmation
 
     assert confirm(e2e, conf).get("response_action") == "clear"
@@ -261,7 +262,7 @@ def test_100000_row_file_answers_at_once_then_shows_the_confirmation(e2e: E2E) -
     assert "*99,999 recipients*" in shown and "Line 502: `oops,Bad,Row`" in shown
     assert "Hi Person 0, code C0" in shown
     assert e2e.rt.store.counts_by_status() == {"draft": 99_999}
-    time.sleep(0.2)
+    assert engine(e2e).wait_idle()
     assert bird_requests(e2e) == []
 
     over = "to\n" + "".join(f"+1617{3000000 + i:07d}\n" for i in range(100_001))
@@ -332,7 +333,7 @@ def test_cancel_mid_job_stops_the_remaining_sends_at_once(e2e_factory: Any) -> N
     assert e2e.sender.post(body, "application/x-www-form-urlencoded").status_code == 200
     sent_at_cancel = len(bird_requests(e2e))
     summary = summary_reply(e2e)["params"]["text"]
-    time.sleep(1.0)
+    assert engine(e2e).wait_idle()  # sends under way at the summary have landed
     # Only sends already under way when Cancel arrived went out (the rate is 4/s), and no
     # canceled recipient ever reached the provider.
     assert len(bird_requests(e2e)) <= sent_at_cancel + 2
@@ -365,9 +366,9 @@ def test_pause_then_resume(e2e_factory: Any) -> None:
     e2e.sender.post(block_actions_body("bulk_pause", value="1", message_ts=post["response"]["ts"]),
                     "application/x-www-form-urlencoded")
     e2e.slack.wait_for("chat.update", lambda c: "Paused" in c["params"].get("text", ""))
-    time.sleep(0.3)
+    assert engine(e2e).wait_idle()  # sends under way at the click have landed
     at_pause = len(bird_requests(e2e))
-    time.sleep(0.7)
+    assert engine(e2e).wait_idle()  # every loop looked again: still paused, nothing more
     assert len(bird_requests(e2e)) == at_pause < 15
     paused_msg = e2e.slack.calls_to("chat.update")[-1]["params"]
     assert [e["action_id"] for b in paused_msg["blocks"] if b["type"] == "actions" for e in b["elements"]] == \
@@ -378,18 +379,29 @@ def test_pause_then_resume(e2e_factory: Any) -> None:
     assert sorted(Counter(bird_numbers(e2e)).values()) == [1] * 15
 
 
-def test_scheduled_bulk_waits_for_its_time(e2e: E2E) -> None:
-    engine(e2e)
-    when = int(time.time()) + 2
+def test_scheduled_bulk_waits_for_its_time(e2e: E2E, tmp_path: Path) -> None:
+    # No race with the clock: the job is an hour away while we check nothing went out,
+    # then its time is moved to now, as the clock would.
+    eng = engine(e2e)
+    when = int(time.time()) + 3600
     form = open_form(e2e)
     conf = submit_form(e2e, form, form_values(pasted="+16175551212", when_epoch=when))["view"]
     assert "Scheduled for" in view_text(conf)
     confirm(e2e, conf)
     assert "Scheduled for" in progress_post(e2e)["params"]["text"]
-    time.sleep(1.0)
+    assert eng.wait_idle()  # the dispatcher and the bulk loops each looked at the job
     assert bird_requests(e2e) == []
-    summary_reply(e2e, timeout=10)
-    assert bird_requests(e2e)[0].time >= when - 0.05
+    assert e2e.rt.store.counts_by_status(1) == {"waiting": 1}
+
+    due = time.time()
+    db = sqlite3.connect(tmp_path / "smsbot.db")
+    with db:
+        db.execute("UPDATE bulk_jobs SET due_at = ? WHERE id = 1", (due,))
+        db.execute("UPDATE messages SET due_at = ? WHERE bulk_job_id = 1", (due,))
+    db.close()
+    eng.wake()
+    assert "1 sent, 0 failed" in summary_reply(e2e, timeout=10)["params"]["text"]
+    assert [r.time >= due for r in bird_requests(e2e)] == [True]
 
 
 # --------------------------------------------------------------------------- crash and restart
@@ -397,8 +409,8 @@ def test_scheduled_bulk_waits_for_its_time(e2e: E2E) -> None:
 WORKER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from bot.config import load_settings
-from bot.runtime import build_runtime
+from bot.core.config import load_settings
+from bot.app.runtime import build_runtime
 rt = build_runtime(load_settings(), poll_interval=0.1)
 # A short lease so the restart test need not wait the production two minutes.
 rt.dispatcher.lease = 2.0

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.history_views import MAX_VIEW_BLOCKS
-from bot.service import SendRequest
+from bot.core.sending import SendRequest
+from bot.slack.blocks.history import MAX_VIEW_BLOCKS
 from providers.events import DeliveryEvent
 from tests.conftest import E2E
 from tests.fakes.providers import Fault

@@ -13,13 +13,18 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.service import SendRequest
-from bot.timeparse import describe_when, parse_when
+from bot.core.input.timeparse import describe_when, parse_when
+from bot.core.sending import SendRequest
 from tests.conftest import E2E
 from tests.fakes.slack_requests import block_actions_body, view_submission_body
 
 NY = "America/New_York"
 
+
+# Only "never early" is exact end to end. The upper bound catches "not on time at all" and
+# leaves room for a loaded CI box; that the dispatcher wakes for the due time, not for its
+# next poll, is pinned in tests/test_schedule_rules.py with a long poll interval.
+LATE = 5.0
 
 def dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
@@ -99,13 +104,13 @@ def test_at_over_slack_is_sent_on_time_and_the_thread_gets_the_outcome(e2e: E2E)
     assert announce["params"]["text"].startswith(":alarm_clock: Scheduled for ")
     assert announce["params"]["text"].endswith("<@U1> → +1 617-555-1212 via Twilio SMS: Your table is ready")
     assert action_ids(announce["params"]["blocks"]) == ["schedule_edit", "schedule_cancel"]
-    assert sends(e2e) == []  # not before its time
+    assert [s for s in sends(e2e) if s.time < due] == []  # not before its time (exact, whatever the load)
 
     ts = announce["response"]["ts"]
     outcome = thread_text(e2e, ts, "Accepted by Twilio SMS", timeout=5)
     [sent] = sends(e2e)
     lateness = sent.time - due
-    assert 0 <= lateness < 1.0, lateness
+    assert 0 <= lateness < LATE, lateness
     assert sent.json["text"] == "Your table is ready" and sent.json["to"] == "+16175551212"
     assert outcome["channel"] == "C1"
     # Once sent, the visible message is redrawn without Edit/Cancel.
@@ -158,7 +163,7 @@ def test_send_later_in_the_modal(e2e: E2E) -> None:
     assert "BST" in announce["params"]["text"] or "GMT" in announce["params"]["text"]
     thread_text(e2e, announce["response"]["ts"], "Accepted by Twilio SMS", timeout=5)
     [sent] = sends(e2e)
-    assert sent.json["text"] == "Later via the picker" and 0 <= sent.time - due < 1.0
+    assert sent.json["text"] == "Later via the picker" and 0 <= sent.time - due < LATE
     second = e2e.rt.store.get(2)
     assert second is not None and second.status == "pending" and second.scheduled
     local = datetime.fromtimestamp(second.due_at, ZoneInfo("Europe/London"))
@@ -216,8 +221,7 @@ def test_list_is_paginated_soonest_first_and_cancel_from_it_redraws_everything(e
 
 def test_cancel_command_only_for_your_own_and_nothing_goes_out(e2e_factory: Callable[..., E2E]) -> None:
     e2e = e2e_factory(sms_bulk_users="U9")
-    due = time.time() + 1.2
-    mid = schedule(e2e, 1.2, text="Do not send")
+    mid = schedule(e2e, 3600, text="Do not send")  # far enough that the cancel cannot lose a race
     ts = visible(e2e, mid)["response"]["ts"]
     refused = e2e.command(f"cancel {mid}", user_id="U2").json()["text"]
     assert refused == f":no_entry: #{mid} was scheduled by <@U1>; only they or people in SMS_BULK_USERS can cancel it."
@@ -228,7 +232,9 @@ def test_cancel_command_only_for_your_own_and_nothing_goes_out(e2e_factory: Call
     assert again == f":warning: #{mid} was already canceled; nothing was canceled."
     assert "no message #999" in e2e.command("cancel 999", user_id="U1").json()["text"]
     assert "Give its number" in e2e.command("cancel soon", user_id="U1").json()["text"]
-    time.sleep(max(0.0, due + 0.4 - time.time()))  # its time came and went
+    with e2e.rt.store.write() as db:  # its time comes, as the clock would bring it
+        db.execute("UPDATE messages SET due_at = ? WHERE id = ?", (time.time() - 1, mid))
+    e2e.settle()  # the dispatcher looked at it with its time gone
     assert sends(e2e) == [] and e2e.rt.store.get(mid).status == "canceled"
 
 
@@ -267,7 +273,7 @@ def test_edit_button_opens_a_modal_that_revalidates_and_the_new_version_goes_out
     assert "time → " in edited["text"] and "to → +1 617-555-0000" in edited["text"] and "text → “New text”" in edited["text"]
     [sent] = sends(e2e)
     assert sent.json["to"] == "+16175550000" and sent.json["text"] == "New text"
-    assert 0 <= sent.time - due < 1.0
+    assert 0 <= sent.time - due < LATE
     assert outcome["thread_ts"] == ts
     redraws = updates_of(e2e, ts)
     assert any("New text" in u["text"] and "Scheduled" in u["text"] for u in redraws)
@@ -345,8 +351,8 @@ def test_a_new_runtime_on_the_same_database_sends_what_the_old_one_left_exactly_
     a.rt.stop()
     b = e2e_factory()
     thread_text(b, ts, "Accepted by Twilio SMS", timeout=5)
-    time.sleep(0.3)
+    b.settle()  # the new runtime did all it will do: one send, not two
     assert [s.json["text"] for s in sends(b)] == ["Survives restarts"]
-    assert 0 <= sends(b)[0].time - due < 1.0
+    assert 0 <= sends(b)[0].time - due < LATE
     top_level = [c for c in b.slack.calls_to("chat.postMessage") if not c["params"].get("thread_ts")]
     assert len(top_level) == 1  # announced once, by the first runtime

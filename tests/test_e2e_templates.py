@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.runtime import build_runtime
-from bot.templates_catalog import CatalogError
+from bot.app.runtime import build_runtime
+from bot.core.templates import CatalogError
 from tests.conftest import BIRD_CH, BIRD_WS, CHANNEL_KEYS, E2E, TEXTUS_ACCOUNT, make_settings
 from tests.fakes.providers import Fault, RecordedRequest
 from tests.fakes.slack import FakeSlack
@@ -293,7 +293,7 @@ def test_missing_required_variable_is_a_field_error_and_nothing_is_sent(app: E2E
         "v|order-shipped|Body.2": "Required: Ship date",
         "v|order-shipped|MEDIA_URL": "Required: media URL",
     }}
-    time.sleep(0.2)
+    app.settle()
     assert app.providers is not None and app.providers.requests == []
     assert app.slack.calls_to("chat.postMessage") == []
 
@@ -327,7 +327,7 @@ def test_template_for_an_unconfigured_sender_is_refused_before_sending(
 
     response = e.command(f"send --template appt-reminder {TO} appt_date=1/1 appt_time=12:00")
     assert response.json()["text"].startswith(":warning: Template 'appt-reminder' is sent by textus")
-    time.sleep(0.2)
+    e.settle()
     assert e.providers is not None and e.providers.requests == []
 
 
@@ -412,7 +412,7 @@ def test_command_errors_come_back_as_ephemeral_text(app: E2E, text: str, starts:
     assert response.status_code == 200
     body = response.json()
     assert body["response_type"] == "ephemeral" and body["text"].startswith(starts), body["text"]
-    time.sleep(0.1)
+    app.settle()
     assert app.slack.calls_to("views.open") == []
     assert app.providers is not None and app.providers.requests == []
 
@@ -429,7 +429,7 @@ def test_without_a_catalog_template_commands_explain_how_to_add_one(e2e_factory:
     e = e2e_factory()
     text = e.command("template").json()["text"]
     assert text.startswith(":warning: No WhatsApp templates are set up")
-    time.sleep(0.1)
+    e.settle()
     assert e.slack.calls_to("views.open") == []
 
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from bot.cli_history import run_export
+from bot.cli.history import run_export
 from storage.bulk import BulkStore, DraftRow, NewBulkJob
 from tests.conftest import BOT_TOKEN, E2E, SIGNING_SECRET, SOCIOCS_KEY
 from tests.fakes.providers import Fault

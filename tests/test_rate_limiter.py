@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from bot.worker import RateLimiter
+from bot.core.dispatch import RateLimiter
 
 
 def run_all(limiter: RateLimiter, priorities: list[int], started: list[float]) -> list[tuple[int, float]]:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.phone import InvalidNumber, normalize
-from bot.recipients import (
+from bot.core.input.phone import InvalidNumber, normalize
+from bot.core.input.recipients import (
     CsvError,
     PlaceholderError,
     Recipient,

@@ -20,10 +20,10 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from bot.cli import main
-from bot.config import Settings
-from bot.logs import setup_logging
-from bot.senders import build_senders
+from bot.app.logs import setup_logging
+from bot.cli.main import main
+from bot.core.config import Settings
+from bot.core.senders import build_senders
 from storage.store import NewMessage, Store
 from tests.conftest import E2E
 from tests.fakes.providers import FakeProviders, Fault

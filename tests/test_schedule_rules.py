@@ -14,16 +14,16 @@ import pytest
 from freezegun import freeze_time
 from slack_sdk import WebClient
 
-from bot.config import Settings
-from bot.context import AppContext
-from bot.listeners.schedules import EditForm, apply_edit, cancel_schedule, send_missed_now
-from bot.listeners.send import fast_send
-from bot.notify import Notifier
-from bot.schedule_views import EditMeta, local_input
-from bot.senders import Senders
-from bot.service import SendRequest, SendService, UserError
-from bot.timeparse import parse_when
-from bot.worker import Dispatcher
+from bot.core.config import Settings
+from bot.core.dispatch import Dispatcher
+from bot.core.input.timeparse import parse_when
+from bot.core.senders import Senders
+from bot.core.sending import SendRequest, SendService, UserError
+from bot.slack.announcer import Notifier
+from bot.slack.blocks.schedules import EditMeta, local_input
+from bot.slack.context import AppContext
+from bot.slack.listeners.schedules import EditForm, apply_edit, cancel_schedule, send_missed_now
+from bot.slack.listeners.send import fast_send
 from providers.base import OutboundMessage, SendResult
 from providers.sandbox import SandboxProvider
 from storage.store import MessageRow, Store
@@ -220,6 +220,23 @@ def test_after_downtime_rows_within_grace_are_sent_older_ones_become_missed(tmp_
         worker.stop()
     assert [m.text for _, m in provider.calls][-1] == "two hours late"
     assert ctx.store.get(old).status == "sent"
+
+
+def test_the_dispatcher_wakes_for_a_due_time_not_for_its_next_poll(tmp_path: Path) -> None:
+    ctx, provider = make_ctx(tmp_path)
+    due = time.time() + 1.0
+    schedule(ctx, datetime.fromtimestamp(due, UTC), text="on time")
+    worker = Dispatcher(ctx.store, ctx.senders, RecordingNotifier(), poll_interval=120,  # type: ignore[arg-type]
+                        rates={"sandbox": 0})
+    worker.start()
+    try:
+        # Waiting on the poll would take two minutes; a generous 30 s is no race on a busy box.
+        deadline = time.monotonic() + 30
+        while not provider.calls and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert [(m.text, sent_at >= due) for sent_at, m in provider.calls] == [("on time", True)]
 
 
 def test_send_now_wakes_the_dispatcher(tmp_path: Path) -> None:

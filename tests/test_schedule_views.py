@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.schedule_views import (
+from bot.slack.blocks.schedules import (
     MAX_BLOCKS,
     EditMeta,
     ListPage,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.slack_text import CUT_MARK, MESSAGE_TEXT, SECTION_TEXT, cap, escape, fit, shown
-from bot.template_views import catalog_listing
+from bot.slack.blocks.templates import catalog_listing
+from bot.slack.text import CUT_MARK, MESSAGE_TEXT, SECTION_TEXT, cap, escape, fit, shown
 
 
 def test_cap_cuts_after_escaping_without_breaking_an_entity() -> None:
@@ -37,9 +37,9 @@ def test_fit_caps_every_text_where_slack_limits_it() -> None:
 
 
 def test_a_large_template_catalog_reply_fits_one_message() -> None:
-    from bot.listeners.command import _reply  # every command reply goes through fit()
-    from bot.template_views import SenderInfo
-    from bot.templates_catalog import parse_catalog
+    from bot.core.templates import parse_catalog
+    from bot.slack.blocks.templates import SenderInfo
+    from bot.slack.listeners.command import _reply  # every command reply goes through fit()
 
     lines = ["templates:"]
     for i in range(400):

@@ -1,6 +1,12 @@
 import pytest
 
-from bot.sms_segments import GSM7_BASIC, GSM7_EXTENDED, SegmentInfo, describe_segments, segment_info
+from bot.core.input.sms_segments import (
+    GSM7_BASIC,
+    GSM7_EXTENDED,
+    SegmentInfo,
+    describe_segments,
+    segment_info,
+)
 
 
 def test_tables_match_gsm_03_38() -> None:

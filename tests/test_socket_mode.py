@@ -23,9 +23,9 @@ import httpx
 import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from bot.config import require_slack
-from bot.runtime import Runtime, build_runtime
-from tests.conftest import make_settings
+from bot.app.runtime import Runtime, build_runtime
+from bot.core.config import require_slack
+from tests.conftest import make_settings, settle
 from tests.fakes.providers import FakeProviders
 from tests.fakes.slack import DEFAULT_APP_TOKEN, FakeSlack
 from tests.fakes.slack_requests import slash_command_body
@@ -126,7 +126,7 @@ def test_slash_command_send_acks_over_the_socket_and_a_retry_sends_once(socket_e
     # Slack re-delivers the same invocation (same trigger_id) as a retry: acked, not re-sent.
     again = e2e.sock.push_slash_command(body, retry_attempt=1, retry_reason="timeout")
     assert e2e.sock.wait_for_ack(again, timeout=3) == {"envelope_id": again}
-    time.sleep(0.4)  # give a wrongly queued second send time to reach the provider
+    settle(e2e.rt)  # the app did all it will do: the checks below are not a race
     assert len(e2e.sends()) == 1
     assert len(e2e.announcements()) == 1
     assert e2e.rt.store.counts_by_status() == {"sent": 1}
@@ -140,7 +140,7 @@ def test_invalid_number_acks_with_an_ephemeral_error(socket_e2e: SocketE2E) -> N
     assert ack["envelope_id"] == eid
     assert ack["payload"]["response_type"] == "ephemeral"
     assert "not a valid phone number" in ack["payload"]["text"]
-    time.sleep(0.2)
+    settle(e2e.rt)  # the app did all it will do: the checks below are not a race
     assert e2e.rt.store.counts_by_status() == {}
     assert e2e.sends() == [] and e2e.announcements() == []
     assert e2e.sock.errors == []
@@ -168,7 +168,7 @@ def test_shortcut_and_event_envelopes_are_dispatched(socket_e2e: SocketE2E) -> N
     # The re-delivered event (same event_id) is acked but handled once.
     again = e2e.sock.push_event(event, event_id="Ev0SOCKET1", retry_attempt=1, retry_reason="timeout")
     assert e2e.sock.wait_for_ack(again, timeout=3) == {"envelope_id": again}
-    time.sleep(0.3)
+    settle(e2e.rt)  # the app did all it will do: the checks below are not a race
     assert len(e2e.slack.calls_to("views.publish")) == 1
     assert e2e.sock.errors == []
 
@@ -278,5 +278,5 @@ def test_unsigned_http_requests_are_refused_in_socket_mode(socket_e2e: SocketE2E
     resp = httpx.post(f"http://127.0.0.1:{port}/slack/events", content=body,
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert resp.status_code == 401
-    time.sleep(0.3)
+    settle(e2e.rt)  # the app did all it will do: the checks below are not a race
     assert e2e.sends() == [] and e2e.rt.store.counts_by_status() == {}

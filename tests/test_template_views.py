@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 from slack_sdk.models.views import View
 
-from bot.commands import parse_send, slack_unescape
-from bot.listeners.templates import template_from_command
-from bot.service import UserError
-from bot.template_views import (
+from bot.core.sending import UserError
+from bot.core.templates import Catalog, TemplateValuesError, parse_catalog, validate_values
+from bot.slack.blocks.templates import (
     CHOOSE_ACTION,
     CHOOSE_BLOCK,
     PREVIEW_BLOCK,
@@ -32,7 +31,8 @@ from bot.template_views import (
     values_from_state,
     var_block_id,
 )
-from bot.templates_catalog import Catalog, TemplateValuesError, parse_catalog, validate_values
+from bot.slack.commands import parse_send, slack_unescape
+from bot.slack.listeners.templates import template_from_command
 from providers.base import TemplateSend
 from tests.fakes.slack_requests import normalize_values
 

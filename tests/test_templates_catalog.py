@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.commands import slack_unescape
-from bot.templates_catalog import (
+from bot.core.templates import (
     Catalog,
     CatalogError,
     TemplateDef,
@@ -26,6 +25,7 @@ from bot.templates_catalog import (
     to_template_send,
     validate_values,
 )
+from bot.slack.commands import slack_unescape
 from providers.base import TemplateSend
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "templates.example.yml"

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
-from bot.timeparse import WhenError, describe_when, parse_when
+from bot.core.input.timeparse import WhenError, describe_when, parse_when
 
 NY = "America/New_York"
 LON = "Europe/London"

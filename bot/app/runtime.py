@@ -1,0 +1,200 @@
+"""Wiring: settings -> store, senders, Slack client, notifier, service, dispatcher, apps."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import httpx
+import uvicorn
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.core.config import Settings
+from bot.core.dispatch import Dispatcher
+from bot.core.senders import Senders, build_senders
+from bot.core.sending import SendService
+from bot.slack.announcer import Notifier
+from bot.slack.context import AppContext
+from providers.base import redact
+from storage import open_store
+from storage.store import Store
+
+log = logging.getLogger("smsbot")
+
+
+def slack_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    base = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    return WebClient(
+        token=token,
+        base_url=base,
+        timeout=10,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    senders: Senders
+    client: WebClient
+    notifier: Notifier
+    service: SendService
+    dispatcher: Dispatcher | None
+    ctx: AppContext
+    bolt: Any = None
+    web: Any = None
+    _server: uvicorn.Server | None = None
+    _server_thread: threading.Thread | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    #: monotonic time by which calls in flight must have answered (set by the first stop request)
+    stop_deadline: float | None = None
+    #: provider calls still running when the grace period ended (their rows are unknown)
+    abandoned: int = 0
+
+    def start_worker(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+
+    def start_web(self, host: str | None = None, port: int | None = None) -> int:
+        """Serve the web app in a background thread; returns the bound port."""
+        config = uvicorn.Config(
+            self.web,
+            host=host or self.settings.host,
+            port=self.settings.port if port is None else port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        thread = threading.Thread(target=server.run, name="smsbot-web", daemon=True)
+        thread.start()
+        self._server_thread = thread
+        deadline = time.time() + 10
+        while not server.started:
+            if time.time() > deadline or not thread.is_alive():
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.01)
+        sockets = [s for srv in server.servers for s in srv.sockets]
+        return int(sockets[0].getsockname()[1]) if sockets else int(config.port)
+
+    def request_stop(self) -> None:
+        """The first step of a graceful stop, safe in a signal handler: no new claims from now,
+        and the grace period (SMS_SHUTDOWN_GRACE) starts."""
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + self.settings.sms_shutdown_grace
+        if self.dispatcher is not None:
+            self.dispatcher.request_stop()
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def stop(self, grace: float | None = None) -> int:
+        """Stop gracefully; returns how many provider calls outlived the grace period.
+
+        Sends in flight get until the deadline to answer and have their real outcome
+        recorded; claimed rows not yet sent go back to pending; then pending Slack updates
+        are flushed (the delivery outbox, the bulk progress messages).
+        """
+        self.request_stop()
+        assert self.stop_deadline is not None
+        deadline = self.stop_deadline if grace is None else time.monotonic() + grace
+        busy = self.dispatcher.in_flight() if self.dispatcher is not None else 0
+        if busy:
+            log.info("stopping: no new sends; waiting up to %.0f s for %d send(s) in flight",
+                     max(0.0, deadline - time.monotonic()), busy)
+        abandoned = self.dispatcher.stop(deadline=deadline) if self.dispatcher is not None else 0
+        bulk = self.ctx.extras.get("bulk")
+        if bulk is not None and hasattr(bulk, "drain"):
+            abandoned += bulk.drain(deadline)
+        if abandoned:
+            log.warning("stopping: %d send(s) still waiting for the provider after the %.0f s grace period "
+                        "(SMS_SHUTDOWN_GRACE) were recorded unknown", abandoned, self.settings.sms_shutdown_grace)
+        # Feature threads (delivery updater, reconciler, bulk progress), after the dispatcher
+        # so its last outcomes still reach Slack: each flushes what it has before it stops.
+        for stop in self.ctx.extras.get("on_stop", []):
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping a feature failed")
+        if self._server_thread is not None:
+            self._server_thread.join(5)
+        self.senders.close()
+        self.abandoned += abandoned
+        return abandoned
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    with_worker: bool = True,
+    http_client: httpx.Client | None = None,
+    poll_interval: float = 0.5,
+    with_web: bool = True,
+) -> Runtime:
+    from bot.app.web import build_web
+    from bot.slack.app import build_app
+    from bot.webhooks.routes import register as register_webhooks
+
+    store = open_store(settings.database_url)
+    senders = build_senders(settings, client=http_client)
+    client = slack_client(settings)
+    secrets = settings.secret_values() + senders.secrets()
+    # The one redaction point for provider text entering the store (webhooks, errors, lookups).
+    store.redactor = partial(redact, secrets=secrets)
+    notifier = Notifier(client, store, senders.label, secrets=secrets)
+    service = SendService(store, senders, default_region=settings.sms_default_region)
+    dispatcher = None
+    if with_worker:
+        dispatcher = Dispatcher(
+            store,
+            senders,
+            notifier,
+            concurrency=settings.sms_worker_concurrency,
+            misfire_grace=settings.sms_misfire_grace,
+            max_attempts=settings.sms_max_attempts,
+            rates={name: settings.rate_for(name) for name in senders.names()},
+            poll_interval=poll_interval,
+        )
+        service.set_wake(dispatcher.wake)
+    ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier, client=client)
+    ctx.extras["dispatcher"] = dispatcher
+    # The CLI needs no Slack app (and may run without Slack credentials).
+    try:
+        bolt = build_app(ctx) if with_web else None
+        if bolt is not None:
+            register_webhooks(bolt, ctx)
+    except Exception:
+        senders.close()
+        raise
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    web = None
+    if bolt is not None:
+        web = build_web(bolt, store, webhooks=ctx.extras.get("webhooks"), signing_secret=secret,
+                        max_body=settings.sms_max_body_bytes)
+    return Runtime(
+        settings=settings,
+        store=store,
+        senders=senders,
+        client=client,
+        notifier=notifier,
+        service=service,
+        dispatcher=dispatcher,
+        ctx=ctx,
+        bolt=bolt,
+        web=web,
+    )

@@ -1,0 +1,40 @@
+"""`smsbot templates check [--file PATH]`: validate the template catalog on its own.
+
+Exit 0 with a one-line-per-template summary, or 1 with every problem as `file:line: problem`,
+so an admin (or CI) can check an edit before restarting the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot.cli.main import EXTENSIONS
+from bot.core.config import Settings
+from bot.core.templates import DEFAULT_CATALOG_PATH, CatalogError, load_catalog, summarize
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="templates_command", required=True)
+    check = sub.add_parser("check", help="validate the catalog file and list its templates")
+    check.add_argument(
+        "--file",
+        default=None,
+        help=f"catalog to check (default: SMS_TEMPLATES_FILE, else {DEFAULT_CATALOG_PATH})",
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    path = args.file or settings.sms_templates_file or DEFAULT_CATALOG_PATH
+    try:
+        # Asked to check a file: a missing one is a problem, even the default name.
+        catalog = load_catalog(path, must_exist=True)
+    except CatalogError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    print(summarize(catalog, path))
+    return 0
+
+
+EXTENSIONS["templates"] = ("check the WhatsApp template catalog", (configure, run))

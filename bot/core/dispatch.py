@@ -1,0 +1,362 @@
+"""The dispatcher: claims due outbox rows, calls providers, records and reports outcomes.
+
+It sleeps until the next due time (or a wake-up when something new arrives), never for
+minutes. At-most-once: a row is marked `sending` before the provider call; anything that
+may have reached the provider and has no answer is `unknown`, never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from bot.core.senders import Senders
+from bot.slack.announcer import Notifier
+from providers.base import (
+    NotSent,
+    OutboundMessage,
+    ProviderError,
+    RateLimited,
+    SendResult,
+    UnknownOutcome,
+)
+from storage.store import MessageRow, Store
+
+log = logging.getLogger("smsbot.worker")
+
+
+class RateLimiter:
+    """Spaces calls to one sender at `rate` per second, honours a 429 pause, serves single
+    sends before bulk rows.
+
+    A slot is taken only when it is due, never reserved ahead: a pause that starts while a
+    call waits is seen, and a waiting bulk row lets a single send that arrives later go first.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self.paused_until = 0.0
+        self._urgent = 0  # single sends waiting: bulk rows hold back while there are any
+        self._cond = threading.Condition()
+
+    def pause(self, seconds: float) -> None:
+        with self._cond:
+            self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+            self._cond.notify_all()
+
+    def paused(self) -> bool:
+        return time.monotonic() < self.paused_until
+
+    def acquire(self, stop: threading.Event | None = None, priority: int = 0,
+                max_pause_wait: float | None = None) -> bool:
+        """Wait for this sender's next slot; False when `stop` was set meanwhile, or when a
+        429 pause would keep us longer than `max_pause_wait` (the caller gives the row back
+        rather than hold a worker thread for the whole Retry-After)."""
+        with self._cond:
+            if priority == 0:
+                self._urgent += 1
+            try:
+                while stop is None or not stop.is_set():
+                    now = time.monotonic()
+                    if max_pause_wait is not None and self.paused_until - now > max_pause_wait:
+                        return False
+                    slot = max(self._next, self.paused_until)
+                    if priority != 0 and self._urgent:
+                        slot = max(slot, now + 0.05)  # let the single sends through first
+                    elif slot <= now:
+                        self._next = now + self.interval
+                        return True
+                    # Woken early by pause() or a slot given back; capped so `stop` is seen.
+                    self._cond.wait(min(slot - now, 0.25))
+                return False
+            finally:
+                if priority == 0:
+                    self._urgent -= 1
+                    self._cond.notify_all()
+
+    def refund(self) -> None:
+        """Give back the slot just taken by a call that did not happen (canceled, paused)."""
+        with self._cond:
+            self._next = max(time.monotonic(), self._next - self.interval)
+            self._cond.notify_all()
+
+
+def backoff(attempt: int) -> float:
+    return float(min(300, 2 ** max(0, attempt)))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        senders: Senders,
+        notifier: Notifier | None,
+        *,
+        concurrency: int = 16,
+        misfire_grace: float = 900.0,
+        max_attempts: int = 5,
+        rates: dict[str, float] | None = None,
+        poll_interval: float = 0.5,
+        lease: float = 60.0,
+        sending_lease: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.senders = senders
+        self.notifier = notifier
+        self.concurrency = concurrency
+        self.misfire_grace = misfire_grace
+        self.max_attempts = max_attempts
+        self.poll_interval = poll_interval
+        self.lease = lease
+        # A provider call is bounded by its client timeout (10 s): a `sending` row still
+        # held after this long belongs to a dead worker and becomes unknown.
+        self.sending_lease = sending_lease
+        self.owner_prefix = f"{socket.gethostname()}:"
+        self.owner = f"{self.owner_prefix}{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._limiters = {name: RateLimiter((rates or {}).get(name, 10.0)) for name in senders.names()}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        # Set from a signal handler (no locks there): claim nothing more, start no call.
+        self._closing = False
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+        self._idle = threading.Condition(self._inflight_lock)
+        self._passes = 0  # finished loop passes: `wait_idle` synchronises on them
+        self._passed = threading.Condition()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="smsbot-send")
+        self._thread: threading.Thread | None = None
+        #: called with each row that reached a final state (bulk progress, notifications)
+        self.on_final: list[Callable[[MessageRow], None]] = []
+
+    # -- control
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        # Leases a dead worker left behind and that already ran out: claimed rows go back
+        # to pending, rows it was sending become unknown (the rest when their lease ends).
+        for row in self.store.reap_expired():
+            self._report(row)
+        self._thread = threading.Thread(target=self._loop, name="smsbot-dispatcher", daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Claim nothing more and start no provider call; safe to call from a signal handler."""
+        self._closing = True
+
+    def stopping(self) -> bool:
+        return self._closing or self._stop.is_set()
+
+    def in_flight(self) -> int:
+        with self._inflight_lock:
+            return self._inflight
+
+    def stop(self, timeout: float = 10.0, *, deadline: float | None = None) -> int:
+        """Stop gracefully: calls in flight get until `deadline` (monotonic; default `timeout`
+        from now) to answer and have their real outcome recorded; rows claimed but not
+        started go back to pending. Returns how many calls were still running at the
+        deadline: those rows are recorded unknown (and reported), as a crash would leave them.
+        """
+        self.request_stop()
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout if deadline is None else deadline
+        if self._thread:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        # Queued futures never start; a claimed row not yet `sending` is given back (and
+        # mark_sending then refuses it, so no call starts after this).
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.store.unclaim_owner(self.owner)
+        with self._idle:
+            while self._inflight > 0 and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(min(left, 0.5))
+            running = self._inflight
+        abandoned = self._abandon() if running else 0
+        self.store.unclaim_owner(self.owner)
+        return abandoned
+
+    def _abandon(self) -> int:
+        """Rows whose call outlived the grace period: unknown now, reported, never resent."""
+        error = ("smsbot was shutting down and the provider had not answered within the grace period "
+                 "(SMS_SHUTDOWN_GRACE); the message may or may not have gone out.")
+        count = 0
+        for message_id in self.store.sending_ids(self.owner):
+            final = self.store.record_outcome(message_id, "unknown", error=error, error_kind="unknown")
+            if final is not None and final.status == "unknown":
+                count += 1
+                self._report(final)
+        return count
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait for a whole pass that began after this call, with no send left in flight.
+
+        A test's "nothing was sent" then means the loop looked and chose not to send, not
+        that it had not looked yet. False if that did not happen within `timeout`.
+        """
+        deadline = time.monotonic() + timeout
+        with self._passed:
+            target = self._passes + 2  # the pass under way may have begun before the call
+        while time.monotonic() < deadline:
+            self._wake.set()
+            with self._passed:
+                with self._inflight_lock:
+                    idle = self._inflight == 0
+                if self._passes >= target and idle:
+                    return True
+                self._passed.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        return False
+
+    def limiter(self, sender: str) -> RateLimiter:
+        if sender not in self._limiters:
+            self._limiters[sender] = RateLimiter(10.0)
+        return self._limiters[sender]
+
+    # -- the loop
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("dispatcher pass failed")
+                self._stop.wait(1.0)
+            timeout = self.poll_interval
+            nxt = self.store.next_due_at()
+            if nxt is not None:
+                timeout = min(timeout, max(0.0, nxt - time.time()))
+            with self._inflight_lock:
+                full = self._inflight >= self.concurrency
+            if full:
+                timeout = self.poll_interval
+            with self._passed:
+                self._passes += 1
+                self._passed.notify_all()
+            if timeout > 0:
+                self._wake.wait(timeout)
+            self._wake.clear()
+
+    def run_once(self) -> int:
+        """One pass: reap, announce scheduled rows, claim what is due. Returns rows claimed."""
+        for row in self.store.reap_expired():
+            self._report(row)
+        if self.notifier is not None:
+            for row in self.store.needing_announcement(limit=20):
+                if row.scheduled:
+                    self.notifier.announce(row)
+        with self._inflight_lock:
+            free = self.concurrency - self._inflight
+        if free <= 0 or self.stopping():
+            return 0
+        paused = [name for name, lim in self._limiters.items() if lim.paused()]
+        claimed, missed = self.store.claim_due(
+            self.owner, limit=free, lease=self.lease, misfire_grace=self.misfire_grace, skip_senders=paused
+        )
+        for row in missed:
+            if self.notifier is not None and row.bulk_job_id is None:
+                if not row.thread_ts:
+                    row = self.notifier.announce(row)
+                self.notifier.report_missed(row)
+        for row in claimed:
+            with self._inflight_lock:
+                self._inflight += 1
+            self._pool.submit(self._run, row)
+        return len(claimed)
+
+    def _run(self, row: MessageRow) -> None:
+        try:
+            self.process(row)
+        except Exception:
+            log.exception("processing message %s failed", row.id)
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+            self._wake.set()
+
+    # -- one message
+
+    def process(self, row: MessageRow) -> MessageRow | None:
+        if self.notifier is not None and row.needs_announce and not row.thread_ts and row.bulk_job_id is None:
+            row = self.notifier.announce(row)
+        provider = self.senders.get(row.sender)
+        if provider is None:
+            if not self.store.mark_sending(row.id, self.owner, lease=self.lease):
+                return None
+            final = self.store.record_outcome(
+                row.id, "failed", error=f"Sender '{row.sender}' is no longer configured.", error_kind="config"
+            )
+            return self._report(final)
+        limiter = self.limiter(row.sender)
+        # No row sits out a long 429 pause on a worker thread (its claim could expire while it
+        # waits): it goes back to pending (claims skip paused senders) and the thread serves
+        # other senders meanwhile.
+        if not limiter.acquire(self._stop, priority=row.priority, max_pause_wait=2.0) or self.stopping():
+            # Shutting down (or a long pause): the row goes back unsent, never `unknown`.
+            self.store.unclaim([row.id], self.owner)
+            return None
+        if not self.store.mark_sending(row.id, self.owner, lease=self.sending_lease):
+            limiter.refund()  # paused or canceled while waiting: the slot was not used
+            return None
+        fresh = self.store.get(row.id)  # send exactly what is stored now
+        attempt = fresh.attempts if fresh else row.attempts + 1  # mark_sending counted this one
+        row = fresh or row
+        msg = OutboundMessage.model_validate(row.payload)
+        msg.reference = f"smsbot-{row.id}"
+        try:
+            result: SendResult = provider.send(msg)
+        except RateLimited as exc:
+            wait = exc.retry_after if exc.retry_after is not None else 5.0
+            self.limiter(row.sender).pause(wait)
+            return self._retry_or_fail(row, attempt, wait, provider.scrub(exc.message), exc.kind)
+        except NotSent as exc:
+            return self._retry_or_fail(row, attempt, backoff(attempt), provider.scrub(exc.message), exc.kind)
+        except UnknownOutcome as exc:
+            final = self.store.record_outcome(row.id, "unknown", error=provider.scrub(exc.message), error_kind=exc.kind)
+            return self._report(final)
+        except ProviderError as exc:
+            final = self.store.record_outcome(row.id, "failed", error=provider.scrub(exc.message), error_kind=exc.kind)
+            return self._report(final)
+        except Exception as exc:
+            # We cannot tell whether the request left: unknown, never a blind retry.
+            log.error("unexpected error sending message %s: %s", row.id, type(exc).__name__)
+            final = self.store.record_outcome(
+                row.id, "unknown", error=f"Unexpected error ({type(exc).__name__}).", error_kind="unknown"
+            )
+            return self._report(final)
+        final = self.store.record_outcome(
+            row.id, "sent", provider_message_id=result.provider_message_id, delivery=result.status
+        )
+        return self._report(final)
+
+    def _retry_or_fail(self, row: MessageRow, attempt: int, wait: float, error: str, kind: str) -> MessageRow | None:
+        if attempt >= self.max_attempts:
+            final = self.store.record_outcome(
+                row.id, "failed", error=f"{error} Gave up after {attempt} attempts.", error_kind=kind
+            )
+            return self._report(final)
+        self.store.release(row.id, time.time() + wait, error=error, error_kind=kind)
+        self.wake()
+        return self.store.get(row.id)
+
+    def _report(self, row: MessageRow | None) -> MessageRow | None:
+        if row is None:
+            return None
+        if self.notifier is not None and row.bulk_job_id is None:
+            try:
+                self.notifier.report_outcome(row)
+            except Exception:
+                log.exception("reporting message %s failed", row.id)
+        for callback in self.on_final:
+            try:
+                callback(row)
+            except Exception:
+                log.exception("on_final callback failed")
+        return row

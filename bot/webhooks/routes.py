@@ -1,0 +1,124 @@
+"""POST /webhooks/sociocs|bird|textus: signed delivery reports from the providers.
+
+Order of checks: secret configured (else 401), size (Content-Length over SMS_MAX_BODY_BYTES:
+413 before reading anything; without one the body is read in chunks and refused at the limit),
+signature on the raw bytes (else 401), JSON and shape (else 400, logged without the body;
+absurdly nested JSON included), then the store. The answer goes back
+as soon as the event is stored; Slack updates happen on the delivery thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt import App
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from bot.app.http_body import read_capped
+from bot.core.delivery.engine import Delivery, get_delivery
+from bot.slack.context import AppContext
+from providers.bird import verify_bird_signature
+from providers.events import DeliveryEvent, parse_bird_event, parse_sociocs_event, parse_textus_event
+from providers.sociocs import verify_sociocs_signature
+from providers.textus import verify_textus_signature
+
+log = logging.getLogger("smsbot.webhooks")
+
+Verifier = Callable[[str, bytes, Request], bool]
+Parser = Callable[[dict[str, Any]], DeliveryEvent | None]
+
+
+def public_url(request: Request) -> str:
+    """The URL the provider signed: as seen from outside, through a proxy if there is one."""
+    proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip() or request.url.scheme
+    host = request.headers.get("x-forwarded-host", "").split(",")[0].strip() or request.headers.get("host", "")
+    if not host:
+        host = request.url.netloc
+    url = f"{proto}://{host}{request.url.path}"
+    return f"{url}?{request.url.query}" if request.url.query else url
+
+
+def _sociocs_ok(secret: str, body: bytes, request: Request) -> bool:
+    return verify_sociocs_signature(secret, body, request.headers.get("x-sociocs-signature"))
+
+
+def _bird_ok(secret: str, body: bytes, request: Request) -> bool:
+    return verify_bird_signature(
+        secret,
+        request.headers.get("messagebird-signature"),
+        request.headers.get("messagebird-request-timestamp"),
+        public_url(request),
+        body,
+    )
+
+
+def _textus_ok(secret: str, body: bytes, request: Request) -> bool:
+    return verify_textus_signature(secret, body, request.headers.get("x-textus-signature"))
+
+
+def _bird_reference(payload: dict[str, Any]) -> str | None:
+    message = payload.get("payload") if isinstance(payload.get("payload"), dict) else payload
+    ref = message.get("reference") if isinstance(message, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+PROVIDERS: dict[str, tuple[str, Verifier, Parser]] = {
+    "sociocs": ("SOCIOCS_WEBHOOK_SECRET", _sociocs_ok, parse_sociocs_event),
+    "bird": ("BIRD_WEBHOOK_SIGNING_KEY", _bird_ok, parse_bird_event),
+    "textus": ("TEXTUS_WEBHOOK_SECRET", _textus_ok, parse_textus_event),
+}
+
+
+def _secret(ctx: AppContext, variable: str) -> str | None:
+    value = getattr(ctx.settings, variable.lower(), None)
+    raw = value.get_secret_value() if value is not None else ""
+    return raw or None
+
+
+def make_handler(ctx: AppContext, delivery: Delivery, name: str) -> Callable[[Request], Awaitable[Response]]:
+    variable, verify, parse = PROVIDERS[name]
+
+    async def handle(request: Request) -> Response:
+        secret = _secret(ctx, variable)
+        if secret is None:
+            delivery.warn_once(f"nosecret:{name}", "refusing %s webhooks: %s is not set", name, variable)
+            return JSONResponse({"ok": False, "error": f"{variable} is not configured"}, status_code=401)
+        body = await read_capped(request, ctx.settings.sms_max_body_bytes, f"{name} webhook")
+        if isinstance(body, Response):
+            return body
+        if not verify(secret, body, request):
+            log.warning("%s webhook refused: bad or missing signature", name)
+            return JSONResponse({"ok": False, "error": "invalid signature"}, status_code=401)
+        reference = None
+        try:
+            payload = json.loads(body)
+            event = parse(payload)
+            if name == "bird" and isinstance(payload, dict):
+                reference = _bird_reference(payload)
+        except (ValueError, RecursionError) as exc:  # JSON (nesting too), pydantic and the parsers' own errors
+            # Never log the body: it holds phone numbers and message text.
+            log.warning("%s webhook refused: malformed (%d bytes, %s)", name, len(body), type(exc).__name__)
+            return JSONResponse({"ok": False, "error": "malformed payload"}, status_code=400)
+        if event is None:
+            return JSONResponse({"ok": True, "result": "not a delivery status"})
+        try:
+            result = await run_in_threadpool(delivery.ingest, event, reference)
+        except Exception:
+            log.exception("storing a %s delivery event failed", name)
+            # 5xx: the provider retries later, nothing is lost.
+            return JSONResponse({"ok": False, "error": "try again"}, status_code=503)
+        return JSONResponse({"ok": True, "result": result})
+
+    return handle
+
+
+def register(app: App, ctx: AppContext) -> None:
+    delivery = get_delivery(ctx)
+    hooks = ctx.extras.setdefault("webhooks", {})
+    for name in PROVIDERS:
+        hooks[name] = make_handler(ctx, delivery, name)
