@@ -261,6 +261,8 @@ class Store:
         if conn is not None:
             conn.close()
             self._local.conn = None
+        if self._memory_conn is not None:
+            self._memory_conn.close()
 
     # -- writing requests
 

@@ -202,7 +202,9 @@ def test_url_parsing() -> None:
     assert sqlite_path("sqlite:///smsbot.db") == "smsbot.db"
     assert sqlite_path("sqlite:////var/lib/s.db") == "/var/lib/s.db"
     assert sqlite_path("sqlite:///:memory:") == ":memory:" and sqlite_path("sqlite://") == ":memory:"
-    assert open_store("sqlite:///:memory:").ping()
+    memory = open_store("sqlite:///:memory:")
+    assert memory.ping() and memory.dialect == "sqlite"
+    memory.close()
     with pytest.raises(ValueError):
         open_store("mysql://x/y")
 
