@@ -104,10 +104,10 @@ def settle(rt: Runtime, timeout: float = 5.0) -> None:
     Work after the ack finished, the dispatcher made a whole pass with nothing in flight,
     the Slack outbox is flushed. Then "nothing was sent" is a fact, not a race.
     """
-    lazy = rt.ctx.extras.get("lazy")
+    lazy = rt.ctx.lazy
     assert lazy is None or lazy.wait_idle(timeout), "lazy listeners still running"
     assert rt.dispatcher is None or rt.dispatcher.wait_idle(timeout), "dispatcher busy"
-    delivery = rt.ctx.extras.get("delivery")
+    delivery = rt.ctx.delivery
     assert delivery is None or delivery.outbox.flush(timeout), "Slack outbox not flushed"
 
 

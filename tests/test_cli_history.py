@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.app.main import main
 from bot.cli.history import run_webhooks
-from bot.cli.main import build_parser, main
+from bot.cli.main import build_parser
 from bot.core.config import Settings
 from storage.store import NewMessage, Store
 from tests.conftest import BIRD_CH, BIRD_KEY, BIRD_WS, CHANNEL_KEYS, SOCIOCS_KEY, TEXTUS_ACCOUNT, TEXTUS_TOKEN

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli.main import main
+from bot.app.main import main
 from storage.store import NewMessage, Store
 from tests.conftest import BOT_TOKEN
 from tests.fakes.slack import FakeSlack

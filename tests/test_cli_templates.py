@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli.main import main
+from bot.app.main import main
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "templates.example.yml"
 

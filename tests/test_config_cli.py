@@ -90,7 +90,7 @@ def _cli_env(tmp_path: Path, fake: FakeProviders) -> dict[str, str]:
 
 def test_cli_send_prints_the_outcome(tmp_path: Path, fake_providers: FakeProviders) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", "send", "--via", "bird", "--to", "+16175551212", "--text", "hi"],
+        [sys.executable, "-m", "bot.app.main", "send", "--via", "bird", "--to", "+16175551212", "--text", "hi"],
         cwd=tmp_path, env={**_cli_env(tmp_path, fake_providers), "PYTHONPATH": str(ROOT)},
         capture_output=True, text=True, timeout=60,
     )
@@ -103,7 +103,7 @@ def test_cli_send_prints_the_outcome(tmp_path: Path, fake_providers: FakeProvide
 
 def test_cli_send_with_a_bad_number_sends_nothing(tmp_path: Path, fake_providers: FakeProviders) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", "send", "--via", "bird", "--to", "12", "--text", "hi"],
+        [sys.executable, "-m", "bot.app.main", "send", "--via", "bird", "--to", "12", "--text", "hi"],
         cwd=tmp_path, env={**_cli_env(tmp_path, fake_providers), "PYTHONPATH": str(ROOT)},
         capture_output=True, text=True, timeout=60,
     )
@@ -115,7 +115,7 @@ def test_cli_send_with_a_bad_number_sends_nothing(tmp_path: Path, fake_providers
 def test_cli_reports_auth_failure_without_the_key(tmp_path: Path, fake_providers: FakeProviders) -> None:
     env = {**_cli_env(tmp_path, fake_providers), "PYTHONPATH": str(ROOT), "BIRD_API_KEY": "wrong-key-123456"}
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", "send", "--via", "bird", "--to", "+16175551212", "--text", "hi"],
+        [sys.executable, "-m", "bot.app.main", "send", "--via", "bird", "--to", "+16175551212", "--text", "hi"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 1

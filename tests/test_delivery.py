@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from bot.core.delivery.engine import SlackOutbox, notify_channel
 from bot.slack.blocks.history import status_line
+from bot.slack.delivery_view import notify_channel
+from bot.slack.outbox import SlackOutbox
 from storage.store import MessageRow
 from tests.conftest import E2E, SOCIOCS_KEY
 from tests.fakes.providers import Fault
@@ -31,7 +32,7 @@ def make(e2e_factory: Callable[..., E2E]) -> Iterator[Callable[..., E2E]]:
 
     yield build
     for e2e in made:
-        e2e.rt.ctx.extras["delivery"].stop()
+        e2e.rt.ctx.delivery.stop()
 
 
 def channel_posts(e2e: E2E, channel: str = "C2") -> list[str]:
@@ -45,7 +46,7 @@ def test_a_failing_sender_alerts_once_and_says_when_it_recovers(make: Callable[.
     for i in range(4):
         e2e.command(f"send +16175551212 Attempt {i}", user_id="U1", channel_id="C1")
     e2e.wait(lambda: e2e.rt.store.counts_by_status().get("failed") == 4, 8, "four failures")
-    delivery = e2e.rt.ctx.extras["delivery"]
+    delivery = e2e.rt.ctx.delivery
     assert delivery.outbox.flush()
     alerts = [t for t in channel_posts(e2e) if "keeps failing" in t]
     assert alerts == [
@@ -68,7 +69,7 @@ def test_unknown_send_found_at_sociocs_is_settled_as_sent(make: Callable[..., E2
     # Sociocs did take it after all: its message list shows it.
     e2e.providers.sociocs_messages.put("SOC123", {"message_id": "SOC123", "provider": "twlo", "to": "+16175551212",
                                                   "text": "Did it go?", "_t": time.time()})
-    delivery = e2e.rt.ctx.extras["delivery"]
+    delivery = e2e.rt.ctx.delivery
     assert delivery.reconcile_once() == {1: "sent"}
     update = e2e.slack.wait_for("chat.update", lambda c: c["params"].get("ts") == row.status_ts)[-1]
     assert "message id `SOC123`" in update["params"]["text"]
@@ -83,7 +84,7 @@ def test_unknown_send_not_found_stays_unknown_and_the_thread_says_what_to_check(
     e2e.providers.script("/message", [Fault(status=503, body="upstream down")])
     e2e.command("send +16175551212 Lost?", user_id="U1", channel_id="C1")
     e2e.wait(lambda: (r := e2e.rt.store.get(1)) and r.status == "unknown" and r.status_ts and r, 5, "unknown")
-    delivery = e2e.rt.ctx.extras["delivery"]
+    delivery = e2e.rt.ctx.delivery
     assert delivery.reconcile_once() == {1: "waiting"}  # inside the window: keep looking
     # Not listed an hour later: GET /messages has no documented paging, so that proves nothing.
     assert delivery.reconcile_once(now=time.time() + 3600) == {1: "unknown"}
@@ -103,7 +104,7 @@ def test_unknown_bird_send_without_an_id_says_what_to_check_once(make: Callable[
     e2e.providers.script("/messages", [Fault(status=502, body="bad gateway")])
     e2e.command("send --via bird +16175551212 Hi", user_id="U1", channel_id="C1")
     e2e.wait(lambda: (r := e2e.rt.store.get(1)) and r.status == "unknown" and r.status_ts, 5, "unknown")
-    delivery = e2e.rt.ctx.extras["delivery"]
+    delivery = e2e.rt.ctx.delivery
     assert delivery.reconcile_once() == {1: "no lookup"}
     assert delivery.reconcile_once() == {1: "no lookup"}
     assert delivery.outbox.flush()
@@ -125,7 +126,7 @@ def test_notify_channel_without_a_channel_says_no(e2e_factory: Callable[..., E2E
     try:
         assert notify_channel(e2e.rt.ctx, "hello") is False
     finally:
-        e2e.rt.ctx.extras["delivery"].stop()
+        e2e.rt.ctx.delivery.stop()
 
 
 # ---------------------------------------------------------------- the updater alone

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-import bot.core.delivery.engine
-from bot.core.delivery.engine import RETRY_ATTEMPTS, SlackOutbox
+import bot.slack.outbox
+from bot.slack.outbox import RETRY_ATTEMPTS, SlackOutbox
 from storage.delivery import DeliveryQueries
 from tests.conftest import E2E
 from tests.fakes.slack import FakeSlack
@@ -29,7 +29,7 @@ def make(e2e_factory: Callable[..., E2E]) -> Iterator[Callable[..., E2E]]:
 
     yield build
     for e2e in made:
-        e2e.rt.ctx.extras["delivery"].stop()
+        e2e.rt.ctx.delivery.stop()
 
 
 def sent_row(e2e: E2E) -> Any:
@@ -57,25 +57,25 @@ def test_slack_internal_error_on_the_status_line_is_retried_until_it_shows_deliv
         make: Callable[..., E2E], status: int) -> None:
     e2e = make()
     row = sent_row(e2e)
-    assert e2e.rt.ctx.extras["delivery"].outbox.flush()
+    assert e2e.rt.ctx.delivery.outbox.flush()
     e2e.slack.fail_next("chat.update", error="internal_error", status=status)
     assert sociocs_post(e2e, sociocs_status(row.provider_message_id, "delivered")).status_code == 200
     e2e.slack.wait_for("chat.update", lambda c: c["params"].get("ts") == row.status_ts and c.ok)
     calls = line_calls(e2e, row)
     assert [c.error for c in calls] == ["internal_error", None]
     assert "Status: delivered" in line_in_slack(e2e, row)
-    assert e2e.rt.ctx.extras["delivery"].outbox.flush()
+    assert e2e.rt.ctx.delivery.outbox.flush()
     assert not dirty(e2e)
 
 
 def test_failure_reply_survives_a_slack_503(make: Callable[..., E2E]) -> None:
     e2e = make()
     row = sent_row(e2e)
-    assert e2e.rt.ctx.extras["delivery"].outbox.flush()
+    assert e2e.rt.ctx.delivery.outbox.flush()
     e2e.slack.fail_next("chat.postMessage", error="service_unavailable", status=503)
     sociocs_post(e2e, sociocs_status(row.provider_message_id, "failed", "Handset off"))
     e2e.slack.wait_for("chat.postMessage", lambda c: c.ok and "was not delivered" in c["params"].get("text", ""))
-    assert e2e.rt.ctx.extras["delivery"].outbox.flush()
+    assert e2e.rt.ctx.delivery.outbox.flush()
     replies = [m for m in e2e.slack.messages(row.thread_channel, row.thread_ts) if "was not delivered" in m["text"]]
     assert len(replies) == 1
     assert [t for t in (m["text"] for m in e2e.slack.messages("C2")) if "Handset off" in t]  # the notice too
@@ -85,7 +85,7 @@ def test_a_pending_update_lost_in_a_restart_is_redrawn_by_the_next_runtime(
         make: Callable[..., E2E]) -> None:
     e2e = make()
     row = sent_row(e2e)
-    assert e2e.rt.ctx.extras["delivery"].outbox.flush()
+    assert e2e.rt.ctx.delivery.outbox.flush()
     e2e.slack.fail_next("chat.update", status=429, retry_after=30)
     assert sociocs_post(e2e, sociocs_status(row.provider_message_id, "delivered")).status_code == 200
     e2e.slack.wait_for("chat.update", lambda c: c["params"].get("ts") == row.status_ts and c.status == 429)
@@ -96,20 +96,20 @@ def test_a_pending_update_lost_in_a_restart_is_redrawn_by_the_next_runtime(
     again = make()  # same database, new process
     e2e.slack.wait_for("chat.update", lambda c: c["params"].get("ts") == row.status_ts and c.ok)
     assert "Status: delivered" in line_in_slack(e2e, row)
-    assert again.rt.ctx.extras["delivery"].outbox.flush()
+    assert again.rt.ctx.delivery.outbox.flush()
     assert not dirty(again)
 
 
 def test_retries_are_bounded_and_the_line_stays_flagged_for_the_next_start(
         make: Callable[..., E2E], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bot.core.delivery.engine, "RETRY_BASE", 0.01)
+    monkeypatch.setattr(bot.slack.outbox, "RETRY_BASE", 0.01)
     e2e = make()
     row = sent_row(e2e)
-    assert e2e.rt.ctx.extras["delivery"].outbox.flush()
+    assert e2e.rt.ctx.delivery.outbox.flush()
     e2e.slack.fail_next("chat.update", error="internal_error", status=502, times=RETRY_ATTEMPTS)
     sociocs_post(e2e, sociocs_status(row.provider_message_id, "delivered"))
     e2e.slack.wait_for("chat.update", lambda c: c["params"].get("ts") == row.status_ts, count=RETRY_ATTEMPTS)
-    assert e2e.rt.ctx.extras["delivery"].outbox.flush()  # given up: nothing left in memory
+    assert e2e.rt.ctx.delivery.outbox.flush()  # given up: nothing left in memory
     assert len(line_calls(e2e, row)) == RETRY_ATTEMPTS
     assert dirty(e2e) and "Status: delivered" not in line_in_slack(e2e, row)
     e2e.rt.stop()
@@ -117,18 +117,18 @@ def test_retries_are_bounded_and_the_line_stays_flagged_for_the_next_start(
     again = make()
     e2e.slack.wait_for("chat.update", lambda c: c["params"].get("ts") == row.status_ts and c.ok)
     assert "Status: delivered" in line_in_slack(e2e, row)
-    assert again.rt.ctx.extras["delivery"].outbox.flush()
+    assert again.rt.ctx.delivery.outbox.flush()
     assert not dirty(again)
 
 
 def test_a_deleted_status_line_is_not_redrawn_forever(make: Callable[..., E2E]) -> None:
     e2e = make()
     row = sent_row(e2e)
-    assert e2e.rt.ctx.extras["delivery"].outbox.flush()
+    assert e2e.rt.ctx.delivery.outbox.flush()
     e2e.slack.fail_next("chat.update", error="message_not_found", status=200)
     sociocs_post(e2e, sociocs_status(row.provider_message_id, "delivered"))
     e2e.slack.wait_for("chat.update", lambda c: c["params"].get("ts") == row.status_ts)
-    assert e2e.rt.ctx.extras["delivery"].outbox.flush()
+    assert e2e.rt.ctx.delivery.outbox.flush()
     assert len(line_calls(e2e, row)) == 1  # not retried
     assert not dirty(e2e)
 

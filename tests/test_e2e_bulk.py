@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def engine(e2e: E2E) -> BulkEngine:
-    eng = e2e.rt.ctx.extras["bulk"]
+    eng = e2e.rt.ctx.bulk
     eng.tracker.interval = 0.2  # tests watch progress; production throttles to 3 s
     return eng
 
@@ -415,8 +415,8 @@ rt = build_runtime(load_settings(), poll_interval=0.1)
 # A short lease so the restart test need not wait the production two minutes.
 rt.dispatcher.lease = 2.0
 rt.dispatcher.sending_lease = 2.0
-rt.ctx.extras["bulk"].lease = 2.0
-rt.ctx.extras["bulk"].tracker.interval = 0.3
+rt.ctx.bulk.lease = 2.0
+rt.ctx.bulk.tracker.interval = 0.3
 rt.start_worker()
 print("ready", flush=True)
 while True:

@@ -21,7 +21,7 @@ from tests.fakes.slack_requests import app_home_opened_event
 def e2e(e2e_factory: Callable[..., E2E]) -> Iterator[E2E]:
     made = e2e_factory(sociocs_webhook_secret="whsec")
     yield made
-    made.rt.ctx.extras["delivery"].stop()
+    made.rt.ctx.delivery.stop()
 
 
 def send_and_settle(e2e: E2E, text: str, count: int) -> None:
@@ -37,7 +37,7 @@ def test_status_shows_the_history_of_a_number_in_the_viewers_time_zone(e2e: E2E)
     send_and_settle(e2e, "send +16175551212 Second", 2)
     send_and_settle(e2e, "send +16175550000 Someone else", 3)
     pid = e2e.rt.store.get(1).provider_message_id
-    e2e.rt.ctx.extras["delivery"].ingest(DeliveryEvent(provider="sociocs", provider_message_id=pid,
+    e2e.rt.ctx.delivery.ingest(DeliveryEvent(provider="sociocs", provider_message_id=pid,
                                                        status="delivered"))
 
     resp = e2e.command("status (617) 555-1212", user_id="U2", channel_id="C1")
@@ -66,7 +66,7 @@ def test_app_home_shows_today_failures_and_my_schedules(e2e: E2E) -> None:
     e2e.providers.script("/message", [Fault(status=400, body={"status": "error", "errors": [{"msg": "Blocked."}]})])
     send_and_settle(e2e, "send +16175551213 Three", 3)
     pid = e2e.rt.store.get(1).provider_message_id
-    e2e.rt.ctx.extras["delivery"].ingest(DeliveryEvent(provider="sociocs", provider_message_id=pid,
+    e2e.rt.ctx.delivery.ingest(DeliveryEvent(provider="sociocs", provider_message_id=pid,
                                                        status="delivered"))
     e2e.command("send --at \"tomorrow 9am\" +16175551212 Later", user_id="U1", channel_id="C1")
     e2e.wait(lambda: e2e.rt.store.count_pending(created_by="U1") == 1, 5, "a schedule")
@@ -121,4 +121,4 @@ def test_people_who_may_not_send_see_no_numbers_on_the_app_home(e2e_factory: Cal
         view = json.loads(view) if isinstance(view, str) else view
         assert "Carol (+1 617-555-1212)" in json.dumps(view)
     finally:
-        e2e.rt.ctx.extras["delivery"].stop()
+        e2e.rt.ctx.delivery.stop()

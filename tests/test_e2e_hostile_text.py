@@ -53,7 +53,7 @@ def test_hostile_text_never_reaches_slack_unescaped(e2e_factory: Callable[..., E
     catalog.write_text(CATALOG, encoding="utf-8")
     e2e = e2e_factory(sms_templates_file=str(catalog))
     assert e2e.providers is not None
-    e2e.rt.ctx.extras["bulk"].tracker.interval = 0.2
+    e2e.rt.ctx.bulk.tracker.interval = 0.2
     acks: list[dict[str, Any]] = []
 
     def command(text: str) -> None:

@@ -33,7 +33,7 @@ def make(e2e_factory: Callable[..., E2E]) -> Iterator[Callable[..., E2E]]:
 
     yield build
     for e2e in made:
-        e2e.rt.ctx.extras["delivery"].stop()
+        e2e.rt.ctx.delivery.stop()
 
 
 def send(e2e: E2E, text: str, user: str, final: int) -> None:

@@ -78,7 +78,7 @@ def make(e2e_factory: Callable[..., E2E]) -> Iterator[Callable[..., E2E]]:
 
     yield build
     for e2e in made:
-        e2e.rt.ctx.extras["delivery"].stop()
+        e2e.rt.ctx.delivery.stop()
 
 
 def sent_row(e2e: E2E, text: str = "send +16175551212 Your order has shipped", message_id: int = 1) -> Any:
@@ -102,7 +102,7 @@ def channel_posts(e2e: E2E, channel: str) -> list[str]:
 
 
 def delivery(e2e: E2E) -> Any:
-    return e2e.rt.ctx.extras["delivery"]
+    return e2e.rt.ctx.delivery
 
 
 # ---------------------------------------------------------------- the tests

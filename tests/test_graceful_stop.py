@@ -1,6 +1,6 @@
 """SIGTERM/SIGINT stop a real `smsbot worker` / `smsbot run` process gracefully.
 
-The process runs `python -m bot.cli.main ...` against a temporary store, the fake Slack and slow
+The process runs `python -m bot.app.main ...` against a temporary store, the fake Slack and slow
 fake providers. The tests wait for what the fakes received (never a fixed sleep) before the
 signal, then check what the provider got and what the store and Slack say.
 """
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Proc:
-    """`python -m bot.cli.main <command>` with the test's settings; its log goes to a file."""
+    """`python -m bot.app.main <command>` with the test's settings; its log goes to a file."""
 
     def __init__(self, command: str, e2e: E2E, tmp_path: Path, **settings: Any) -> None:
         env = worker_env(make_settings(tmp_path, e2e.slack, e2e.providers, **settings))
@@ -45,7 +45,7 @@ class Proc:
         self.log_path = tmp_path / f"{command}.log"
         self._log = self.log_path.open("w")
         # cwd: the temp dir, so no developer .env is read.
-        self.popen = subprocess.Popen([sys.executable, "-m", "bot.cli.main", command], env=env, cwd=tmp_path,
+        self.popen = subprocess.Popen([sys.executable, "-m", "bot.app.main", command], env=env, cwd=tmp_path,
                                       stdout=self._log, stderr=subprocess.STDOUT)
 
     def log(self) -> str:

@@ -30,7 +30,7 @@ def make(e2e_factory: Callable[..., E2E]) -> Iterator[Callable[..., E2E]]:
 
     yield build
     for e2e in made:
-        e2e.rt.ctx.extras["delivery"].stop()
+        e2e.rt.ctx.delivery.stop()
 
 
 def slack_said(e2e: E2E) -> str:
@@ -51,7 +51,7 @@ def bulk_with_a_lost_answer(e2e: E2E, text: str) -> None:
 def test_a_bulk_job_sociocs_took_without_our_knowing_its_id_is_never_marked_failed(make: Callable[..., E2E]) -> None:
     e2e = make()
     bulk_with_a_lost_answer(e2e, "Store closes at 6")
-    delivery = e2e.rt.ctx.extras["delivery"]
+    delivery = e2e.rt.ctx.delivery
     later = time.time() + 3600
     assert delivery.reconcile_once(now=later) == {1: "unknown", 2: "unknown", 3: "unknown"}
     assert delivery.reconcile_once(now=later) == {1: "unknown", 2: "unknown", 3: "unknown"}
@@ -70,7 +70,7 @@ def test_bulk_rows_found_in_the_list_settle_and_the_summary_is_corrected(make: C
     e2e.providers.sociocs_bulk_lists_messages = True  # its History shows the job's messages
     bulk_with_a_lost_answer(e2e, "Doors open at 9")
     first = summary_reply(e2e)
-    delivery = e2e.rt.ctx.extras["delivery"]
+    delivery = e2e.rt.ctx.delivery
     assert delivery.reconcile_once() == {1: "sent", 2: "sent", 3: "sent"}
     assert e2e.rt.store.counts_by_status(1) == {"sent": 3}
     edited = e2e.slack.wait_for("chat.update", lambda c: c["params"].get("ts") == first["response"]["ts"])[-1]
@@ -93,7 +93,7 @@ def test_sends_found_on_a_later_page_get_their_real_status(make: Callable[..., E
         conn.execute("UPDATE messages SET created_at = ?, updated_at = ? WHERE id = 1", (two_days_ago, two_days_ago))
     old = fake.sociocs_record("+16175551212", "First", at=two_days_ago + 5, status="delivered")
     new = fake.sociocs_record("+16175551213", "Second", status="failed")
-    delivery = e2e.rt.ctx.extras["delivery"]
+    delivery = e2e.rt.ctx.delivery
     assert delivery.reconcile_once() == {1: "sent", 2: "sent"}
     first, second = e2e.rt.store.get(1), e2e.rt.store.get(2)
     assert (first.status, first.delivery, first.provider_message_id) == ("sent", "delivered", old)
@@ -113,7 +113,7 @@ def test_a_bird_404_for_its_own_message_id_is_no_proof(make: Callable[..., E2E])
     e2e.wait(lambda: (r := e2e.rt.store.get(1)) and r.status == "unknown" and r.status_ts, 5, "unknown")
     with e2e.rt.store.write() as conn:  # as if Bird's id had been learned, and Bird now answers 404 for it
         conn.execute("UPDATE messages SET provider_message_id = 'gone-id' WHERE id = 1")
-    delivery = e2e.rt.ctx.extras["delivery"]
+    delivery = e2e.rt.ctx.delivery
     assert delivery.reconcile_once(now=time.time() + 3600) == {1: "no lookup"}
     assert e2e.rt.store.get(1).status == "unknown"
     assert delivery.outbox.flush()
@@ -140,7 +140,7 @@ def test_bird_settles_on_its_own_word(make: Callable[..., E2E], bird_status: str
     with e2e.rt.store.write() as conn:  # as if the answer had been lost after Bird gave the id
         conn.execute("UPDATE messages SET status = 'unknown', delivery = NULL WHERE id = 1")
     e2e.providers.set_bird_status(row.provider_message_id, bird_status, "Carrier said no")
-    assert e2e.rt.ctx.extras["delivery"].reconcile_once() == {1: status}
+    assert e2e.rt.ctx.delivery.reconcile_once() == {1: status}
     fresh = e2e.rt.store.get(1)
     assert (fresh.status, fresh.delivery) == (status, delivery)
     assert "Carrier said no" in (fresh.error or "")

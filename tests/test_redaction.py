@@ -21,7 +21,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from bot.app.logs import setup_logging
-from bot.cli.main import main
+from bot.app.main import main
 from bot.core.config import Settings
 from bot.core.senders import build_senders
 from storage.store import NewMessage, Store

@@ -248,11 +248,11 @@ def test_send_now_wakes_the_dispatcher(tmp_path: Path) -> None:
         def wake(self) -> None:
             self.woken += 1
 
-    ctx.extras["dispatcher"] = Waker()
+    ctx.dispatcher = Waker()
     mid = schedule(ctx, datetime.fromtimestamp(time.time() + 3600, UTC))
     ctx.store.claim_due("w", now=time.time() + 7200, misfire_grace=60)  # it misfires
     assert ctx.store.get(mid).status == "missed"
-    assert send_missed_now(ctx, mid, "U1").ok and ctx.extras["dispatcher"].woken == 1
+    assert send_missed_now(ctx, mid, "U1").ok and ctx.dispatcher.woken == 1
 
 
 # -- cancel / edit racing the worker

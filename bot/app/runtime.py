@@ -1,29 +1,38 @@
-"""Wiring: settings -> store, senders, Slack client, notifier, service, dispatcher, apps."""
+"""The composition root: settings -> store, senders, Slack client, notifier, service, the engines, apps."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import httpx
 import uvicorn
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from starlette.applications import Starlette
 
+from bot.app.web import build_web
+from bot.core.bulk.engine import BulkEngine
 from bot.core.config import Settings
+from bot.core.delivery.engine import DeliveryEngine
+from bot.core.delivery.rules import reports_on
 from bot.core.dispatch import Dispatcher
 from bot.core.senders import Senders, build_senders
 from bot.core.sending import SendService
 from bot.slack.announcer import Notifier
+from bot.slack.app import build_app
+from bot.slack.bulk_view import SlackBulkView
 from bot.slack.context import AppContext
+from bot.slack.delivery_view import SlackDeliveryView, delivery_client
+from bot.webhooks.routes import handlers as webhook_handlers
 from providers.base import redact
 from storage import open_store
 from storage.store import Store
@@ -48,19 +57,22 @@ def slack_client(settings: Settings) -> WebClient:
 
 @dataclass
 class Runtime:
+    """The engines one process runs; None where the process needs none (see build_runtime)."""
+
     settings: Settings
     store: Store
     senders: Senders
     client: WebClient
     notifier: Notifier
     service: SendService
-    dispatcher: Dispatcher | None
     ctx: AppContext
-    bolt: Any = None
-    web: Any = None
+    dispatcher: Dispatcher | None = None
+    bulk: BulkEngine | None = None
+    delivery: DeliveryEngine | None = None
+    bolt: App | None = None
+    web: Starlette | None = None
     _server: uvicorn.Server | None = None
     _server_thread: threading.Thread | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
     #: monotonic time by which calls in flight must have answered (set by the first stop request)
     stop_deadline: float | None = None
     #: provider calls still running when the grace period ended (their rows are unknown)
@@ -72,6 +84,8 @@ class Runtime:
 
     def start_web(self, host: str | None = None, port: int | None = None) -> int:
         """Serve the web app in a background thread; returns the bound port."""
+        if self.web is None:
+            raise RuntimeError("this runtime was built without the web app (with_web=False)")
         config = uvicorn.Config(
             self.web,
             host=host or self.settings.host,
@@ -118,15 +132,14 @@ class Runtime:
             log.info("stopping: no new sends; waiting up to %.0f s for %d send(s) in flight",
                      max(0.0, deadline - time.monotonic()), busy)
         abandoned = self.dispatcher.stop(deadline=deadline) if self.dispatcher is not None else 0
-        bulk = self.ctx.extras.get("bulk")
-        if bulk is not None and hasattr(bulk, "drain"):
-            abandoned += bulk.drain(deadline)
+        if self.bulk is not None:
+            abandoned += self.bulk.drain(deadline)
         if abandoned:
             log.warning("stopping: %d send(s) still waiting for the provider after the %.0f s grace period "
                         "(SMS_SHUTDOWN_GRACE) were recorded unknown", abandoned, self.settings.sms_shutdown_grace)
         # Feature threads (delivery updater, reconciler, bulk progress), after the dispatcher
         # so its last outcomes still reach Slack: each flushes what it has before it stops.
-        for stop in self.ctx.extras.get("on_stop", []):
+        for stop in self.ctx.on_stop:
             try:
                 stop()
             except Exception:
@@ -138,6 +151,15 @@ class Runtime:
         return abandoned
 
 
+def build_delivery(ctx: AppContext, secrets: list[str]) -> DeliveryEngine:
+    """The delivery engine over its Slack view (started later, with the other engines)."""
+    settings = ctx.settings
+    view = SlackDeliveryView(delivery_client(ctx.client), ctx.store, secrets, label=ctx.senders.label,
+                             reports_on=partial(reports_on, settings), outcome_text=ctx.notifier.outcome_text)
+    return DeliveryEngine(ctx.store, settings, ctx.senders, view, dispatcher=ctx.dispatcher,
+                          bulk=lambda: ctx.bulk)
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -145,56 +167,81 @@ def build_runtime(
     http_client: httpx.Client | None = None,
     poll_interval: float = 0.5,
     with_web: bool = True,
+    with_slack: bool | None = None,
 ) -> Runtime:
-    from bot.app.web import build_web
-    from bot.slack.app import build_app
-    from bot.webhooks.routes import register as register_webhooks
+    """Build what one process needs, top to bottom.
 
+    with_worker: the dispatcher (sends due rows). with_slack: the Slack-facing engines
+    (bulk progress, delivery notices); defaults to with_web. with_web: the Bolt app and the
+    web app serving it beside the provider webhooks.
+    """
+    with_slack = with_web if with_slack is None else with_slack
     store = open_store(settings.database_url)
     senders = build_senders(settings, client=http_client)
-    client = slack_client(settings)
     secrets = settings.secret_values() + senders.secrets()
     # The one redaction point for provider text entering the store (webhooks, errors, lookups).
     store.redactor = partial(redact, secrets=secrets)
+    client = slack_client(settings)
     notifier = Notifier(client, store, senders.label, secrets=secrets)
     service = SendService(store, senders, default_region=settings.sms_default_region)
-    dispatcher = None
-    if with_worker:
-        dispatcher = Dispatcher(
-            store,
-            senders,
-            notifier,
-            concurrency=settings.sms_worker_concurrency,
-            misfire_grace=settings.sms_misfire_grace,
-            max_attempts=settings.sms_max_attempts,
-            rates={name: settings.rate_for(name) for name in senders.names()},
-            poll_interval=poll_interval,
-        )
+    dispatcher = build_dispatcher(settings, store, senders, notifier, poll_interval) if with_worker else None
+    if dispatcher is not None:
         service.set_wake(dispatcher.wake)
-    ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier, client=client)
-    ctx.extras["dispatcher"] = dispatcher
-    # The CLI needs no Slack app (and may run without Slack credentials).
+    ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier,
+                     client=client, dispatcher=dispatcher)
+    rt = Runtime(settings=settings, store=store, senders=senders, client=client, notifier=notifier,
+                 service=service, ctx=ctx, dispatcher=dispatcher)
     try:
-        bolt = build_app(ctx) if with_web else None
-        if bolt is not None:
-            register_webhooks(bolt, ctx)
+        if with_slack:
+            rt.bulk = ctx.bulk = build_bulk(ctx)
+            rt.delivery = ctx.delivery = build_delivery(ctx, secrets)
+        if with_web:
+            rt.bolt, rt.web = build_web_app(ctx)
     except Exception:
         senders.close()
         raise
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    web = None
-    if bolt is not None:
-        web = build_web(bolt, store, webhooks=ctx.extras.get("webhooks"), signing_secret=secret,
-                        max_body=settings.sms_max_body_bytes)
-    return Runtime(
-        settings=settings,
-        store=store,
-        senders=senders,
-        client=client,
-        notifier=notifier,
-        service=service,
-        dispatcher=dispatcher,
-        ctx=ctx,
-        bolt=bolt,
-        web=web,
+    start_slack_engines(ctx)
+    return rt
+
+
+def build_dispatcher(settings: Settings, store: Store, senders: Senders, notifier: Notifier,
+                     poll_interval: float) -> Dispatcher:
+    return Dispatcher(
+        store,
+        senders,
+        notifier,
+        concurrency=settings.sms_worker_concurrency,
+        misfire_grace=settings.sms_misfire_grace,
+        max_attempts=settings.sms_max_attempts,
+        rates={name: settings.rate_for(name) for name in senders.names()},
+        poll_interval=poll_interval,
     )
+
+
+def build_bulk(ctx: AppContext) -> BulkEngine:
+    return BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier),
+                      dispatcher=ctx.dispatcher, max_attempts=ctx.settings.sms_max_attempts)
+
+
+def build_web_app(ctx: AppContext) -> tuple[App, Starlette]:
+    """The Bolt app (every listener) and the web app serving it beside the provider webhooks."""
+    bolt = build_app(ctx)  # a CatalogError propagates: start-up stops with file:line
+    if ctx.delivery is None:
+        raise RuntimeError("the web app needs the delivery engine (with_slack)")
+    webhooks = webhook_handlers(ctx.delivery, ctx.settings)
+    settings = ctx.settings
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    web = build_web(bolt, ctx.store, webhooks=webhooks, signing_secret=secret, max_body=settings.sms_max_body_bytes)
+    return bolt, web
+
+
+def start_slack_engines(ctx: AppContext) -> None:
+    """Start the engines' threads once nothing can fail any more; their stops run after the
+    dispatcher's (Runtime.stop), bulk first so its progress reaches the delivery outbox."""
+    if ctx.bulk is not None and ctx.dispatcher is not None:
+        # Progress, summaries and Sociocs batches run where the outbox is worked on.
+        ctx.bulk.start()
+        ctx.on_stop.append(ctx.bulk.stop)
+    if ctx.delivery is not None:
+        ctx.delivery.start()
+        ctx.on_stop.append(ctx.delivery.stop)

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.app.http_body import DEFAULT_MAX_BODY, read_capped, refuse
+from bot.webhooks.body import DEFAULT_MAX_BODY, read_capped, refuse
 from storage.store import Store
 
 WebhookHandler = Callable[[Request], Awaitable[Response]]
@@ -60,6 +60,8 @@ def malformed(parsed: Any) -> str | None:
 
 def malformed_view(view: dict[str, Any]) -> str | None:
     """Every modal of ours keeps a JSON object in private_metadata, and Slack sends state.values."""
+    if view and not isinstance(view.get("type"), str):
+        return "view has no type"  # Bolt reads view["type"] unguarded and would answer 500
     state = view.get("state")
     if state is not None and not (isinstance(state, dict) and isinstance(state.get("values", {}), dict)):
         return "view state is not an object"

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.cli.main import EXTENSIONS
+from bot.core.bulk.models import BulkPlan, Progress
+from bot.core.bulk.wording import problem_lines, when_words
 from bot.core.config import Settings
 
 
@@ -33,24 +35,18 @@ def bar(done: int, total: int, width: int = 30) -> str:
     return "#" * filled + "." * (width - filled)
 
 
-def progress_line(p: object) -> str:
-    from bot.slack.blocks.bulk import Progress
-
-    assert isinstance(p, Progress)
+def progress_line(p: Progress) -> str:
     rate = f"  {p.rate:,.1f}/s" if p.rate else ""
     return (f"[{bar(p.done, p.total)}] {p.done:,}/{p.total:,}  sent {p.sent:,}  failed {p.failed:,}  "
             f"unknown {p.unknown:,}{rate}")
 
 
-def print_plan(plan: object, out: TextIO) -> None:
-    from bot.slack.blocks.bulk import BulkPlan, problem_lines, when_words
-
-    assert isinstance(plan, BulkPlan)
+def print_plan(plan: BulkPlan, out: TextIO) -> None:
     print(f"Bulk #{plan.job_id}: {plan.valid:,} recipients via {plan.sender_label} ({plan.sender}).", file=out)
     dup = ("duplicates allowed" if plan.allow_duplicates else f"duplicates removed: {plan.duplicates_removed:,}")
     print(f"Rows read: {plan.total_rows:,}; invalid rows skipped: {plan.invalid:,}; {dup}.", file=out)
-    for line in problem_lines([p for p in plan.problems], plan.invalid):
-        print("  " + line.replace("• ", "").replace("`", ""), file=out)
+    for line in problem_lines(plan.problems, plan.invalid):
+        print("  " + line, file=out)
     print(f"Longest message: {plan.segments} segment(s), {plan.encoding}. Preview: {plan.preview[:200]}", file=out)
     if plan.native_bulk_sender:
         print("Personalised text: one message per recipient." if plan.personalised
@@ -62,7 +58,7 @@ def print_plan(plan: object, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app.runtime import build_runtime
+    from bot.cli.main import wiring
     from bot.core.bulk.engine import BulkEngine
     from bot.core.input.recipients import CsvError, PlaceholderError, check_placeholders, iter_csv
     from bot.core.sending import UserError
@@ -94,7 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
 
-    rt = build_runtime(settings, with_worker=True, with_web=False)
+    rt = wiring().engines(settings)
     engine = BulkEngine(rt.store, rt.senders, dispatcher=rt.dispatcher, progress_interval=1.0,
                         max_attempts=settings.sms_max_attempts)
     try:

@@ -1,161 +1,77 @@
-"""`smsbot`: run the app, or send and manage messages from a terminal."""
+"""`smsbot` commands that send and manage messages from a terminal.
+
+The console script is bot/app/main.py: it adds the long-running processes (run, serve,
+worker) and injects the engines these commands need (see Wiring).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 import time
 from collections.abc import Callable
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from bot.core.config import ConfigError, Settings, load_settings, require_slack
+from bot.core.config import ConfigError, Settings, load_settings
+from bot.core.dispatch import Dispatcher
+from bot.core.ports_schedules import ScheduleAnnouncer
+from bot.core.senders import Senders
+from bot.core.sending import SendService
 from bot.core.templates import CatalogError
 from storage.schema import SchemaTooNew
-
-if TYPE_CHECKING:
-    from bot.app.runtime import Runtime
+from storage.store import Store
 
 log = logging.getLogger("smsbot.cli")
 
 # Feature modules add their own subcommands: name -> (configure parser, run).
-Extension = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int]]
+Command = Callable[[argparse.Namespace, Settings], int]
+Extension = tuple[Callable[[argparse.ArgumentParser], None], Command]
 EXTENSIONS: dict[str, tuple[str, Extension]] = {}
 
 
-def _runtime(settings: Settings, with_worker: bool = True, with_web: bool = True) -> Runtime:
-    from bot.app.logs import setup_logging
-    from bot.app.runtime import build_runtime
+class CliEngines(Protocol):
+    """What CLI commands use of a runtime: the store, senders, the send service and a dispatcher."""
 
-    rt = build_runtime(settings, with_worker=with_worker, with_web=with_web)
-    setup_logging(settings.secret_values() + rt.senders.secrets())
-    return rt
+    store: Store
+    senders: Senders
+    service: SendService
+    dispatcher: Dispatcher | None
 
+    def start_worker(self) -> None: ...
 
-class StopRequested(BaseException):
-    """Raised in the main thread by SIGTERM/SIGINT (a BaseException: no `except Exception` eats it)."""
-
-
-class StopSignals:
-    """SIGTERM and SIGINT stop the process gracefully (see Runtime.stop), once: a second
-    signal during the cleanup is ignored rather than cutting it short.
-
-    Installed before the runtime is built (its threads may send at once); the handler only
-    sets flags, and raises StopRequested once the main thread is `armed` (inside its try).
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.armed = False
-        self.rt: Any = None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            return
-        self.requested = True
-        if self.rt is not None:
-            self.rt.request_stop()
-        if self.armed:
-            raise StopRequested
-
-    def arm(self, rt: Any) -> None:
-        self.rt = rt
-        self.armed = True
-        if self.requested:  # the signal came while the runtime was being built
-            rt.request_stop()
-            raise StopRequested
-
-    def wait(self) -> None:
-        while True:
-            time.sleep(3600)
+    def stop(self, grace: float | None = None) -> int: ...
 
 
-def _finish(rt: Runtime) -> int:
-    """Exit 0 after a graceful stop. Calls that outlived the grace period hold pool threads
-    the interpreter would wait for at exit: their rows are already recorded, so leave now."""
-    if rt.abandoned:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+@dataclass
+class Wiring:
+    """What the CLI gets from the composition root (bot/app/main.py); bot.cli never imports bot.app."""
+
+    #: a worker's engines for one command (no Slack app)
+    engines: Callable[[Settings], CliEngines]
+    setup_logging: Callable[[list[str]], None]
+    #: Slack redraws for changes made here; None when no bot token is set
+    announcer: Callable[[Settings, Store], ScheduleAnnouncer | None]
+    #: the long-running processes (run, serve, worker): name -> (help, run)
+    processes: dict[str, tuple[str, Command]] = field(default_factory=dict)
 
 
-def _serve_http(rt: Runtime, settings: Settings) -> None:
-    import uvicorn
-
-    log.info("HTTP mode on %s:%s (Slack request URL: https://<your host>/slack/events)", settings.host, settings.port)
-    # log_config=None: uvicorn logs through our handlers, so the redacting filter applies.
-    server = uvicorn.Server(uvicorn.Config(rt.web, host=settings.host, port=settings.port, log_level="info",
-                                           access_log=False, log_config=None, timeout_graceful_shutdown=5))
-    uvicorn_exit = server.handle_exit
-
-    def handle_exit(sig: int, frame: FrameType | None) -> None:
-        rt.request_stop()  # claims stop now, not after the web server has drained
-        uvicorn_exit(sig, frame)
-
-    server.handle_exit = handle_exit  # type: ignore[method-assign]  # uvicorn has no stop hook: wrap its handler
-    # uvicorn re-raises the signal once it has shut down: our handler turns it into StopRequested.
-    server.run()
+_wiring: Wiring | None = None
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Web app and worker in one process (the embedded default)."""
-    require_slack(settings)
-    signals = StopSignals()
-    rt = _runtime(settings, with_worker=args.command in ("run",))
-    try:
-        signals.arm(rt)
-        if rt.dispatcher is not None:
-            rt.start_worker()
-        if settings.slack_app_token:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            port = rt.start_web()
-            log.info("Socket Mode; webhooks and /healthz on port %s", port)
-            handler = SocketModeHandler(rt.bolt, settings.slack_app_token.get_secret_value())
-            handler.connect()
-            try:
-                signals.wait()
-            finally:
-                handler.close()
-        else:
-            _serve_http(rt, settings)
-    except StopRequested:
-        log.info("stop signal received")
-    finally:
-        rt.stop()
-    return _finish(rt)
-
-
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """The dispatcher alone (`Procfile` worker:), against the same store."""
-    # Feature hooks (bulk progress, delivery notices) register with the Slack app, so build
-    # it here too when Slack is configured; it is not served.
-    signals = StopSignals()
-    rt = _runtime(settings, with_worker=True, with_web=bool(settings.slack_bot_token))
-    try:
-        signals.arm(rt)
-        rt.start_worker()
-        log.info("worker started")
-        signals.wait()
-    except StopRequested:
-        log.info("stop signal received")
-    finally:
-        rt.stop()
-    return _finish(rt)
+def wiring() -> Wiring:
+    if _wiring is None:
+        raise RuntimeError("the CLI runs through bot.app.main (the `smsbot` command), which wires it")
+    return _wiring
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.input.phone import display
     from bot.core.sending import SendRequest, UserError
 
-    rt = _runtime(settings, with_worker=True, with_web=False)
+    rt = wiring().engines(settings)
+    wiring().setup_logging(settings.secret_values() + rt.senders.secrets())
     assert rt.dispatcher is not None
     when = None
     if args.at:
@@ -207,12 +123,12 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(processes: dict[str, tuple[str, Command]] | None = None) -> argparse.ArgumentParser:
+    _load_extensions()
     parser = argparse.ArgumentParser(prog="smsbot", description="Send SMS and WhatsApp from Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="web app and worker in one process")
-    sub.add_parser("serve", help="web app only (run `smsbot worker` beside it)")
-    sub.add_parser("worker", help="worker only")
+    for name, (help_text, _run) in (processes or {}).items():
+        sub.add_parser(name, help=help_text)
     send = sub.add_parser("send", help="send one message now (or --at later)")
     send.add_argument("--via", help="sender: twlo, twlowa, gswa, bird, textus, sandbox")
     send.add_argument("--to", required=True, help="phone number, E.164 or national")
@@ -229,14 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    _load_extensions()
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None, wired: Wiring) -> int:
+    """Parse and run one command; `wired` is what bot.app.main injects."""
+    global _wiring
+    _wiring = wired
+    args = build_parser(wired.processes).parse_args(argv)
     try:
         settings = load_settings()
-        handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-            "run": cmd_run, "serve": cmd_run, "worker": cmd_worker, "send": cmd_send,
-        }
+        handlers: dict[str, Command] = {name: run for name, (_help, run) in wired.processes.items()}
+        handlers["send"] = cmd_send
         for name, (_help, (_configure, run)) in EXTENSIONS.items():
             handlers[name] = run
         return handlers[args.command](args, settings)
@@ -295,10 +212,3 @@ def _load_extensions() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
-
-
-if __name__ == "__main__":
-    # Extensions fill bot.cli.main.EXTENSIONS, not the copy of this module named __main__.
-    from bot.cli.main import main as _main
-
-    raise SystemExit(_main())

@@ -12,10 +12,10 @@ import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.cli.main import EXTENSIONS
+from bot.cli.main import EXTENSIONS, wiring
 from bot.core.config import Settings
 from bot.core.input.phone import display
-from bot.slack.blocks.schedules import first_words, when_label
+from bot.core.schedules import Outcome, ScheduleResult, ScheduleRules, first_words, when_label
 from storage import open_store
 
 
@@ -57,33 +57,30 @@ def configure_cancel(parser: argparse.ArgumentParser) -> None:
 
 def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings.database_url)
-    notifier = None
-    if settings.slack_bot_token:
-        from bot.app.runtime import slack_client
-        from bot.core.senders import build_senders
-        from bot.slack.announcer import Notifier
-
-        senders = build_senders(settings)
-        notifier = Notifier(slack_client(settings), store, senders.label,
-                            secrets=settings.secret_values() + senders.secrets())
+    rules = ScheduleRules(store, settings)
+    announcer = wiring().announcer(settings, store)
     failures = 0
     for mid in args.ids:
-        tr = store.cancel(mid, now=time.time())
-        if tr.ok and tr.row is not None:
+        # The operator: whoever runs the CLI has the database, so any schedule is theirs to cancel.
+        res = rules.cancel(mid, None, operator=True, now=time.time())
+        if res.outcome == Outcome.DONE and res.row is not None:
             print(f"#{mid} canceled; it will not be sent.")
-            if notifier is not None and tr.row.thread_channel and tr.row.thread_ts:
-                text, blocks = notifier.announce_blocks(tr.row)
-                notifier.update(tr.row.thread_channel, tr.row.thread_ts, text, blocks)
-                notifier.thread_reply(tr.row, ":no_entry_sign: Canceled from the command line; it will not be sent.")
+            if announcer is not None:
+                announcer.schedule_changed(res.row, ":no_entry_sign: Canceled from the command line; "
+                                                    "it will not be sent.")
             continue
         failures += 1
-        if tr.status is None:
-            print(f"error: there is no message #{mid}", file=sys.stderr)
-        elif tr.status in ("claimed", "sending"):
-            print(f"error: #{mid} is already being sent; nothing was canceled", file=sys.stderr)
-        else:
-            print(f"error: #{mid} is {tr.status}; nothing was canceled", file=sys.stderr)
+        print(f"error: {why_not(res)}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def why_not(res: ScheduleResult) -> str:
+    mid = res.message_id
+    if res.outcome == Outcome.NOT_FOUND:
+        return f"there is no message #{mid}"
+    if res.status in ("claimed", "sending"):
+        return f"#{mid} is already being sent; nothing was canceled"
+    return f"#{mid} is {res.status}; nothing was canceled"
 
 
 EXTENSIONS["list"] = ("list pending scheduled messages", (configure_list, run_list))

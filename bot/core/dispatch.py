@@ -16,16 +16,10 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from bot.core.outcomes import Outcome, backoff, outcome_of
+from bot.core.ports import Announcer
 from bot.core.senders import Senders
-from bot.slack.announcer import Notifier
-from providers.base import (
-    NotSent,
-    OutboundMessage,
-    ProviderError,
-    RateLimited,
-    SendResult,
-    UnknownOutcome,
-)
+from providers.base import OutboundMessage, ProviderError, SendResult
 from storage.store import MessageRow, Store
 
 log = logging.getLogger("smsbot.worker")
@@ -88,8 +82,7 @@ class RateLimiter:
             self._cond.notify_all()
 
 
-def backoff(attempt: int) -> float:
-    return float(min(300, 2 ** max(0, attempt)))
+__all__ = ["Dispatcher", "RateLimiter", "backoff"]  # backoff: the one policy's (bot.core.outcomes)
 
 
 class Dispatcher:
@@ -97,7 +90,7 @@ class Dispatcher:
         self,
         store: Store,
         senders: Senders,
-        notifier: Notifier | None,
+        notifier: Announcer | None,
         *,
         concurrency: int = 16,
         misfire_grace: float = 900.0,
@@ -312,39 +305,25 @@ class Dispatcher:
         msg.reference = f"smsbot-{row.id}"
         try:
             result: SendResult = provider.send(msg)
-        except RateLimited as exc:
-            wait = exc.retry_after if exc.retry_after is not None else 5.0
-            self.limiter(row.sender).pause(wait)
-            return self._retry_or_fail(row, attempt, wait, provider.scrub(exc.message), exc.kind)
-        except NotSent as exc:
-            return self._retry_or_fail(row, attempt, backoff(attempt), provider.scrub(exc.message), exc.kind)
-        except UnknownOutcome as exc:
-            final = self.store.record_outcome(row.id, "unknown", error=provider.scrub(exc.message), error_kind=exc.kind)
-            return self._report(final)
-        except ProviderError as exc:
-            final = self.store.record_outcome(row.id, "failed", error=provider.scrub(exc.message), error_kind=exc.kind)
-            return self._report(final)
         except Exception as exc:
-            # We cannot tell whether the request left: unknown, never a blind retry.
-            log.error("unexpected error sending message %s: %s", row.id, type(exc).__name__)
-            final = self.store.record_outcome(
-                row.id, "unknown", error=f"Unexpected error ({type(exc).__name__}).", error_kind="unknown"
-            )
-            return self._report(final)
+            if not isinstance(exc, ProviderError):
+                log.error("unexpected error sending message %s: %s", row.id, type(exc).__name__)
+            return self._record(row, outcome_of(exc, provider, attempt, self.max_attempts))
         final = self.store.record_outcome(
             row.id, "sent", provider_message_id=result.provider_message_id, delivery=result.status
         )
         return self._report(final)
 
-    def _retry_or_fail(self, row: MessageRow, attempt: int, wait: float, error: str, kind: str) -> MessageRow | None:
-        if attempt >= self.max_attempts:
-            final = self.store.record_outcome(
-                row.id, "failed", error=f"{error} Gave up after {attempt} attempts.", error_kind=kind
-            )
-            return self._report(final)
-        self.store.release(row.id, time.time() + wait, error=error, error_kind=kind)
-        self.wake()
-        return self.store.get(row.id)
+    def _record(self, row: MessageRow, outcome: Outcome) -> MessageRow | None:
+        """A failed call's outcome (the policy of bot.core.outcomes): a final state, or a retry."""
+        if outcome.pause is not None:
+            self.limiter(row.sender).pause(outcome.pause)
+        if outcome.state == "retry":
+            self.store.release(row.id, time.time() + outcome.wait, error=outcome.error, error_kind=outcome.kind)
+            self.wake()
+            return self.store.get(row.id)
+        return self._report(self.store.record_outcome(row.id, outcome.state, error=outcome.error,
+                                                      error_kind=outcome.kind))
 
     def _report(self, row: MessageRow | None) -> MessageRow | None:
         if row is None:

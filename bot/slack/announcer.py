@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.core.input.phone import display
+from bot.core.ports import Announcer
 from bot.slack.blocks.schedules import CANCEL_ACTION, SEND_NOW_ACTION, row_buttons
 from bot.slack.text import MESSAGE_TEXT, cap, escape, fit_blocks, shown, truncate
 from providers.base import redact
@@ -65,7 +66,9 @@ def headline(row: MessageRow, label: str) -> str:
     return f"{who} → {to} via {label}: {shown(row.summary, 2500)}"
 
 
-class Notifier:
+class Notifier(Announcer):
+    """The Announcer port (bot.core.ports) in Slack: Slack errors are caught here."""
+
     def __init__(
         self,
         client: WebClient,

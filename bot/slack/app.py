@@ -90,7 +90,7 @@ def build_app(ctx: AppContext) -> App:
     settings = ctx.settings
     logging.getLogger("slack_bolt.App").addFilter(_not_the_token_notice)
     lazy = LazyExecutor()
-    ctx.extras["lazy"] = lazy
+    ctx.lazy = lazy
     app = App(
         client=ctx.client,
         listener_executor=lazy,

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 
@@ -14,12 +14,23 @@ from bot.core.config import Settings
 from bot.core.senders import Senders
 from bot.core.sending import SendService
 from bot.slack.announcer import Notifier
-from storage.store import Store
+from storage.store import MessageRow, Store
+
+if TYPE_CHECKING:
+    from bot.core.bulk.engine import BulkEngine
+    from bot.core.delivery.engine import DeliveryEngine
+    from bot.core.dispatch import Dispatcher
+    from bot.core.templates import Catalog
+    from bot.slack.app import LazyExecutor
+    from bot.slack.commands import SendCommand
+    from providers.base import TemplateSend
 
 # A fast part answers inside Slack's 3 seconds (its return value is the ack); the slow
 # part, if any, runs after the ack in a lazy listener thread.
 FastHandler = Callable[["AppContext", dict[str, Any], str], Any]
 SlowHandler = Callable[["AppContext", dict[str, Any], str, WebClient], None]
+# Called with (row, user_id) after a schedule was canceled, edited or sent now.
+ScheduleChanged = Callable[[MessageRow, str | None], None]
 
 
 @dataclass
@@ -39,7 +50,17 @@ class AppContext:
     notifier: Notifier
     client: WebClient
     subcommands: dict[str, SubCommand] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The engines the runtime built for this process (None when the process has none).
+    dispatcher: Dispatcher | None = None
+    bulk: BulkEngine | None = None
+    delivery: DeliveryEngine | None = None
+    lazy: LazyExecutor | None = None
+    template_catalog: Catalog | None = None
+    template_command: Callable[[SendCommand], tuple[TemplateSend, Any]] | None = None
+    #: who hears about schedule changes (the App Home refreshes itself)
+    schedule_changed: list[ScheduleChanged] = field(default_factory=list)
+    #: feature threads to stop, in order, after the dispatcher (each flushes what it has)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
     _tz_cache: dict[str, tuple[float, str]] = field(default_factory=dict)
     _tz_lock: threading.Lock = field(default_factory=threading.Lock)
 

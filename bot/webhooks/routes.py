@@ -14,14 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt import App
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bot.app.http_body import read_capped
-from bot.core.delivery.engine import Delivery, get_delivery
-from bot.slack.context import AppContext
+from bot.core.config import Settings
+from bot.core.delivery.engine import DeliveryEngine
+from bot.webhooks.body import read_capped
 from providers.bird import verify_bird_signature
 from providers.events import DeliveryEvent, parse_bird_event, parse_sociocs_event, parse_textus_event
 from providers.sociocs import verify_sociocs_signature
@@ -30,6 +29,7 @@ from providers.textus import verify_textus_signature
 log = logging.getLogger("smsbot.webhooks")
 
 Verifier = Callable[[str, bytes, Request], bool]
+WebhookHandler = Callable[[Request], Awaitable[Response]]
 Parser = Callable[[dict[str, Any]], DeliveryEvent | None]
 
 
@@ -74,21 +74,21 @@ PROVIDERS: dict[str, tuple[str, Verifier, Parser]] = {
 }
 
 
-def _secret(ctx: AppContext, variable: str) -> str | None:
-    value = getattr(ctx.settings, variable.lower(), None)
+def _secret(settings: Settings, variable: str) -> str | None:
+    value = getattr(settings, variable.lower(), None)
     raw = value.get_secret_value() if value is not None else ""
     return raw or None
 
 
-def make_handler(ctx: AppContext, delivery: Delivery, name: str) -> Callable[[Request], Awaitable[Response]]:
+def make_handler(delivery: DeliveryEngine, settings: Settings, name: str) -> WebhookHandler:
     variable, verify, parse = PROVIDERS[name]
 
     async def handle(request: Request) -> Response:
-        secret = _secret(ctx, variable)
+        secret = _secret(settings, variable)
         if secret is None:
             delivery.warn_once(f"nosecret:{name}", "refusing %s webhooks: %s is not set", name, variable)
             return JSONResponse({"ok": False, "error": f"{variable} is not configured"}, status_code=401)
-        body = await read_capped(request, ctx.settings.sms_max_body_bytes, f"{name} webhook")
+        body = await read_capped(request, settings.sms_max_body_bytes, f"{name} webhook")
         if isinstance(body, Response):
             return body
         if not verify(secret, body, request):
@@ -117,8 +117,11 @@ def make_handler(ctx: AppContext, delivery: Delivery, name: str) -> Callable[[Re
     return handle
 
 
-def register(app: App, ctx: AppContext) -> None:
-    delivery = get_delivery(ctx)
-    hooks = ctx.extras.setdefault("webhooks", {})
-    for name in PROVIDERS:
-        hooks[name] = make_handler(ctx, delivery, name)
+def handlers(delivery: DeliveryEngine, settings: Settings) -> dict[str, WebhookHandler]:
+    """One handler per provider, for /webhooks/<provider>."""
+    return {name: make_handler(delivery, settings, name) for name in PROVIDERS}
+
+
+def register(hooks: dict[str, WebhookHandler], delivery: DeliveryEngine, settings: Settings) -> None:
+    """Add the providers' handlers to `hooks` (the web app's /webhooks/<provider> table)."""
+    hooks.update(handlers(delivery, settings))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
-
+from bot.core.bulk import wording
+from bot.core.bulk.models import PROBLEMS_SHOWN, BulkPlan, BulkSummary, ProblemLine, Progress
+from bot.core.bulk.wording import plural, when_words
 from bot.slack.blocks.send import input_block, plain, send_later_blocks, sender_options, text_input
 from bot.slack.text import cap, escape, shown
 
@@ -26,67 +26,11 @@ RESUME_ACTION = "bulk_resume"
 MISSED_SEND_NOW_ACTION = "bulk_missed_send_now"
 MISSED_CANCEL_ACTION = "bulk_missed_cancel"
 
-PROBLEMS_SHOWN = 20
 PREVIEW_LIMIT = 1500
 SECTION_LIMIT = 2900
 
 # Input blocks of the form; errors are keyed on these.
 B_SENDER, B_TEXT, B_PASTE, B_CSV, B_OPTIONS = "sender", "text", "recipients", "csv", "options"
-
-
-class ProblemLine(BaseModel):
-    line: int
-    raw: str
-    reason: str
-
-
-class BulkPlan(BaseModel):
-    """What the confirmation shows; stored with the draft so a retry can show it again."""
-
-    job_id: int
-    sender: str
-    sender_label: str
-    mode: str  # per_recipient | provider_bulk
-    valid: int
-    total_rows: int
-    duplicates_removed: int
-    allow_duplicates: bool
-    invalid: int
-    problems: list[ProblemLine] = Field(default_factory=list)  # the first PROBLEMS_SHOWN
-    notes: list[str] = Field(default_factory=list)
-    encoding: str
-    segments: int
-    characters: int
-    preview: str
-    personalised: bool
-    native_bulk_sender: bool = False  # a Sociocs sender (one bulk job per batch when not personalised)
-    due_at: float | None = None
-    user_tz: str | None = None
-    source_label: str = "pasted list"
-
-
-class Progress(BaseModel):
-    total: int
-    sent: int = 0
-    failed: int = 0
-    unknown: int = 0
-    canceled: int = 0
-    missed: int = 0
-    remaining: int = 0
-    paused: int = 0
-    rate: float | None = None  # messages a second, recently
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed + self.unknown + self.canceled + self.missed
-
-    @classmethod
-    def from_counts(cls, counts: dict[str, int], rate: float | None = None) -> Progress:
-        remaining = sum(counts.get(s, 0) for s in ("pending", "claimed", "sending", "queued", "paused", "waiting"))
-        total = sum(v for k, v in counts.items() if k != "draft")
-        return cls(total=total, sent=counts.get("sent", 0), failed=counts.get("failed", 0),
-                   unknown=counts.get("unknown", 0), canceled=counts.get("canceled", 0),
-                   missed=counts.get("missed", 0), remaining=remaining, paused=counts.get("paused", 0), rate=rate)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -104,15 +48,6 @@ def _context(text: str) -> dict[str, Any]:
 def _code(text: str) -> str:
     # Typed text inside a code span: no backtick may end it early, and escaped like any mrkdwn.
     return escape(text.replace("`", "'"))
-
-
-def when_words(ts: float, tz: str | None) -> str:
-    zone = ZoneInfo(tz) if tz else UTC
-    return datetime.fromtimestamp(ts, zone).strftime("%a %-d %b %Y, %H:%M %Z")
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 # --------------------------------------------------------------------------- the form
@@ -294,19 +229,10 @@ def missed_prompt(job_id: int, total: int, when: str) -> tuple[str, list[dict[st
 
 def summary_text(job_id: int, p: Progress, label: str, seconds: float | None, canceled: bool,
                  provider_job_ids: list[str] | None = None) -> str:
-    icon = ":no_entry_sign:" if canceled else (":white_check_mark:" if not (p.failed or p.unknown) else ":warning:")
-    took = f" in {int(seconds // 60)} min {int(seconds % 60)} s" if seconds is not None else ""
-    lines = [f"{icon} Bulk #{job_id} {'canceled' if canceled else 'finished'}{took} via {label}: "
-             f"{p.sent:,} sent, {p.failed:,} failed, {p.unknown:,} unknown"
-             + (f", {p.canceled:,} canceled" if p.canceled else "")
-             + (f", {p.missed:,} missed" if p.missed else "")
-             + f" (of {p.total:,})."]
-    if p.unknown:
-        lines.append("Unknown means the provider may or may not have sent it (no answer, or smsbot stopped "
-                     "mid-send); those were not retried, to avoid sending twice.")
-    if provider_job_ids:
-        lines.append("Sociocs bulk job ids: " + ", ".join(escape(j) for j in provider_job_ids[:20])
-                     + (f" and {len(provider_job_ids) - 20} more" if len(provider_job_ids) > 20 else ""))
-    if p.failed or p.unknown:
-        lines.append("Every failed or unknown recipient, with the reason, is in the attached CSV.")
-    return "\n".join(lines)
+    return bulk_summary_text(BulkSummary(job_id=job_id, progress=p, label=label, seconds=seconds,
+                                         canceled=canceled, provider_job_ids=provider_job_ids or []))
+
+
+def bulk_summary_text(summary: BulkSummary) -> str:
+    """The summary in mrkdwn: provider job ids are not ours, so they are escaped."""
+    return wording.summary_text(summary, quote=escape)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.delivery.rules import delivery_failed
 from bot.core.input.phone import display
 from bot.slack.announcer import DELIVERY_WORDS, STATUS_ICON, truncate, when_text
 from bot.slack.text import escape, shown
@@ -44,10 +45,6 @@ def who(row: MessageRow) -> str:
     if row.created_by:
         return f"<@{row.created_by}>"
     return escape(row.user_name or row.source)
-
-
-def delivery_failed(row: MessageRow) -> bool:
-    return row.status == "failed" or row.delivery == "failed"
 
 
 def state_words(row: MessageRow) -> str:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.core.input.phone import display
-from bot.core.input.timeparse import describe_when
+from bot.core.schedules import first_words, when_label
 from bot.slack.blocks.send import input_block, text_input
 from bot.slack.text import escape
 from storage.store import MessageRow
@@ -70,28 +70,6 @@ class EditMeta(BaseModel):
     when0: str = ""  # the time as first shown; unchanged text keeps the exact due_at
     response_url: str | None = None  # the ephemeral list the edit came from, to refresh it
     list_page: ListPage | None = None
-
-
-def first_words(text: str, limit: int = 60) -> str:
-    """The opening of a message, cut on a word boundary."""
-    flat = " ".join((text or "").split())
-    if len(flat) <= limit:
-        return flat
-    cut = flat[: limit - 1]
-    if " " in cut[limit // 2 :]:
-        cut = cut[: cut.rindex(" ")]
-    return cut + "…"
-
-
-def _aware(now: datetime | float) -> datetime:
-    if isinstance(now, int | float):
-        return datetime.fromtimestamp(now, UTC)
-    return now if now.tzinfo else now.replace(tzinfo=UTC)
-
-
-def when_label(due_at: float, tz: str, now: datetime | float) -> str:
-    """`Tue 1 Dec, 09:00 EST, in 3 days` for a stored due time."""
-    return describe_when(datetime.fromtimestamp(due_at, UTC), tz or "UTC", _aware(now))
 
 
 def local_input(due_at: float, tz: str) -> str:
@@ -164,15 +142,7 @@ def schedule_list_blocks(
     each (at most `BULK_ROWS_SHOWN`). Always at most 50 blocks.
     """
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
-    if total is None:
-        total = len(rows)
-        pages = max(1, -(-total // page_size))
-        page = max(0, min(page, pages - 1))
-        shown = list(rows[page * page_size : (page + 1) * page_size])
-    else:
-        pages = max(1, -(-total // page_size))
-        page = max(0, min(page, pages - 1))
-        shown = list(rows[:page_size])
+    page, pages, shown, total = _page_window(rows, page, page_size, total)
     title = "Everyone's scheduled messages" if show_owner else "Your scheduled messages"
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}* ({total})"}}
@@ -199,18 +169,35 @@ def schedule_list_blocks(
         first = page * page_size + 1
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
             f"Page {page + 1} of {pages} · {first}–{first + len(shown) - 1} of {total} · times in {viewer_tz}")}]})
-        nav: list[dict[str, Any]] = []
-        if page > 0:
-            nav.append({"type": "button", "action_id": f"{nav_prefix}_prev", "text": plain("◀ Previous"),
-                        "value": ListPage(page=page - 1, all=show_owner).dump()})
-        if page < pages - 1:
-            nav.append({"type": "button", "action_id": f"{nav_prefix}_next", "text": plain("Next ▶"),
-                        "value": ListPage(page=page + 1, all=show_owner).dump()})
-        blocks.append({"type": "actions", "block_id": f"{nav_prefix}_nav", "elements": nav})
+        blocks.append(_nav_block(page, pages, show_owner, nav_prefix))
     else:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Times in {viewer_tz}"}]})
     assert len(blocks) <= MAX_BLOCKS
     return blocks
+
+
+def _page_window(rows: Sequence[MessageRow], page: int, page_size: int,
+                 total: int | None) -> tuple[int, int, list[MessageRow], int]:
+    """(page, pages, rows shown, total): `rows` is every row, or this page's when `total` is given."""
+    if total is None:
+        total = len(rows)
+        pages = max(1, -(-total // page_size))
+        page = max(0, min(page, pages - 1))
+        return page, pages, list(rows[page * page_size : (page + 1) * page_size]), total
+    pages = max(1, -(-total // page_size))
+    page = max(0, min(page, pages - 1))
+    return page, pages, list(rows[:page_size]), total
+
+
+def _nav_block(page: int, pages: int, show_owner: bool, nav_prefix: str) -> dict[str, Any]:
+    nav: list[dict[str, Any]] = []
+    if page > 0:
+        nav.append({"type": "button", "action_id": f"{nav_prefix}_prev", "text": plain("◀ Previous"),
+                    "value": ListPage(page=page - 1, all=show_owner).dump()})
+    if page < pages - 1:
+        nav.append({"type": "button", "action_id": f"{nav_prefix}_next", "text": plain("Next ▶"),
+                    "value": ListPage(page=page + 1, all=show_owner).dump()})
+    return {"type": "actions", "block_id": f"{nav_prefix}_nav", "elements": nav}
 
 
 def bulk_row_text(job: ScheduledBulk, viewer_tz: str, now: datetime | float, show_owner: bool,

@@ -96,6 +96,11 @@ def send_modal(
     }
 
 
+def picked(value: Any) -> bool:
+    """Whether a picker holds a choice: 0 (the epoch) is a choice, None and "" are not."""
+    return value not in (None, "", [])
+
+
 def state_value(values: dict[str, Any], block_id: str) -> Any:
     """The submitted value of an input block, whatever its element type."""
     el = (values.get(block_id) or {}).get("value") or {}
@@ -143,7 +148,7 @@ def when_from_state(values: dict[str, Any], tz: str) -> datetime | None:
     from bot.core.input.timeparse import local_time
 
     epoch = state_value(values, "when_dt")
-    if epoch:
+    if picked(epoch):
         return from_epoch(epoch)
     day = state_value(values, "when_date")
     at = state_value(values, "when_time")

@@ -49,7 +49,8 @@ from bot.slack.blocks.bulk import (
     message_view,
     preparing_view,
 )
-from bot.slack.blocks.send import state_value, when_from_state
+from bot.slack.blocks.send import picked, state_value, when_from_state
+from bot.slack.bulk_view import SlackBulkView
 from bot.slack.context import AppContext, SubCommand
 from bot.slack.text import escape, fit
 
@@ -75,12 +76,10 @@ class FileProblem(UserError):
 
 
 def engine_of(ctx: AppContext) -> BulkEngine:
-    engine = ctx.extras.get("bulk")
-    if engine is None:
-        engine = BulkEngine(ctx.store, ctx.senders, notifier=ctx.notifier, client=ctx.client,
-                            dispatcher=ctx.extras.get("dispatcher"), max_attempts=ctx.settings.sms_max_attempts)
-        ctx.extras["bulk"] = engine
-    return engine
+    if ctx.bulk is None:
+        ctx.bulk = BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier),
+                              dispatcher=ctx.dispatcher, max_attempts=ctx.settings.sms_max_attempts)
+    return ctx.bulk
 
 
 def refusal_for(ctx: AppContext, user_id: str | None, channel_id: str | None) -> str | None:
@@ -208,7 +207,7 @@ class Submission:
             raise UserError("Paste numbers or upload a CSV, not both.", field="recipients")
         if not self.pasted and not self.file_id:
             raise UserError("Paste the recipients (one per line) or upload a CSV file.", field="recipients")
-        if any(state_value(self.values, b) for b in ("when_dt", "when_date", "when_time")):
+        if any(picked(state_value(self.values, b)) for b in ("when_dt", "when_date", "when_time")):
             self.tz = ctx.user_tz(self.user_id)
             try:
                 self.when = when_from_state(self.values, self.tz)
@@ -296,13 +295,78 @@ def on_bulk_submit(ctx: AppContext, body: dict[str, Any], client: WebClient) -> 
 # --------------------------------------------------------------------------- registration
 
 
+ACTIONS = ((CANCEL_ACTION, "cancel"), (PAUSE_ACTION, "pause"), (RESUME_ACTION, "resume"),
+           (MISSED_CANCEL_ACTION, "missed_cancel"), (MISSED_SEND_NOW_ACTION, "send_now"))
+
+
+def on_confirm(ctx: AppContext, engine: BulkEngine, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer to the confirmation: start the job (once), or say why nothing was sent."""
+    meta = json.loads(body["view"].get("private_metadata") or "{}")
+    user_id = (body.get("user") or {}).get("id")
+    job = engine.jobs.get(int(meta.get("job_id") or 0))
+    if job is None:
+        return {"response_action": "update", "view": message_view("This bulk send no longer exists; nothing was sent.")}
+    refusal = refusal_for(ctx, user_id, job.channel_id)
+    if refusal:
+        return {"response_action": "update", "view": message_view(refusal)}
+    if engine.confirm(job.id) is None:
+        fresh = engine.jobs.get(job.id)
+        if fresh is None or fresh.status not in STARTED:
+            # Expired (discarded after a day) or canceled: closing silently would look like a send.
+            return {"response_action": "update", "view": message_view(EXPIRED)}
+        # A double click (or Slack's retry) of a job already started: say nothing twice.
+    return {"response_action": "clear"}
+
+
+def parse_action(body: dict[str, Any]) -> tuple[int, str | None, str | None, str]:
+    """(job id, user, channel, action_ts) of a button press."""
+    act = (body.get("actions") or [{}])[0]
+    user_id = (body.get("user") or {}).get("id")
+    channel_id = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    value = str(act.get("value") or "")
+    return (int(value) if value.isdigit() else 0), user_id, channel_id, str(act.get("action_ts") or "")
+
+
+def control(ctx: AppContext, engine: BulkEngine, said: dict[str, str], action: str) -> tuple[Any, Any]:
+    """A button's two handlers: the change inside the request, then what it did in Slack (lazy)."""
+
+    def act_now(ack: Ack, body: dict[str, Any]) -> None:
+        # The change happens inside the request: Cancel stops the remaining sends at once.
+        job_id, user_id, channel_id, action_ts = parse_action(body)
+        if job_id and not refusal_for(ctx, user_id, channel_id):
+            run = {"cancel": engine.cancel, "pause": engine.pause, "resume": engine.resume,
+                   "missed_cancel": engine.cancel, "send_now": engine.send_missed_now}[action]
+            said[f"{job_id}:{action_ts}"] = run(job_id)
+        ack()
+
+    def tell(body: dict[str, Any]) -> None:
+        job_id, user_id, channel_id, action_ts = parse_action(body)
+        refusal = refusal_for(ctx, user_id, channel_id)
+        if refusal:
+            if user_id:
+                ctx.notifier.ephemeral_or_dm(channel_id, user_id, refusal)
+            return
+        text = said.pop(f"{job_id}:{action_ts}", None)
+        job = engine.jobs.get(job_id)
+        if job is None or text is None:
+            return
+        engine.redraw(job)
+        prompt_ts = (body.get("container") or {}).get("message_ts")
+        if action in ("missed_cancel", "send_now") and channel_id and prompt_ts and prompt_ts != job.thread_ts:
+            # The missed prompt: its buttons give way to what happened.
+            note = f"<@{user_id}>: {text}" if user_id else text
+            ctx.notifier.update(channel_id, prompt_ts, note,
+                                [{"type": "section", "text": {"type": "mrkdwn", "text": note}}])
+        if job.thread_channel and job.thread_ts and user_id:
+            ctx.notifier.post(job.thread_channel, f"<@{user_id}>: {text}", thread_ts=job.thread_ts)
+
+    return act_now, tell
+
+
 def register(app: App, ctx: AppContext) -> None:
+    # The runtime builds the engine (and starts it where the outbox is worked on).
     engine = engine_of(ctx)
     ctx.subcommands["bulk"] = SubCommand("bulk", fast_bulk, slow_bulk, summary="Bulk send (paste or CSV)")
-    if ctx.extras.get("dispatcher") is not None:
-        # Progress, summaries and Sociocs batches run where the outbox is worked on.
-        engine.start()
-        ctx.extras.setdefault("on_stop", []).append(engine.stop)
 
     @app.view(BULK_MODAL)
     def submit_form(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -314,69 +378,9 @@ def register(app: App, ctx: AppContext) -> None:
 
     @app.view(BULK_CONFIRM)
     def submit_confirm(ack: Ack, body: dict[str, Any]) -> None:
-        meta = json.loads(body["view"].get("private_metadata") or "{}")
-        user_id = (body.get("user") or {}).get("id")
-        job = engine.jobs.get(int(meta.get("job_id") or 0))
-        if job is None:
-            ack(response_action="update", view=message_view("This bulk send no longer exists; nothing was sent."))
-            return
-        refusal = refusal_for(ctx, user_id, job.channel_id)
-        if refusal:
-            ack(response_action="update", view=message_view(refusal))
-            return
-        if engine.confirm(job.id) is None:
-            fresh = engine.jobs.get(job.id)
-            if fresh is None or fresh.status not in STARTED:
-                # Expired (discarded after a day) or canceled: closing silently would look like a send.
-                ack(response_action="update", view=message_view(EXPIRED))
-                return
-            # A double click (or Slack's retry) of a job already started: say nothing twice.
-        ack(response_action="clear")
+        ack(**on_confirm(ctx, engine, body))
 
-    said: dict[str, str] = {}
-
-    def control(action: str) -> tuple[Any, Any]:
-        def parse(body: dict[str, Any]) -> tuple[int, str | None, str | None, str]:
-            act = (body.get("actions") or [{}])[0]
-            user_id = (body.get("user") or {}).get("id")
-            channel_id = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-            value = str(act.get("value") or "")
-            return (int(value) if value.isdigit() else 0), user_id, channel_id, str(act.get("action_ts") or "")
-
-        def act_now(ack: Ack, body: dict[str, Any]) -> None:
-            # The change happens inside the request: Cancel stops the remaining sends at once.
-            job_id, user_id, channel_id, action_ts = parse(body)
-            if job_id and not refusal_for(ctx, user_id, channel_id):
-                run = {"cancel": engine.cancel, "pause": engine.pause, "resume": engine.resume,
-                       "missed_cancel": engine.cancel, "send_now": engine.send_missed_now}[action]
-                said[f"{job_id}:{action_ts}"] = run(job_id)
-            ack()
-
-        def tell(body: dict[str, Any]) -> None:
-            job_id, user_id, channel_id, action_ts = parse(body)
-            refusal = refusal_for(ctx, user_id, channel_id)
-            if refusal:
-                if user_id:
-                    ctx.notifier.ephemeral_or_dm(channel_id, user_id, refusal)
-                return
-            text = said.pop(f"{job_id}:{action_ts}", None)
-            job = engine.jobs.get(job_id)
-            if job is None or text is None:
-                return
-            engine.redraw(job)
-            container = body.get("container") or {}
-            prompt_ts = container.get("message_ts")
-            if action in ("missed_cancel", "send_now") and channel_id and prompt_ts and prompt_ts != job.thread_ts:
-                # The missed prompt: its buttons give way to what happened.
-                note = f"<@{user_id}>: {text}" if user_id else text
-                ctx.notifier.update(channel_id, prompt_ts, note,
-                                    [{"type": "section", "text": {"type": "mrkdwn", "text": note}}])
-            if job.thread_channel and job.thread_ts and user_id:
-                ctx.notifier.post(job.thread_channel, f"<@{user_id}>: {text}", thread_ts=job.thread_ts)
-
-        return act_now, tell
-
-    for action_id, name in ((CANCEL_ACTION, "cancel"), (PAUSE_ACTION, "pause"), (RESUME_ACTION, "resume"),
-                            (MISSED_CANCEL_ACTION, "missed_cancel"), (MISSED_SEND_NOW_ACTION, "send_now")):
-        act_now, tell = control(name)
+    said: dict[str, str] = {}  # what each press did, from its ack to its lazy listener
+    for action_id, name in ACTIONS:
+        act_now, tell = control(ctx, engine, said, name)
         app.action(action_id)(ack=act_now, lazy=[tell])

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.core.delivery.engine import get_delivery
 from bot.core.visibility import viewer_for
 from bot.slack.blocks.history import figures_by_sender, home_view
 from bot.slack.blocks.schedules import schedule_list_blocks
@@ -68,7 +67,7 @@ def build_home(ctx: AppContext, user_id: str, now: float | None = None) -> dict[
         return not_allowed_home(refusal)
     now = time.time() if now is None else now
     tz = ctx.user_tz(user_id)
-    delivery = ctx.extras.get("delivery")
+    delivery = ctx.delivery
     reports_on = delivery.reports_on if delivery is not None else (lambda sender: sender == "sandbox")
     viewer = viewer_for(ctx.settings, user_id)
     today = list(ctx.store.since(start_of_day(now, tz), viewer))
@@ -103,7 +102,6 @@ def refresh_after_schedule_change(ctx: AppContext, row: Any, user_id: str | None
 
 
 def register(app: App, ctx: AppContext) -> None:
-    get_delivery(ctx)
     # Lazy: the event is acknowledged at once; the figures and views.publish come after.
     app.event("app_home_opened")(ack=ack_event, lazy=[bind(on_home_opened, ctx)])
-    ctx.extras.setdefault("schedule_changed", []).append(bind(refresh_after_schedule_change, ctx))
+    ctx.schedule_changed.append(bind(refresh_after_schedule_change, ctx))

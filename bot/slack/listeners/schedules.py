@@ -6,10 +6,11 @@ SMS_BULK_USERS; when that list is empty (everyone may bulk send) it is everyone 
 send. The buttons on a channel's visible message are clickable by anyone in the channel,
 so the same check runs on every click.
 
-Cancel and edit are `UPDATE ... WHERE status = 'pending'` in the store: once a worker has
-claimed a row they change nothing and the person is told it is already being sent.
+The rules (ownership, cancel, edit, send now) are bot/core/schedules.py; this module says
+their results in Slack's words. Cancel and edit change nothing once a worker has claimed a
+row, and the person is told it is already being sent.
 
-Other features can follow changes: `ctx.extras["schedule_changed"]` is a list of callables
+Other features can follow changes: `ctx.schedule_changed` is a list of callables
 called with (row, user_id) after a cancel, edit or "Send now" (the App Home refreshes itself).
 """
 
@@ -21,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -29,10 +30,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot.core.input.phone import display
-from bot.core.input.timeparse import WhenError, parse_when
-from bot.core.sending import SendRequest, UserError
-from bot.core.visibility import is_manager
+from bot.core.schedules import Change, EditForm, EditTarget, Outcome, ScheduleResult, ScheduleRules
 from bot.slack.blocks.schedules import (
     BULK_CANCEL_ACTION,
     CANCEL_ACTION,
@@ -45,16 +43,15 @@ from bot.slack.blocks.schedules import (
     ListPage,
     ScheduledBulk,
     edit_modal,
-    first_words,
     list_fallback_text,
     local_input,
     notice_view,
     page_from_block_id,
     schedule_list_blocks,
-    when_label,
 )
 from bot.slack.blocks.send import state_value
 from bot.slack.context import AppContext, SubCommand
+from bot.slack.schedule_announcer import SlackScheduleAnnouncer
 from bot.slack.text import escape, fit
 from storage.bulk import BulkStore
 from storage.store import MessageRow
@@ -72,22 +69,12 @@ ALREADY = {
     "missed": "was missed while smsbot was down: use *Send now* or *Cancel* in its thread",
     "pending": "is not waiting to be sent",
 }
-FIELD_BLOCKS = {"to": "to", "when": "when", "when_date": "when", "text": "text", "sender": "when", "name": "name"}
 
 
 class ActionResult(BaseModel):
     ok: bool
     text: str
     row: MessageRow | None = None
-
-
-class EditForm(BaseModel):
-    """What the edit modal submitted."""
-
-    when: str = ""
-    to: str = ""
-    name: str | None = None
-    text: str | None = None
 
 
 class EditOutcome(BaseModel):
@@ -98,12 +85,21 @@ class EditOutcome(BaseModel):
     changes: list[str] = []
 
 
-# -- rules (no Slack)
+# -- the rules (bot/core/schedules.py), in Slack's words
+
+
+def rules_of(ctx: AppContext) -> ScheduleRules:
+    return ScheduleRules(ctx.store, ctx.settings, ctx.service, wake=partial(wake, ctx))
+
+
+def wake(ctx: AppContext) -> None:
+    if ctx.dispatcher is not None:
+        ctx.dispatcher.wake()
 
 
 def can_manage_all(ctx: AppContext, user_id: str | None) -> bool:
-    """May this person see and change everyone's schedules? The one rule: bot/visibility.py."""
-    return is_manager(ctx.settings, user_id)
+    """May this person see and change everyone's schedules? The one rule: bot/core/visibility.py."""
+    return rules_of(ctx).may_manage_all(user_id)
 
 
 def not_changed(message_id: int, status: str | None, verb: str) -> str:
@@ -112,118 +108,59 @@ def not_changed(message_id: int, status: str | None, verb: str) -> str:
     return f":warning: #{message_id} {ALREADY.get(status, f'is {status}')}; nothing was {verb}."
 
 
-def ownership_refusal(ctx: AppContext, row: MessageRow, user_id: str | None, verb: str) -> str | None:
-    if row.created_by and row.created_by == user_id:
-        return None
-    if can_manage_all(ctx, user_id):
-        return None
+def not_yours(row: MessageRow, verb: str) -> str:
     who = f"<@{row.created_by}>" if row.created_by else escape(row.user_name or row.source)
     return f":no_entry: #{row.id} was scheduled by {who}; only they or people in SMS_BULK_USERS can {verb} it."
 
 
+def refusal_text(res: ScheduleResult, verb: str, done: str) -> str:
+    """Why `res` changed nothing; `done` is the past tense of `verb`."""
+    if res.outcome == Outcome.NOT_YOURS and res.row is not None:
+        return not_yours(res.row, verb)
+    if res.outcome == Outcome.ALREADY_PENDING:
+        return f":warning: #{res.message_id} is already waiting to be sent."
+    return not_changed(res.message_id, res.status, done)
+
+
 def cancel_schedule(ctx: AppContext, message_id: int, user_id: str | None, now: float | None = None) -> ActionResult:
-    row = ctx.store.get(message_id)
-    if row is None:
-        return ActionResult(ok=False, text=not_changed(message_id, None, "canceled"))
-    refusal = ownership_refusal(ctx, row, user_id, "cancel")
-    if refusal:
-        return ActionResult(ok=False, text=refusal, row=row)
-    tr = ctx.store.cancel(message_id, now=now)
-    if not tr.ok:
-        return ActionResult(ok=False, text=not_changed(message_id, tr.status, "canceled"), row=tr.row)
-    return ActionResult(ok=True, text=f":no_entry_sign: Canceled #{message_id}; it will not be sent.", row=tr.row)
+    res = rules_of(ctx).cancel(message_id, user_id, now=now)
+    if not res.ok:
+        return ActionResult(ok=False, text=refusal_text(res, "cancel", "canceled"), row=res.row)
+    return ActionResult(ok=True, text=f":no_entry_sign: Canceled #{message_id}; it will not be sent.", row=res.row)
 
 
 def send_missed_now(ctx: AppContext, message_id: int, user_id: str | None, now: float | None = None) -> ActionResult:
-    row = ctx.store.get(message_id)
-    if row is None:
-        return ActionResult(ok=False, text=not_changed(message_id, None, "sent"))
-    refusal = ownership_refusal(ctx, row, user_id, "send")
-    if refusal:
-        return ActionResult(ok=False, text=refusal, row=row)
-    tr = ctx.store.send_missed_now(message_id, now=now)
-    if not tr.ok:
-        if tr.status is None:
-            text = not_changed(message_id, None, "sent")
-        elif tr.status == "pending":
-            text = f":warning: #{message_id} is already waiting to be sent."
-        else:
-            text = f":warning: #{message_id} {ALREADY.get(tr.status, f'is {tr.status}')}; nothing was done."
-        return ActionResult(ok=False, text=text, row=tr.row)
-    wake(ctx)
-    return ActionResult(ok=True, text=f":outbox_tray: Sending #{message_id} now, as <@{user_id}> asked.", row=tr.row)
+    res = rules_of(ctx).send_now(message_id, user_id, now=now)
+    if res.outcome == Outcome.TOO_LATE and res.status is not None:
+        text = f":warning: #{message_id} {ALREADY.get(res.status, f'is {res.status}')}; nothing was done."
+        return ActionResult(ok=False, text=text, row=res.row)
+    if not res.ok:
+        return ActionResult(ok=False, text=refusal_text(res, "send", "sent"), row=res.row)
+    return ActionResult(ok=True, text=f":outbox_tray: Sending #{message_id} now, as <@{user_id}> asked.", row=res.row)
 
 
-def wake(ctx: AppContext) -> None:
-    dispatcher = ctx.extras.get("dispatcher")
-    if dispatcher is not None:
-        dispatcher.wake()
+def change_words(change: Change) -> str:
+    if change.field == "text":
+        return f"text → “{escape(change.value)}”"
+    if change.field == "name":
+        return f"name → {escape(change.value)}"
+    return f"{change.field} → {change.value}"
 
 
 def apply_edit(ctx: AppContext, meta: EditMeta, form: EditForm, user_id: str | None,
                now: float | None = None) -> EditOutcome:
     """Validate an edit with the rules of a new send, then change the row if still pending."""
-    now_ts = time.time() if now is None else now
-    row = ctx.store.get(meta.id)
-    if row is None:
-        return EditOutcome(ok=False, text=not_changed(meta.id, None, "changed"))
-    refusal = ownership_refusal(ctx, row, user_id, "edit")
-    if refusal:
-        return EditOutcome(ok=False, text=refusal, row=row)
-    if row.status != "pending":
-        return EditOutcome(ok=False, text=not_changed(meta.id, row.status, "changed"), row=row)
-    errors: dict[str, str] = {}
-    typed = " ".join(form.when.split())
-    due: float | None = row.due_at
-    if typed != " ".join(meta.when0.split()):
-        # Changed text: read it like `--at`, in the editor's zone, with the same limits.
-        try:
-            due = parse_when(typed, meta.tz, datetime.fromtimestamp(now_ts, UTC), ctx.service.max_days).timestamp()
-        except WhenError as exc:
-            errors["when"] = str(exc)
-            due = None
-    payload = row.payload if isinstance(row.payload, dict) else {}
-    is_template = bool(payload.get("template"))
-    try:
-        req = SendRequest(
-            sender=row.sender, to=form.to, name=form.name,
-            text=payload.get("text") if is_template else form.text,
-            image_urls=payload.get("image_urls") or [], video_url=payload.get("video_url"),
-            file_url=payload.get("file_url"), file_content_type=payload.get("file_content_type"),
-            subject=payload.get("subject"), template=payload.get("template"), channel=payload.get("channel"),
-            contact_saving=payload.get("contact_saving"),
-            when=datetime.fromtimestamp(due if due is not None else now_ts + 60, UTC),
-            idem_key=row.idem_key, user_id=row.created_by,
-        )
-        prepared = ctx.service.prepare(req, now=now_ts)
-    except UserError as exc:
-        errors.setdefault(FIELD_BLOCKS.get(exc.field or "text", "text"), exc.message[:2000])
-        prepared = None
-    except ValidationError:
-        errors.setdefault("text", "This message can't be edited here; cancel it and send it again.")
-        prepared = None
-    if errors or prepared is None:
-        return EditOutcome(ok=False, errors=errors, row=row)
-    new = prepared.new
-    summary = row.summary if is_template else new.summary
-    changes: list[str] = []
-    if abs(new.due_at - row.due_at) >= 0.5:
-        changes.append(f"time → {when_label(new.due_at, meta.tz, now_ts)}")
-    if new.to_number != row.to_number:
-        changes.append(f"to → {display(new.to_number)}")
-    if (new.name or None) != (row.name or None):
-        changes.append(f"name → {escape(new.name or '(none)')}")
-    if summary != row.summary:
-        changes.append(f"text → “{escape(first_words(summary))}”")
-    if not changes:
-        return EditOutcome(ok=True, text=f"Nothing changed in #{row.id}.", row=row)
-    tr = ctx.store.edit(row.id, due_at=new.due_at, to_number=new.to_number, payload=new.payload,
-                        summary=summary, name=new.name, now=now_ts)
-    if not tr.ok:
-        # The worker claimed it between our read and the update.
-        return EditOutcome(ok=False, text=not_changed(row.id, tr.status, "changed"), row=tr.row)
-    wake(ctx)
-    return EditOutcome(ok=True, text=f":pencil2: Edited #{row.id}: {', '.join(changes)}.", row=tr.row, changes=changes)
+    target = EditTarget(message_id=meta.id, tz=meta.tz, when0=meta.when0)
+    res = rules_of(ctx).edit(target, form, user_id, now=now)
+    if res.outcome == Outcome.INVALID:
+        return EditOutcome(ok=False, errors=res.errors, row=res.row)
+    if res.outcome == Outcome.UNCHANGED:
+        return EditOutcome(ok=True, text=f"Nothing changed in #{meta.id}.", row=res.row)
+    if not res.ok:
+        return EditOutcome(ok=False, text=refusal_text(res, "edit", "changed"), row=res.row)
+    changes = [change_words(c) for c in res.changes]
+    return EditOutcome(ok=True, text=f":pencil2: Edited #{meta.id}: {', '.join(changes)}.", row=res.row,
+                       changes=changes)
 
 
 def list_message(ctx: AppContext, user_id: str | None, where: ListPage, notice: str | None = None,
@@ -249,7 +186,7 @@ def list_message(ctx: AppContext, user_id: str | None, where: ListPage, notice: 
 
 def cancel_bulk_job(ctx: AppContext, job_id: int, user_id: str | None) -> ActionResult:
     """Cancel a scheduled bulk job from `/sms list`: its owner, or the people who manage all."""
-    engine = ctx.extras.get("bulk")
+    engine = ctx.bulk
     job = engine.jobs.get(job_id) if engine is not None else None
     if engine is None or job is None:
         return ActionResult(ok=False, text=f":warning: There is no bulk send #{job_id}.")
@@ -281,13 +218,17 @@ def after_change(ctx: AppContext, row: MessageRow | None, note: str, user_id: st
     if row is None:
         return
     fresh = ctx.store.get(row.id) or row
-    if fresh.thread_channel and fresh.thread_ts:
-        text, blocks = ctx.notifier.announce_blocks(fresh)
-        ctx.notifier.update(fresh.thread_channel, fresh.thread_ts, text, blocks)
-        ctx.notifier.thread_reply(fresh, note)
-    for callback in ctx.extras.get("schedule_changed", []):
+    SlackScheduleAnnouncer(ctx.notifier).schedule_changed(fresh, note)
+    tell_followers(ctx, fresh, user_id)
+
+
+def tell_followers(ctx: AppContext, row: MessageRow | None, user_id: str | None) -> None:
+    """The features following schedule changes (ctx.schedule_changed), each on its own."""
+    if row is None:
+        return
+    for callback in ctx.schedule_changed:
         try:
-            callback(fresh, user_id)
+            callback(row, user_id)
         except Exception:
             log.exception("schedule_changed callback failed")
 
@@ -319,220 +260,241 @@ def parse_ids(args: str) -> list[int]:
     return ids
 
 
-def register(app: App, ctx: AppContext) -> None:
-    handoff = Bounded()
-    ctx.extras.setdefault("schedule_changed", [])
+def key_of(body: dict[str, Any]) -> str:
+    return f"{body.get('trigger_id') or ''}:{body.get('response_url') or ''}"
 
-    def key_of(body: dict[str, Any]) -> str:
-        return f"{body.get('trigger_id') or ''}:{body.get('response_url') or ''}"
 
-    # -- /sms list, /sms cancel
+def user_of(body: dict[str, Any]) -> str | None:
+    return (body.get("user") or {}).get("id")
 
-    def fast_list(ctx_: AppContext, body: dict[str, Any], args: str) -> Any:
-        tokens = args.lower().split()
-        unknown = [t for t in tokens if t not in ("--all", "all", "-a", "--mine", "mine")]
-        if unknown:
-            return f":warning: `/sms list` takes `--all` or nothing, not `{escape(unknown[0][:30])}`."
-        want_all = any(t in ("--all", "all", "-a") for t in tokens)
-        user_id = body.get("user_id")
-        if want_all and not can_manage_all(ctx, user_id):
-            return ":no_entry: Only people in SMS_BULK_USERS can list everyone's scheduled messages. Try `/sms list`."
-        return list_message(ctx, user_id, ListPage(page=0, all=want_all))
 
-    def fast_cancel(ctx_: AppContext, body: dict[str, Any], args: str) -> Any:
-        try:
-            ids = parse_ids(args)
-        except ValueError:
-            return ":warning: Which message? Give its number, e.g. `/sms cancel 42` (see `/sms list`)."
-        user_id = body.get("user_id")
-        lines, done = [], []
-        for mid in ids[:20]:
-            res = cancel_schedule(ctx, mid, user_id)
-            lines.append(res.text)
-            if res.ok:
-                done.append(res.row)
-        if done:
-            handoff.put(key_of(body), (user_id, done))
-        return "\n".join(lines)
+# -- /sms list, /sms cancel (fast parts get the context from the command router)
 
-    def slow_cancel(ctx_: AppContext, body: dict[str, Any], args: str, client: WebClient) -> None:
-        taken = handoff.take(key_of(body))
-        if taken:
-            user_id, rows = taken
-            for row in rows:
-                after_change(ctx, row, f":no_entry_sign: Canceled by <@{user_id}>; it will not be sent.", user_id)
 
-    ctx.subcommands["list"] = SubCommand("list", fast_list, summary="Your pending scheduled messages")
-    ctx.subcommands["cancel"] = SubCommand("cancel", fast_cancel, slow_cancel, summary="Cancel a scheduled message")
+def fast_list(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
+    tokens = args.lower().split()
+    unknown = [t for t in tokens if t not in ("--all", "all", "-a", "--mine", "mine")]
+    if unknown:
+        return f":warning: `/sms list` takes `--all` or nothing, not `{escape(unknown[0][:30])}`."
+    want_all = any(t in ("--all", "all", "-a") for t in tokens)
+    user_id = body.get("user_id")
+    if want_all and not can_manage_all(ctx, user_id):
+        return ":no_entry: Only people in SMS_BULK_USERS can list everyone's scheduled messages. Try `/sms list`."
+    return list_message(ctx, user_id, ListPage(page=0, all=want_all))
 
-    # -- buttons
 
-    def ack_only(ack: Ack) -> None:
-        ack()
-
-    def clicked(body: dict[str, Any]) -> tuple[str | None, int | None]:
-        user_id = (body.get("user") or {}).get("id")
-        value = ((body.get("actions") or [{}])[0]).get("value") or ""
-        return user_id, int(value) if value.isdigit() else None
-
-    def from_list(body: dict[str, Any]) -> ListPage | None:
-        """The ephemeral list a click came from (so we redraw it), else None."""
-        container = body.get("container") or {}
-        if container.get("type") != "message" or not container.get("is_ephemeral"):
-            return None
-        block_id = ((body.get("actions") or [{}])[0]).get("block_id")
-        return page_from_block_id(block_id) or ListPage()
-
-    def answer(body: dict[str, Any], text: str) -> None:
-        """Tell the person who clicked: redraw the list they clicked in, or an ephemeral note."""
-        user_id = (body.get("user") or {}).get("id")
-        where = from_list(body)
-        if where is not None:
-            payload = list_message(ctx, user_id, where, notice=text)
-            if respond_to(body.get("response_url"), {**payload, "replace_original": True}):
-                return
-        container = body.get("container") or {}
-        if container.get("type") == "message" and respond_to(
-            body.get("response_url"), {"response_type": "ephemeral", "replace_original": False, "text": text}
-        ):
-            return
-        if user_id:
-            ctx.notifier.ephemeral_or_dm(None, user_id, text)
-
-    def settle_prompt(body: dict[str, Any], row: MessageRow | None, text: str) -> None:
-        """A click on a thread prompt (the missed one): replace its buttons by what happened."""
-        container = body.get("container") or {}
-        channel, ts = container.get("channel_id"), container.get("message_ts")
-        if container.get("type") != "message" or container.get("is_ephemeral") or not (channel and ts):
-            return
-        if row is not None and ts == row.thread_ts:
-            return  # the visible message: after_change redraws it
-        ctx.notifier.update(channel, ts, text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
-
-    def refused_to(body: dict[str, Any]) -> bool:
-        user_id = (body.get("user") or {}).get("id")
-        refusal = ctx.allowed(user_id, None)
-        if refusal:
-            answer(body, refusal)
-        return bool(refusal)
-
-    def on_cancel(body: dict[str, Any]) -> None:
-        user_id, mid = clicked(body)
-        if mid is None or refused_to(body):
-            return
+def fast_cancel(handoff: Bounded, ctx: AppContext, body: dict[str, Any], args: str) -> Any:
+    try:
+        ids = parse_ids(args)
+    except ValueError:
+        return ":warning: Which message? Give its number, e.g. `/sms cancel 42` (see `/sms list`)."
+    user_id = body.get("user_id")
+    lines, done = [], []
+    for mid in ids[:20]:
         res = cancel_schedule(ctx, mid, user_id)
+        lines.append(res.text)
         if res.ok:
-            after_change(ctx, res.row, f":no_entry_sign: Canceled by <@{user_id}>; it will not be sent.", user_id)
-            settle_prompt(body, res.row, f":no_entry_sign: #{mid} canceled by <@{user_id}>.")
-            if from_list(body) is not None:
-                answer(body, res.text)
-        else:
-            answer(body, res.text)
-
-    def on_send_now(body: dict[str, Any]) -> None:
-        user_id, mid = clicked(body)
-        if mid is None or refused_to(body):
-            return
-        res = send_missed_now(ctx, mid, user_id)
-        if res.ok:
-            settle_prompt(body, res.row, res.text)
-            for callback in ctx.extras.get("schedule_changed", []):
-                try:
-                    callback(res.row, user_id)
-                except Exception:
-                    log.exception("schedule_changed callback failed")
-        else:
-            answer(body, res.text)
-
-    def on_bulk_cancel(body: dict[str, Any]) -> None:
-        user_id, job_id = clicked(body)
-        if job_id is None or refused_to(body):
-            return
-        res = cancel_bulk_job(ctx, job_id, user_id)
-        answer(body, res.text)
-        engine = ctx.extras.get("bulk")
-        job = engine.jobs.get(job_id) if res.ok and engine is not None else None
-        if engine is not None and job is not None:
-            engine.redraw(job)
-            if job.thread_channel and job.thread_ts:
-                ctx.notifier.post(job.thread_channel, f"<@{user_id}>: {res.text}", thread_ts=job.thread_ts)
-
-    def on_edit_click(body: dict[str, Any], client: WebClient) -> None:
-        user_id, mid = clicked(body)
-        if mid is None or refused_to(body):
-            return
-        row = ctx.store.get(mid)
-        if row is None:
-            answer(body, not_changed(mid, None, "changed"))
-            return
-        refusal = ownership_refusal(ctx, row, user_id, "edit")
-        if refusal or row.status != "pending":
-            answer(body, refusal or not_changed(mid, row.status, "changed"))
-            return
-        tz = ctx.user_tz(user_id)
-        where = from_list(body)
-        meta = EditMeta(id=mid, tz=tz, when0=local_input(row.due_at, tz),
-                        response_url=body.get("response_url") if where is not None else None, list_page=where)
-        try:
-            client.views_open(trigger_id=body["trigger_id"], view=fit(edit_modal(row, meta, time.time(), ctx.senders.label)))
-        except Exception as exc:
-            log.warning("views.open failed: %s", type(exc).__name__)
-
-    def on_page(body: dict[str, Any]) -> None:
-        user_id = (body.get("user") or {}).get("id")
-        where = ListPage.load(((body.get("actions") or [{}])[0]).get("value"))
-        if refused_to(body):
-            return
-        if where.all and not can_manage_all(ctx, user_id):
-            where = ListPage(page=where.page)
-        respond_to(body.get("response_url"), {**list_message(ctx, user_id, where), "replace_original": True})
-
-    app.action(CANCEL_ACTION)(ack=ack_only, lazy=[on_cancel])
-    app.action(SEND_NOW_ACTION)(ack=ack_only, lazy=[on_send_now])
-    app.action(BULK_CANCEL_ACTION)(ack=ack_only, lazy=[on_bulk_cancel])
-    app.action(EDIT_ACTION)(ack=ack_only, lazy=[on_edit_click])
-    app.action(re.compile(rf"^{NAV_PREFIX}_(prev|next)$"))(ack=ack_only, lazy=[on_page])
-
-    # -- the edit modal
-
-    def on_edit_submit(ack: Ack, body: dict[str, Any]) -> None:
-        view = body.get("view") or {}
-        values = (view.get("state") or {}).get("values") or {}
-        user_id = (body.get("user") or {}).get("id")
-        try:
-            meta = EditMeta.model_validate_json(view.get("private_metadata") or "{}")
-        except ValidationError:
-            ack(response_action="update", view=fit(notice_view("Not changed", ":warning: This form is out of date.")))
-            return
-        refusal = ctx.allowed(user_id, None)
-        if refusal:
-            ack(response_action="errors", errors={"when": refusal[:150]})
-            return
-        form = EditForm(when=state_value(values, "when") or "", to=state_value(values, "to") or "",
-                        name=state_value(values, "name"), text=state_value(values, "text"))
-        out = apply_edit(ctx, meta, form, user_id)
-        if out.errors:
-            ack(response_action="errors", errors=out.errors)
-            return
-        if not out.ok:
-            ack(response_action="update", view=fit(notice_view("Not changed", out.text)))
-            return
-        ack()
-        handoff.put(f"view:{view.get('id')}", (user_id, meta, out))
-
-    def after_edit(body: dict[str, Any]) -> None:
-        taken = handoff.take(f"view:{(body.get('view') or {}).get('id')}")
-        if not taken:
-            return
-        user_id, meta, out = taken
-        if out.changes:
-            after_change(ctx, out.row, f":pencil2: Edited by <@{user_id}>: {', '.join(out.changes)}.", user_id)
-        if meta.response_url:
-            payload = list_message(ctx, user_id, meta.list_page or ListPage(), notice=out.text)
-            respond_to(meta.response_url, {**payload, "replace_original": True})
-
-    app.view(EDIT_MODAL)(ack=on_edit_submit, lazy=[after_edit])
+            done.append(res.row)
+    if done:
+        handoff.put(key_of(body), (user_id, done))
+    return "\n".join(lines)
 
 
-# For type checkers: the shape of schedule_changed callbacks.
-ScheduleChanged = Callable[[MessageRow, str | None], None]
+def slow_cancel(handoff: Bounded, ctx: AppContext, body: dict[str, Any], args: str, client: WebClient) -> None:
+    taken = handoff.take(key_of(body))
+    if taken:
+        user_id, rows = taken
+        for row in rows:
+            after_change(ctx, row, f":no_entry_sign: Canceled by <@{user_id}>; it will not be sent.", user_id)
+
+
+# -- telling the person who clicked
+
+
+def ack_only(ack: Ack) -> None:
+    ack()
+
+
+def clicked(body: dict[str, Any]) -> tuple[str | None, int | None]:
+    value = ((body.get("actions") or [{}])[0]).get("value") or ""
+    return user_of(body), int(value) if value.isdigit() else None
+
+
+def from_list(body: dict[str, Any]) -> ListPage | None:
+    """The ephemeral list a click came from (so we redraw it), else None."""
+    container = body.get("container") or {}
+    if container.get("type") != "message" or not container.get("is_ephemeral"):
+        return None
+    block_id = ((body.get("actions") or [{}])[0]).get("block_id")
+    return page_from_block_id(block_id) or ListPage()
+
+
+def answer(ctx: AppContext, body: dict[str, Any], text: str) -> None:
+    """Tell the person who clicked: redraw the list they clicked in, or an ephemeral note."""
+    user_id = user_of(body)
+    where = from_list(body)
+    if where is not None:
+        payload = list_message(ctx, user_id, where, notice=text)
+        if respond_to(body.get("response_url"), {**payload, "replace_original": True}):
+            return
+    container = body.get("container") or {}
+    if container.get("type") == "message" and respond_to(
+        body.get("response_url"), {"response_type": "ephemeral", "replace_original": False, "text": text}
+    ):
+        return
+    if user_id:
+        ctx.notifier.ephemeral_or_dm(None, user_id, text)
+
+
+def settle_prompt(ctx: AppContext, body: dict[str, Any], row: MessageRow | None, text: str) -> None:
+    """A click on a thread prompt (the missed one): replace its buttons by what happened."""
+    container = body.get("container") or {}
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    if container.get("type") != "message" or container.get("is_ephemeral") or not (channel and ts):
+        return
+    if row is not None and ts == row.thread_ts:
+        return  # the visible message: after_change redraws it
+    ctx.notifier.update(channel, ts, text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+
+
+def refused_to(ctx: AppContext, body: dict[str, Any]) -> bool:
+    refusal = ctx.allowed(user_of(body), None)
+    if refusal:
+        answer(ctx, body, refusal)
+    return bool(refusal)
+
+
+# -- the buttons (after the ack)
+
+
+def on_cancel(ctx: AppContext, body: dict[str, Any]) -> None:
+    user_id, mid = clicked(body)
+    if mid is None or refused_to(ctx, body):
+        return
+    res = cancel_schedule(ctx, mid, user_id)
+    if res.ok:
+        after_change(ctx, res.row, f":no_entry_sign: Canceled by <@{user_id}>; it will not be sent.", user_id)
+        settle_prompt(ctx, body, res.row, f":no_entry_sign: #{mid} canceled by <@{user_id}>.")
+        if from_list(body) is not None:
+            answer(ctx, body, res.text)
+    else:
+        answer(ctx, body, res.text)
+
+
+def on_send_now(ctx: AppContext, body: dict[str, Any]) -> None:
+    user_id, mid = clicked(body)
+    if mid is None or refused_to(ctx, body):
+        return
+    res = send_missed_now(ctx, mid, user_id)
+    if res.ok:
+        settle_prompt(ctx, body, res.row, res.text)
+        tell_followers(ctx, res.row, user_id)
+    else:
+        answer(ctx, body, res.text)
+
+
+def on_bulk_cancel(ctx: AppContext, body: dict[str, Any]) -> None:
+    user_id, job_id = clicked(body)
+    if job_id is None or refused_to(ctx, body):
+        return
+    res = cancel_bulk_job(ctx, job_id, user_id)
+    answer(ctx, body, res.text)
+    engine = ctx.bulk
+    job = engine.jobs.get(job_id) if res.ok and engine is not None else None
+    if engine is not None and job is not None:
+        engine.redraw(job)
+        if job.thread_channel and job.thread_ts:
+            ctx.notifier.post(job.thread_channel, f"<@{user_id}>: {res.text}", thread_ts=job.thread_ts)
+
+
+def on_edit_click(ctx: AppContext, body: dict[str, Any], client: WebClient) -> None:
+    user_id, mid = clicked(body)
+    if mid is None or refused_to(ctx, body):
+        return
+    row = ctx.store.get(mid)
+    if row is None:
+        answer(ctx, body, not_changed(mid, None, "changed"))
+        return
+    refusal = None if rules_of(ctx).may_change(row, user_id) else not_yours(row, "edit")
+    if refusal or row.status != "pending":
+        answer(ctx, body, refusal or not_changed(mid, row.status, "changed"))
+        return
+    tz = ctx.user_tz(user_id)
+    where = from_list(body)
+    meta = EditMeta(id=mid, tz=tz, when0=local_input(row.due_at, tz),
+                    response_url=body.get("response_url") if where is not None else None, list_page=where)
+    try:
+        client.views_open(trigger_id=body["trigger_id"], view=fit(edit_modal(row, meta, time.time(), ctx.senders.label)))
+    except Exception as exc:
+        log.warning("views.open failed: %s", type(exc).__name__)
+
+
+def on_page(ctx: AppContext, body: dict[str, Any]) -> None:
+    user_id = user_of(body)
+    where = ListPage.load(((body.get("actions") or [{}])[0]).get("value"))
+    if refused_to(ctx, body):
+        return
+    if where.all and not can_manage_all(ctx, user_id):
+        where = ListPage(page=where.page)
+    respond_to(body.get("response_url"), {**list_message(ctx, user_id, where), "replace_original": True})
+
+
+# -- the edit modal
+
+
+def on_edit_submit(ctx: AppContext, handoff: Bounded, ack: Ack, body: dict[str, Any]) -> None:
+    view = body.get("view") or {}
+    values = (view.get("state") or {}).get("values") or {}
+    user_id = user_of(body)
+    try:
+        meta = EditMeta.model_validate_json(view.get("private_metadata") or "{}")
+    except ValidationError:
+        ack(response_action="update", view=fit(notice_view("Not changed", ":warning: This form is out of date.")))
+        return
+    refusal = ctx.allowed(user_id, None)
+    if refusal:
+        ack(response_action="errors", errors={"when": refusal[:150]})
+        return
+    form = EditForm(when=state_value(values, "when") or "", to=state_value(values, "to") or "",
+                    name=state_value(values, "name"), text=state_value(values, "text"))
+    out = apply_edit(ctx, meta, form, user_id)
+    if out.errors:
+        ack(response_action="errors", errors=out.errors)
+        return
+    if not out.ok:
+        ack(response_action="update", view=fit(notice_view("Not changed", out.text)))
+        return
+    ack()
+    handoff.put(f"view:{view.get('id')}", (user_id, meta, out))
+
+
+def after_edit(ctx: AppContext, handoff: Bounded, body: dict[str, Any]) -> None:
+    taken = handoff.take(f"view:{(body.get('view') or {}).get('id')}")
+    if not taken:
+        return
+    user_id, meta, out = taken
+    if out.changes:
+        after_change(ctx, out.row, f":pencil2: Edited by <@{user_id}>: {', '.join(out.changes)}.", user_id)
+    if meta.response_url:
+        payload = list_message(ctx, user_id, meta.list_page or ListPage(), notice=out.text)
+        respond_to(meta.response_url, {**payload, "replace_original": True})
+
+
+def bound(fn: Callable[..., Any], *first: Any) -> Callable[..., Any]:
+    """`fn` with its leading arguments given; Bolt still sees (and injects) the rest by name."""
+    handler = partial(fn, *first)
+    handler.__name__ = fn.__name__  # type: ignore[attr-defined]  # Bolt names lazy listeners by it
+    return handler
+
+
+def register(app: App, ctx: AppContext) -> None:
+    handoff = Bounded()  # what a fast part hands its slow part
+    ctx.subcommands["list"] = SubCommand("list", fast_list, summary="Your pending scheduled messages")
+    ctx.subcommands["cancel"] = SubCommand("cancel", bound(fast_cancel, handoff), bound(slow_cancel, handoff),
+                                           summary="Cancel a scheduled message")
+    app.action(CANCEL_ACTION)(ack=ack_only, lazy=[bound(on_cancel, ctx)])
+    app.action(SEND_NOW_ACTION)(ack=ack_only, lazy=[bound(on_send_now, ctx)])
+    app.action(BULK_CANCEL_ACTION)(ack=ack_only, lazy=[bound(on_bulk_cancel, ctx)])
+    app.action(EDIT_ACTION)(ack=ack_only, lazy=[bound(on_edit_click, ctx)])
+    app.action(re.compile(rf"^{NAV_PREFIX}_(prev|next)$"))(ack=ack_only, lazy=[bound(on_page, ctx)])
+    app.view(EDIT_MODAL)(ack=bound(on_edit_submit, ctx, handoff), lazy=[bound(after_edit, ctx, handoff)])

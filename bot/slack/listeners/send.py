@@ -10,7 +10,14 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.core.sending import SendRequest, UserError
-from bot.slack.blocks.send import SEND_MODAL, parse_key_values, send_modal, state_value, when_from_state
+from bot.slack.blocks.send import (
+    SEND_MODAL,
+    parse_key_values,
+    picked,
+    send_modal,
+    state_value,
+    when_from_state,
+)
 from bot.slack.commands import CommandError, parse_send
 from bot.slack.context import AppContext, SubCommand
 from bot.slack.listeners._bind import bind
@@ -44,7 +51,7 @@ def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
             when = None  # `--at now`: sent at once, announced in the channel like any send
     template = None
     if cmd.template:
-        handler = ctx.extras.get("template_command")
+        handler = ctx.template_command
         if handler is None:
             return ":warning: No template catalog is configured (SMS_TEMPLATES_FILE)."
         try:
@@ -111,7 +118,7 @@ def request_from_view(ctx: AppContext, body: dict[str, Any]) -> SendRequest:
     user_id = user.get("id")
     tz = None
     when = None
-    if any(state_value(values, b) for b in ("when_dt", "when_date", "when_time")):
+    if any(picked(state_value(values, b)) for b in ("when_dt", "when_date", "when_time")):
         tz = ctx.user_tz(user_id)
         try:
             when = when_from_state(values, tz)

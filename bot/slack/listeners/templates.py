@@ -24,7 +24,7 @@ from bot.core.templates import (
     to_template_send,
     validate_values,
 )
-from bot.slack.blocks.send import WHEN_BLOCKS, state_value, when_from_state
+from bot.slack.blocks.send import WHEN_BLOCKS, picked, state_value, when_from_state
 from bot.slack.blocks.templates import (
     CHOOSE_ACTION,
     CHOOSE_BLOCK,
@@ -195,7 +195,7 @@ def request_from_template_view(ctx: AppContext, catalog: Catalog, body: dict[str
     to, recipient_name = recipient_from_state(values)
     tz = None
     when = None
-    if any(state_value(values, b) for b in WHEN_BLOCKS):
+    if any(picked(state_value(values, b)) for b in WHEN_BLOCKS):
         tz = ctx.user_tz(user.get("id"))
         try:
             when = when_from_state(values, tz)
@@ -331,8 +331,8 @@ def on_submit(ctx: AppContext, catalog: Catalog, ack: Ack, body: dict[str, Any])
 
 def register(app: App, ctx: AppContext) -> None:
     catalog = load_catalog_for(ctx)  # CatalogError propagates: start-up stops with file:line
-    ctx.extras["template_catalog"] = catalog
-    ctx.extras["template_command"] = lambda cmd: template_from_command(catalog, sender_info(ctx), cmd)
+    ctx.template_catalog = catalog
+    ctx.template_command = lambda cmd: template_from_command(catalog, sender_info(ctx), cmd)
     ctx.subcommands["template"] = SubCommand("template", bind(fast_template, catalog), bind(slow_template, catalog),
                                              summary="Send a WhatsApp template (form)")
     ctx.subcommands["templates"] = SubCommand("templates", bind(fast_templates, catalog), summary="List the templates")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("smsbot.web")
@@ -51,3 +51,6 @@ async def read_capped(request: Request, limit: int, what: str) -> bytes | Respon
         return await read_body(request, limit)
     except BodyTooLarge:
         return refuse(what, 413, "too large", f"body over {limit} bytes")
+    except ClientDisconnect:
+        # The sender hung up mid-body: nobody reads the answer, but the log gets one line, not a traceback.
+        return refuse(what, 400, "incomplete body", "client disconnected before the body ended")
