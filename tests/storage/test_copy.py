@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.cli.main import main
+from bot.app.main import main
 from storage import copy_store, open_store
 from storage.bulk import BulkStore, DraftRow, NewBulkJob
 from storage.copy import redact_url
