@@ -219,7 +219,8 @@ class BulkStore:
         """Confirmed: the rows become sendable, all in one transaction. Returns rows released."""
         now = time.time() if now is None else now
         with self.store.write() as conn:
-            job = conn.execute("SELECT mode, status, due_at FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            job = conn.execute(f"SELECT mode, status, due_at FROM bulk_jobs WHERE id = ?{self.store.lock_sql}",
+                               (job_id,)).fetchone()
             if job is None or job["status"] not in ("draft", "confirming"):
                 return 0
             # A later job's rows wait for the engine (`release_due`): it checks the grace first.
@@ -228,6 +229,7 @@ class BulkStore:
                 "UPDATE messages SET status = ?, updated_at = ? WHERE bulk_job_id = ? AND status = 'draft'",
                 (target, now, job_id),
             )
+            self.store._notify(conn)
             conn.execute(
                 "UPDATE bulk_jobs SET status = 'running', thread_channel = ?, thread_ts = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -269,7 +271,8 @@ class BulkStore:
         # `claimed` rows are not sent yet: the worker's mark_sending only takes `claimed`.
         now = time.time() if now is None else now
         with self.store.write() as conn:
-            job = conn.execute("SELECT status FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            job = conn.execute(f"SELECT status FROM bulk_jobs WHERE id = ?{self.store.lock_sql}",
+                               (job_id,)).fetchone()
             if job is None or job["status"] not in ("running", "paused"):
                 return 0
             cur = conn.execute(
@@ -288,7 +291,8 @@ class BulkStore:
         """
         now = time.time() if now is None else now
         with self.store.write() as conn:
-            job = conn.execute("SELECT status FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            job = conn.execute(f"SELECT status FROM bulk_jobs WHERE id = ?{self.store.lock_sql}",
+                               (job_id,)).fetchone()
             if job is None or job["status"] != "paused":
                 return 0
             cur = conn.execute(
@@ -302,7 +306,8 @@ class BulkStore:
         """Cancel rows a retry put back, only while the job is canceling (its status untouched)."""
         now = time.time() if now is None else now
         with self.store.write() as conn:
-            job = conn.execute("SELECT status FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            job = conn.execute(f"SELECT status FROM bulk_jobs WHERE id = ?{self.store.lock_sql}",
+                               (job_id,)).fetchone()
             if job is None or job["status"] != "canceling":
                 return 0
             cur = conn.execute(
@@ -315,7 +320,8 @@ class BulkStore:
     def resume(self, job_id: int, now: float | None = None) -> int:
         now = time.time() if now is None else now
         with self.store.write() as conn:
-            job = conn.execute("SELECT status, mode, due_at FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            job = conn.execute(f"SELECT status, mode, due_at FROM bulk_jobs WHERE id = ?{self.store.lock_sql}",
+                               (job_id,)).fetchone()
             if job is None or job["status"] != "paused":
                 return 0
             target = _target(job, now)
@@ -324,6 +330,7 @@ class BulkStore:
                 (target, now, job_id),
             )
             conn.execute("UPDATE bulk_jobs SET status = 'running', updated_at = ? WHERE id = ?", (now, job_id))
+            self.store._notify(conn)
             return cur.rowcount
 
     # -- scheduled jobs: their due time, the misfire grace, Send now
@@ -345,7 +352,8 @@ class BulkStore:
         with self.store.write() as conn:
             jobs = conn.execute(
                 "SELECT id, mode, status, due_at FROM bulk_jobs WHERE status = 'running' AND id IN"
-                " (SELECT DISTINCT bulk_job_id FROM messages WHERE status = 'waiting' AND due_at <= ?)",
+                " (SELECT DISTINCT bulk_job_id FROM messages WHERE status = 'waiting' AND due_at <= ?)"
+                f"{self.store.skip_locked}",
                 (now,),
             ).fetchall()
             for job in jobs:
@@ -370,13 +378,16 @@ class BulkStore:
                         (target, now, job["id"], now),
                     )
                     released.append(int(job["id"]))
+            if released:
+                self.store._notify(conn)
         return released, missed
 
     def send_missed_now(self, job_id: int, now: float | None = None) -> int:
         """A person chose Send now for a missed job: its missed rows are due now. Rows released."""
         now = time.time() if now is None else now
         with self.store.write() as conn:
-            job = conn.execute("SELECT status, mode FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            job = conn.execute(f"SELECT status, mode FROM bulk_jobs WHERE id = ?{self.store.lock_sql}",
+                               (job_id,)).fetchone()
             if job is None or job["status"] != "missed":
                 return 0
             target = "queued" if job["mode"] == "provider_bulk" else "pending"
@@ -386,6 +397,7 @@ class BulkStore:
                 (target, now, now, job_id),
             )
             conn.execute("UPDATE bulk_jobs SET status = 'running', updated_at = ? WHERE id = ?", (now, job_id))
+            self.store._notify(conn)
             return cur.rowcount
 
     def scheduled_jobs(
@@ -426,7 +438,8 @@ class BulkStore:
     def set_summary_ts(self, job_id: int, ts: str) -> None:
         """Where the summary was posted (its thread reply's ts), so a later correction edits it."""
         with self.store.write() as conn:
-            row = conn.execute("SELECT payload FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+            row = conn.execute(f"SELECT payload FROM bulk_jobs WHERE id = ?{self.store.lock_sql}",
+                               (job_id,)).fetchone()
             if row is None:
                 return
             payload = json.loads(row[0] or "{}")
@@ -449,9 +462,11 @@ class BulkStore:
         """Mark up to `size` queued rows `sending` (committed before the provider call)."""
         now = time.time() if now is None else now
         with self.store.write() as conn:
+            if self.store._is_migrated(conn):
+                return []
             rows = conn.execute(
                 "SELECT id, to_number, name FROM messages WHERE bulk_job_id = ? AND status = 'queued'"
-                " AND due_at <= ? ORDER BY id LIMIT ?",
+                f" AND due_at <= ? ORDER BY id LIMIT ?{self.store.skip_locked}",
                 (job_id, now, size),
             ).fetchall()
             conn.executemany(
@@ -485,7 +500,8 @@ class BulkStore:
                  for i in ids],
             )
             if provider_job_id:
-                row = conn.execute("SELECT provider_job_ids FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
+                row = conn.execute(f"SELECT provider_job_ids FROM bulk_jobs WHERE id = ?{self.store.lock_sql}",
+                                   (job_id,)).fetchone()
                 known = json.loads(row[0] or "[]") if row else []
                 known.append(provider_job_id)
                 conn.execute(

@@ -36,7 +36,8 @@ class DeliveryQueries:
                 "UPDATE delivery_events SET message_id = ? WHERE provider_message_id = ? AND message_id IS NULL",
                 (row.id, row.provider_message_id),
             )
-            current = conn.execute("SELECT delivery FROM messages WHERE id = ?", (row.id,)).fetchone()[0]
+            current = conn.execute(f"SELECT delivery FROM messages WHERE id = ?{self.store.lock_sql}",
+                                   (row.id,)).fetchone()[0]
             best, error = current, None
             for ev in events:
                 if best is None or DELIVERY_RANK.get(ev["status"], 0) > DELIVERY_RANK.get(best, 0):
@@ -144,7 +145,7 @@ class DeliveryQueries:
             conn.execute(
                 "INSERT INTO sender_health (sender, state, consecutive_failures, last_error_kind, last_error,"
                 " updated_at) VALUES (?, 'ok', 1, ?, ?, ?) ON CONFLICT (sender) DO UPDATE SET"
-                " consecutive_failures = consecutive_failures + 1, last_error_kind = excluded.last_error_kind,"
+                " consecutive_failures = sender_health.consecutive_failures + 1, last_error_kind = excluded.last_error_kind,"
                 " last_error = excluded.last_error, updated_at = excluded.updated_at",
                 (sender, kind, error, now),
             )

@@ -1,7 +1,10 @@
 """The store: the outbox of messages, delivery events and request de-duplication.
 
-SQLite through sqlite-utils, WAL mode, one connection per thread. Claims use
-`BEGIN IMMEDIATE` so two workers (threads or processes) never take the same row.
+Two backends, one class: SQLite (WAL mode, one connection per thread; claims use
+`BEGIN IMMEDIATE` so two workers, threads or processes, never take the same row) and
+PostgreSQL (storage/pg.py: a pool; claims use `FOR UPDATE SKIP LOCKED`). The SQL is
+written once, in SQLite's dialect; `self.lock_sql`/`self.skip_locked` are the only
+per-dialect pieces in the queries. Open one with `storage.open_store(url)`.
 
 A row moves: pending -> claimed -> sending -> sent | failed | unknown, or pending ->
 canceled | missed. `claimed` means a worker holds it but has not called the provider yet
@@ -23,7 +26,9 @@ from typing import Any, Literal
 import sqlite_utils
 from pydantic import BaseModel
 
-from storage.schema import migrate
+from storage.schema import SchemaTooNew, migrate
+
+__all__ = ["SchemaTooNew", "Store"]
 
 Status = Literal[
     "pending", "claimed", "sending", "sent", "failed", "unknown", "canceled", "missed",
@@ -145,7 +150,7 @@ def visible_sql(viewer: Viewer) -> tuple[str, list[Any]]:
         return f"(NOT {_UNCONFIRMED})", []
     if viewer.user_id:
         return "(created_by = ?)", [viewer.user_id]
-    return "(0)", []
+    return "(1 = 0)", []
 
 
 class Transition(BaseModel):
@@ -156,7 +161,12 @@ class Transition(BaseModel):
     row: MessageRow | None = None
 
 
+_DUE_EVENTS: dict[str, threading.Event] = {}
+
+
 class Store:
+    dialect = "sqlite"
+
     def __init__(self, path: str = "smsbot.db") -> None:
         self.path = path
         self._local = threading.local()
@@ -164,14 +174,38 @@ class Store:
         # Writers of one process queue here instead of in SQLite's busy handler, which sleeps
         # in growing steps (up to 100 ms) whenever another connection holds the write lock.
         self._write_lock = threading.RLock()
-        # Provider text (errors, delivery reports) can echo our credentials; every write of it
-        # passes through scrub(), so nothing read back (Slack, /sms status, export) holds one.
-        self.redactor: Callable[[str], str] | None = None
+        self._init_common()
         if path == ":memory:":
             # One shared connection: a memory database is private to its connection.
             self._memory_conn = self._connect()
             self._memory_lock = threading.RLock()
         migrate(self.conn)
+
+    def _init_common(self) -> None:
+        # Provider text (errors, delivery reports) can echo our credentials; every write of it
+        # passes through scrub(), so nothing read back (Slack, /sms status, export) holds one.
+        self.redactor: Callable[[str], str] | None = None
+        # SQLite's wake-up: in-process only (other processes find due rows by polling);
+        # shared by every Store of this process on the same file.
+        self._due = _DUE_EVENTS.setdefault(self.path, threading.Event())
+        self._migrated_to: str | None = None
+
+    @property
+    def lock_sql(self) -> str:
+        """Appended to a SELECT whose rows the transaction goes on to change (PostgreSQL)."""
+        return "" if self.dialect == "sqlite" else " FOR UPDATE"
+
+    @property
+    def skip_locked(self) -> str:
+        """Appended to a claim's SELECT: rows another worker holds are skipped, not waited for."""
+        return "" if self.dialect == "sqlite" else " FOR UPDATE SKIP LOCKED"
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("SELECT version FROM schema_version").fetchone()[0])
+
+    def ping(self) -> bool:
+        """The database answers (health checks)."""
+        return bool(self.conn.execute("SELECT 1").fetchone()[0] == 1)
 
     def scrub(self, text: str | None) -> str | None:
         """Provider text on its way into the store, with every configured secret removed."""
@@ -227,6 +261,8 @@ class Store:
         if conn is not None:
             conn.close()
             self._local.conn = None
+        if self._memory_conn is not None:
+            self._memory_conn.close()
 
     # -- writing requests
 
@@ -239,6 +275,7 @@ class Store:
         now = time.time() if now is None else now
         out: list[tuple[int, bool]] = []
         with self.write() as conn:
+            self._notify(conn)
             for msg in msgs:
                 data = msg.model_dump()
                 data["payload"] = json.dumps(data["payload"], separators=(",", ":"))
@@ -275,7 +312,7 @@ class Store:
 
     def by_provider_id(self, provider_message_id: str, viewer: Viewer | None = None) -> MessageRow | None:
         """The row with this provider id; with a viewer, only one they may see."""
-        cond, args = visible_sql(viewer) if viewer is not None else ("1", [])
+        cond, args = visible_sql(viewer) if viewer is not None else ("1 = 1", [])
         row = self.conn.execute(
             f"SELECT * FROM messages WHERE provider_message_id = ? AND {cond} ORDER BY id DESC LIMIT 1",
             (provider_message_id, *args),
@@ -316,7 +353,7 @@ class Store:
 
     def since(self, since: float, viewer: Viewer | None = None) -> Iterator[MessageRow]:
         """Rows created since `since`; with a viewer, only those they may see."""
-        cond, args = visible_sql(viewer) if viewer is not None else ("1", [])
+        cond, args = visible_sql(viewer) if viewer is not None else ("1 = 1", [])
         for r in self.conn.execute(f"SELECT * FROM messages WHERE created_at >= ? AND {cond} ORDER BY id",
                                    (since, *args)):
             yield MessageRow.from_db(r)
@@ -327,7 +364,7 @@ class Store:
             "SELECT min(due_at) FROM ("
             " SELECT min(due_at) AS due_at FROM messages WHERE status = 'pending' AND priority = 0"
             " UNION ALL"
-            " SELECT min(due_at) FROM messages WHERE status = 'pending' AND priority = 1)"
+            " SELECT min(due_at) FROM messages WHERE status = 'pending' AND priority = 1) AS due"
         ).fetchone()
         return row[0] if row and row[0] is not None else None
 
@@ -353,14 +390,18 @@ class Store:
 
         Scheduled rows whose time passed more than `misfire_grace` ago are not sent but
         marked `missed`, so people decide (after downtime, a stale message can do harm).
+        A store whose rows were copied elsewhere (`migrated_to`) claims nothing.
         """
         now = time.time() if now is None else now
         missed: list[MessageRow] = []
+        claimed: list[MessageRow] = []
         with self.write() as conn:
+            if self._is_migrated(conn):
+                return [], []
             if misfire_grace is not None:
                 rows = conn.execute(
                     "SELECT * FROM messages WHERE status = 'pending' AND priority = 0 AND scheduled = 1"
-                    " AND due_at < ? ORDER BY due_at LIMIT 100",
+                    f" AND due_at < ? ORDER BY due_at LIMIT 100{self.skip_locked}",
                     (now - misfire_grace,),
                 ).fetchall()
                 for r in rows:
@@ -377,16 +418,16 @@ class Store:
             stale: tuple[float, ...] = ()
             if misfire_grace is not None:
                 stale_sql, stale = " AND NOT (scheduled = 1 AND due_at < ?)", (now - misfire_grace,)
-            rows = conn.execute(
-                "SELECT * FROM ("
-                " SELECT * FROM messages WHERE status = 'pending' AND priority = 0 AND due_at <= ?"
-                f"{skip_sql}{stale_sql} ORDER BY due_at LIMIT ?)"
-                " UNION ALL SELECT * FROM ("
-                " SELECT * FROM messages WHERE status = 'pending' AND priority = 1 AND due_at <= ?"
-                f"{skip_sql}{stale_sql} ORDER BY due_at LIMIT ?)",
-                (now, *skip, *stale, limit, now, *skip, *stale, limit),
-            ).fetchall()[:limit]
-            claimed = []
+            # Single messages (priority 0) first, then bulk rows: two index seeks.
+            rows = []
+            for priority in (0, 1):
+                if len(rows) >= limit:
+                    break
+                rows += conn.execute(
+                    f"SELECT * FROM messages WHERE status = 'pending' AND priority = {priority} AND due_at <= ?"
+                    f"{skip_sql}{stale_sql} ORDER BY due_at LIMIT ?{self.skip_locked}",
+                    (now, *skip, *stale, limit - len(rows)),
+                ).fetchall()
             for r in rows:
                 conn.execute(
                     "UPDATE messages SET status = 'claimed', lease_owner = ?, lease_until = ?, updated_at = ?"
@@ -401,6 +442,8 @@ class Store:
         """Claim one pending row by id (the CLI sends its own message, nothing else)."""
         now = time.time() if now is None else now
         with self.write() as conn:
+            if self._is_migrated(conn):
+                return None
             cur = conn.execute(
                 "UPDATE messages SET status = 'claimed', lease_owner = ?, lease_until = ?, updated_at = ?"
                 " WHERE id = ? AND status = 'pending'",
@@ -414,6 +457,8 @@ class Store:
         """Commit, before the provider call, that this row may go out. False: not ours any more."""
         now = time.time() if now is None else now
         with self.write() as conn:
+            if self._is_migrated(conn):
+                return False
             cur = conn.execute(
                 "UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1,"
                 " updated_at = ? WHERE id = ? AND status = 'claimed' AND lease_owner = ?",
@@ -458,6 +503,7 @@ class Store:
                 " WHERE id = ? AND status IN ('claimed', 'sending')",
                 (due_at, error, error_kind, now, message_id),
             )
+            self._notify(conn)
 
     def unclaim(self, message_ids: Sequence[int], owner: str) -> None:
         """Hand back rows a worker claimed but never started (e.g. shutting down)."""
@@ -490,13 +536,14 @@ class Store:
                 " WHERE status = 'claimed' AND lease_until < ?",
                 (now, now),
             )
+            # SKIP LOCKED: two reapers never both report (and announce) the same row.
             rows = conn.execute(
-                "SELECT * FROM messages WHERE status = 'sending' AND lease_until < ?", (now,)
+                f"SELECT * FROM messages WHERE status = 'sending' AND lease_until < ?{self.skip_locked}", (now,)
             ).fetchall()
             for r in rows:
                 conn.execute(
                     "UPDATE messages SET status = 'unknown', error_kind = 'unknown', error = ?,"
-                    " lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?",
+                    " lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND status = 'sending'",
                     ("The worker stopped while sending; the message may or may not have gone out.", now, r["id"]),
                 )
         return [MessageRow.from_db(r).model_copy(update={"status": "unknown"}) for r in rows]
@@ -592,6 +639,7 @@ class Store:
                 (now, now, message_id),
             )
             ok = cur.rowcount == 1
+            self._notify(conn)
         row = self.get(message_id)
         return Transition(ok=ok, status=row.status if row else None, row=row)
 
@@ -630,9 +678,10 @@ class Store:
             if cur.rowcount == 0:
                 return False, None
             senders = family_senders(provider)
+            # Locked: two events for one message at once must not both compare to the old state.
             row = conn.execute(
                 "SELECT * FROM messages WHERE provider_message_id = ?"
-                f" AND sender IN ({','.join('?' for _ in senders)}) ORDER BY id DESC LIMIT 1",
+                f" AND sender IN ({','.join('?' for _ in senders)}) ORDER BY id DESC LIMIT 1{self.lock_sql}",
                 (provider_message_id, *senders),
             ).fetchone()
             if row is None:
@@ -666,3 +715,135 @@ class Store:
                 "SELECT status, count(*) FROM messages WHERE bulk_job_id = ? GROUP BY status", (bulk_job_id,)
             )
         return {r[0]: r[1] for r in rows}
+
+    # -- wake-ups: a due row written anywhere wakes waiting workers (SQLite: this process only)
+
+    def _notify(self, conn: Any) -> None:
+        """Inside a transaction that made a row due (PostgreSQL: NOTIFY, sent on commit)."""
+        self._due.set()
+
+    def notify_due(self) -> None:
+        self._due.set()
+
+    def listen(self) -> None:
+        """Start listening for wake-ups (PostgreSQL: LISTEN; nothing to do on SQLite)."""
+
+    def wait_for_due(self, timeout: float) -> bool:
+        """Block until a due row was written (True) or `timeout` passed (False: poll anyway).
+
+        On SQLite only this process's writes wake it; other processes are found by polling.
+        """
+        if self._due.wait(timeout):
+            self._due.clear()
+            return True
+        return False
+
+    # -- fleet-wide state: the database's clock, so machines with skewed clocks agree
+
+    def clock(self, conn: Any | None = None) -> float:
+        if self.dialect == "sqlite":
+            return time.time()
+        row = (conn or self.conn).execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+        return float(row[0])
+
+    def take_send_slots(
+        self, sender: str, want: int, rate_per_s: float, burst: int, now: float | None = None
+    ) -> int:
+        """Take up to `want` sends for `sender` from its shared token bucket; returns how many.
+
+        One row per sender, read and written in one locked transaction, so every process and
+        thread shares the limit: in any one-second window at most `rate_per_s` + `burst` go.
+        A paused sender (429 seen anywhere) gets nothing.
+        """
+        return self.take_send_slots_at(sender, want, rate_per_s, burst, now)[0]
+
+    def take_send_slots_at(
+        self, sender: str, want: int, rate_per_s: float, burst: int, now: float | None = None
+    ) -> tuple[int, float]:
+        """take_send_slots, and the bucket's time of the grant (pacing, and proving the limit)."""
+        burst = max(1, burst)
+        with self.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO sender_limits (sender, tokens, refilled_at) VALUES (?, ?, -1)",
+                (sender, float(burst)),
+            )
+            row = conn.execute(
+                f"SELECT tokens, refilled_at, paused_until FROM sender_limits WHERE sender = ?{self.lock_sql}",
+                (sender,),
+            ).fetchone()
+            # The clock is read under the lock: grant times are then ordered like the grants.
+            at = max(self.clock(conn) if now is None else now, row["refilled_at"])
+            if row["paused_until"] > at or want <= 0:
+                return 0, at
+            elapsed = at - row["refilled_at"] if row["refilled_at"] >= 0 else float(burst) / max(rate_per_s, 1e-9)
+            tokens = min(float(burst), row["tokens"] + elapsed * rate_per_s)
+            granted = min(want, int(tokens))
+            conn.execute(
+                "UPDATE sender_limits SET tokens = ?, refilled_at = ? WHERE sender = ?",
+                (tokens - granted, at, sender),
+            )
+        return granted, at
+
+    def pause_sender(self, sender: str, until: float) -> None:
+        """Every process stops sending for `sender` until `until` (a later pause never shortens)."""
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO sender_limits (sender, tokens, refilled_at, paused_until) VALUES (?, 0, -1, ?)"
+                " ON CONFLICT (sender) DO UPDATE SET paused_until = CASE WHEN excluded.paused_until >"
+                " sender_limits.paused_until THEN excluded.paused_until ELSE sender_limits.paused_until END",
+                (sender, until),
+            )
+
+    def sender_paused_until(self, sender: str, now: float | None = None) -> float | None:
+        """When the sender's pause ends, or None when it is not paused."""
+        row = self.conn.execute("SELECT paused_until FROM sender_limits WHERE sender = ?", (sender,)).fetchone()
+        now = self.clock() if now is None else now
+        return float(row[0]) if row is not None and row[0] > now else None
+
+    def try_lead(self, role: str, owner: str, ttl: float, now: float | None = None) -> bool:
+        """Take or renew the lease on `role` (work that runs once per fleet). True: `owner` leads.
+
+        A leader renews well within `ttl`; when it dies, another takes over once `ttl` ran out.
+        """
+        with self.write() as conn:
+            now = self.clock(conn) if now is None else now
+            cur = conn.execute(
+                "INSERT INTO leases (role, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (role) DO UPDATE"
+                " SET owner = excluded.owner, expires_at = excluded.expires_at"
+                " WHERE leases.owner = excluded.owner OR leases.expires_at < ?",
+                (role, owner, now + ttl, now),
+            )
+            return cur.rowcount == 1
+
+    def resign(self, role: str, owner: str) -> None:
+        """Give the lease up now (a graceful stop): the next candidate need not wait for the ttl."""
+        with self.write() as conn:
+            conn.execute("DELETE FROM leases WHERE role = ? AND owner = ?", (role, owner))
+
+    def leader(self, role: str, now: float | None = None) -> str | None:
+        row = self.conn.execute("SELECT owner, expires_at FROM leases WHERE role = ?", (role,)).fetchone()
+        now = self.clock() if now is None else now
+        return str(row[0]) if row is not None and row[1] >= now else None
+
+    # -- a store whose rows were copied to another (storage.copy_store) sends nothing
+
+    def _is_migrated(self, conn: Any) -> bool:
+        if self._migrated_to is None:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'migrated_to'").fetchone()
+            self._migrated_to = str(row[0]) if row else None
+        return self._migrated_to is not None
+
+    @property
+    def migrated_to(self) -> str | None:
+        """Where this store's rows went (URL without password), if `smsbot migrate` copied them."""
+        self._is_migrated(self.conn)
+        return self._migrated_to
+
+    def mark_migrated(self, to_url: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('migrated_to', ?) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value",
+                (to_url,),
+            )
+        self._migrated_to = to_url

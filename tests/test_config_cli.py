@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ({"SMS_DEFAULT_SENDER": "pigeon"}, "SMS_DEFAULT_SENDER: needs one of twlo"),
         ({"PORT": "http"}, "PORT: "),
         ({"SLACK_API_URL": "slack.com"}, "SLACK_API_URL: needs an http(s) URL"),
-        ({"DATABASE_URL": "postgres://x"}, "DATABASE_URL: needs a sqlite:///path URL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL: needs a sqlite:///path or postgresql://"),
         ({"SMS_NOTIFY_ON": "sometimes"}, "SMS_NOTIFY_ON: "),
     ],
 )

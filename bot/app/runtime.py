@@ -34,6 +34,7 @@ from bot.slack.context import AppContext
 from bot.slack.delivery_view import SlackDeliveryView, delivery_client
 from bot.webhooks.routes import handlers as webhook_handlers
 from providers.base import redact
+from storage import open_store
 from storage.store import Store
 
 log = logging.getLogger("smsbot")
@@ -175,7 +176,7 @@ def build_runtime(
     web app serving it beside the provider webhooks.
     """
     with_slack = with_web if with_slack is None else with_slack
-    store = Store(settings.database_path)
+    store = open_store(settings.database_url)
     senders = build_senders(settings, client=http_client)
     secrets = settings.secret_values() + senders.secrets()
     # The one redaction point for provider text entering the store (webhooks, errors, lookups).

@@ -115,7 +115,7 @@ def build_web(
 
     async def healthz(request: Request) -> Response:
         try:
-            await run_in_threadpool(lambda: store.conn.execute("SELECT 1").fetchone())
+            await run_in_threadpool(store.ping)
         except Exception:
             return JSONResponse({"ok": False, "store": "unavailable"}, status_code=503)
         return JSONResponse({"ok": True})

@@ -27,7 +27,8 @@ from bot.cli.main import EXTENSIONS
 from bot.core.config import Settings
 from bot.core.visibility import viewer_for
 from providers.base import redact, short_body
-from storage.store import MessageRow, Store, Viewer
+from storage import open_store
+from storage.store import MessageRow, Viewer
 
 if TYPE_CHECKING:
     from providers.sociocs import SociocsCode
@@ -97,7 +98,7 @@ def export_viewer(settings: Settings, user: str | None) -> Viewer:
 
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store(settings.database_path)
+    store = open_store(settings.database_url)
     # Rows stored before redaction covered every path (or by a future bug) must not leak a
     # configured secret into a file people pass around: every cell is redacted on the way out.
     secrets = settings.secret_values()

@@ -20,6 +20,7 @@ from bot.core.ports_schedules import ScheduleAnnouncer
 from bot.core.senders import Senders
 from bot.core.sending import SendService
 from bot.core.templates import CatalogError
+from storage.schema import SchemaTooNew
 from storage.store import Store
 
 log = logging.getLogger("smsbot.cli")
@@ -159,11 +160,46 @@ def main(argv: list[str] | None, wired: Wiring) -> int:
     except ConfigError as exc:
         print(f"smsbot: configuration error: {exc}", file=sys.stderr)
         return 2
+    except SchemaTooNew as exc:
+        print(f"smsbot: {exc}", file=sys.stderr)
+        return 2
     except CatalogError as exc:
         print("smsbot: the template catalog has problems; nothing started:", file=sys.stderr)
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+
+
+# -- `smsbot migrate [--from sqlite:///old.db]`: bring the schema up to date (safe while other
+# processes start), and optionally copy a SQLite store into the PostgreSQL one (storage/copy.py).
+
+
+def _configure_migrate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="from_url", default=None, metavar="URL",
+                        help="copy this SQLite store (sqlite:///smsbot.db) into DATABASE_URL's PostgreSQL")
+
+
+def _run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import copy_store, open_store
+    from storage.copy import redact_url
+
+    store = open_store(settings.database_url)  # migrates, or raises SchemaTooNew
+    print(f"{redact_url(settings.database_url)}: schema at version {store.schema_version()}")
+    store.close()
+    if args.from_url:
+        try:
+            counts = copy_store(args.from_url, settings.database_url)
+        except ValueError as exc:
+            print(f"smsbot: {exc}", file=sys.stderr)
+            return 2
+        for table, n in counts.items():
+            print(f"  {table}: {n} row(s) copied")
+        print(f"{args.from_url} is marked as migrated: a process started on it sends nothing.")
+    return 0
+
+
+EXTENSIONS["migrate"] = ("apply schema migrations; --from copies a SQLite store into PostgreSQL",
+                         (_configure_migrate, _run_migrate))
 
 
 def _load_extensions() -> None:

@@ -16,7 +16,7 @@ from bot.cli.main import EXTENSIONS, wiring
 from bot.core.config import Settings
 from bot.core.input.phone import display
 from bot.core.schedules import Outcome, ScheduleResult, ScheduleRules, first_words, when_label
-from storage.store import Store
+from storage import open_store
 
 
 def configure_list(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"error: unknown time zone '{args.tz}', e.g. America/New_York", file=sys.stderr)
         return 2
-    store = Store(settings.database_path)
+    store = open_store(settings.database_url)
     total = store.count_pending(created_by=args.user)
     rows = store.pending(created_by=args.user, limit=max(1, args.limit))
     if not rows:
@@ -56,7 +56,7 @@ def configure_cancel(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store(settings.database_path)
+    store = open_store(settings.database_url)
     rules = ScheduleRules(store, settings)
     announcer = wiring().announcer(settings, store)
     failures = 0

@@ -115,8 +115,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _db(cls, v: str) -> str:
+        if v.startswith(("postgresql://", "postgres://")) and len(v.split("://", 1)[1]) > 0:
+            return v
         if not (v.startswith("sqlite:///") or v == "sqlite://" or v == "sqlite:///:memory:"):
-            raise ValueError("needs a sqlite:///path URL (e.g. sqlite:///smsbot.db)")
+            raise ValueError("needs a sqlite:///path or postgresql://user@host/db URL (e.g. sqlite:///smsbot.db)")
         return v
 
     # -- derived
