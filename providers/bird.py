@@ -88,6 +88,8 @@ class BirdProvider(Provider):
     not_found_hint = "check BIRD_WORKSPACE_ID and BIRD_CHANNEL_ID"
     default_retry_after = DEFAULT_RETRY_AFTER
     family = "bird"
+    secret_attrs = ("_api_key",)
+    repr_attrs = ("workspace_id", "channel_id")
     capabilities = Capabilities(
         channel="sms",
         max_images=10,  # "up to an array of 10 media URLs"
@@ -112,12 +114,6 @@ class BirdProvider(Provider):
         self.workspace_id = workspace_id
         self.channel_id = channel_id
         self.base_url = base_url.rstrip("/")
-
-    def __repr__(self) -> str:  # never shows the key
-        return f"BirdProvider(workspace_id={self.workspace_id!r}, channel_id={self.channel_id!r})"
-
-    def secrets(self) -> list[str]:
-        return [self._api_key]
 
     @property
     def messages_url(self) -> str:

@@ -46,12 +46,6 @@ class SandboxProvider(Provider):
         #: while other threads send).
         self.sent: list[OutboundMessage] = []
 
-    def __repr__(self) -> str:
-        return "SandboxProvider()"
-
-    def secrets(self) -> list[str]:
-        return []
-
     def build_request(self, msg: OutboundMessage) -> PreparedRequest:
         return PreparedRequest(
             method="POST",

@@ -83,6 +83,8 @@ def _schedule_problem(schedule: datetime | None) -> str | None:
 
 class SociocsProvider(Provider):
     vendor = "Sociocs"
+    secret_attrs = ("_api_key", "channel_key")  # the channel key is a credential too
+    repr_attrs = ("code", "base_url")
     auth_hint = "Sociocs rejects the API key: check SOCIOCS_API_KEY"
     not_found_hint = "check the Sociocs base URL and channel settings"
     default_retry_after = DEFAULT_RETRY_AFTER
@@ -107,13 +109,6 @@ class SociocsProvider(Provider):
         self._api_key = api_key
         self.channel_key = channel_key
         self.base_url = base_url.rstrip("/")
-
-    def __repr__(self) -> str:  # never shows the key
-        return f"SociocsProvider(code={self.code!r}, base_url={self.base_url!r})"
-
-    def secrets(self) -> list[str]:
-        # The channel key is a credential too (a SecretStr in the settings).
-        return [self._api_key, self.channel_key]
 
     def _headers(self, with_body: bool = True) -> dict[str, str]:
         headers = {"apikey": self._api_key, "Accept": "application/json"}

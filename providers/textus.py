@@ -78,6 +78,8 @@ class TextusProvider(Provider):
     not_found_hint = "check TEXTUS_ACCOUNT"
     default_retry_after = DEFAULT_RETRY_AFTER
     family = "textus"
+    secret_attrs = ("_token",)
+    repr_attrs = ("account", "base_url")
     capabilities = Capabilities(
         channel="sms+whatsapp",
         max_images=1,  # one attachment per message
@@ -101,12 +103,6 @@ class TextusProvider(Provider):
         self._token = token
         self.account = account
         self.base_url = base_url.rstrip("/")
-
-    def __repr__(self) -> str:  # never shows the token
-        return f"TextusProvider(account={self.account!r}, base_url={self.base_url!r})"
-
-    def secrets(self) -> list[str]:
-        return [self._token]
 
     # ------------------------------------------------------------------ validation
 
