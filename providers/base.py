@@ -284,6 +284,8 @@ class Provider(ABC):
     secret_attrs: tuple[str, ...] = ()
     #: the attributes __repr__ shows (never a credential)
     repr_attrs: tuple[str, ...] = ()
+    #: what `smsbot doctor` says about the webhooks (no provider here lists its subscriptions)
+    webhooks_note: str | None = None
 
     def __init__(self, client: httpx.Client | None = None, timeout: float = 10.0) -> None:
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
@@ -411,7 +413,7 @@ class Provider(ABC):
         """Whether the provider's webhooks point here, where the provider offers a way to tell."""
         from .checks import WebhookCheck
 
-        return WebhookCheck(sender=self.name, status="unknown", message=f"{self.label}: can't tell.")
+        return WebhookCheck(sender=self.name, status="unknown", message=self.webhooks_note or f"{self.label}: can't tell.")
 
     def scrub(self, text: str) -> str:
         return redact(text, [*self.secrets(), *getattr(self, "also_redact", [])])

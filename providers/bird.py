@@ -27,7 +27,7 @@ from .base import (
     short_body,
     url_suffix,
 )
-from .checks import CredentialCheck, WebhookCheck, probe
+from .checks import CredentialCheck, probe
 
 MAX_SCHEDULE_AHEAD = timedelta(days=35)  # Bird rejects scheduledFor farther ahead
 # Bird documents 500 POST/s per workspace but no Retry-After default; a 429 is safe to retry.
@@ -90,6 +90,10 @@ class BirdProvider(Provider):
     family = "bird"
     secret_attrs = ("_api_key",)
     repr_attrs = ("workspace_id", "channel_id")
+    webhooks_note = (
+        "can't tell: the Bird pages we follow document creating webhook subscriptions, "
+        "not listing them; see Bird's Developer settings -> Webhooks for this workspace."
+    )
     capabilities = Capabilities(
         channel="sms",
         max_images=10,  # "up to an array of 10 media URLs"
@@ -307,14 +311,6 @@ class BirdProvider(Provider):
         return probe(
             self, self.build_get_request(PROBE_MESSAGE_ID), "Bird message lookup", interpret,
             "check BIRD_API_URL and the network",
-        )
-
-    def check_webhooks(self) -> WebhookCheck:
-        return WebhookCheck(
-            sender=self.name,
-            status="unknown",
-            message="can't tell: the Bird pages we follow document creating webhook subscriptions, "
-            "not listing them; see Bird's Developer settings -> Webhooks for this workspace.",
         )
 
 

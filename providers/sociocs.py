@@ -28,7 +28,7 @@ from .base import (
     UnknownOutcome,
     short_body,
 )
-from .checks import CredentialCheck, WebhookCheck, probe
+from .checks import CredentialCheck, probe
 
 SociocsCode = Literal["twlo", "twlowa", "gswa"]
 
@@ -85,6 +85,11 @@ class SociocsProvider(Provider):
     vendor = "Sociocs"
     secret_attrs = ("_api_key", "channel_key")  # the channel key is a credential too
     repr_attrs = ("code", "base_url")
+    webhooks_note = (
+        "can't tell: Sociocs documents no way to list webhook subscriptions; see the "
+        "subscription in Sociocs, or register again (POST /webhook-subscriptions with the same "
+        "subscriber_reference_id updates it)."
+    )
     auth_hint = "Sociocs rejects the API key: check SOCIOCS_API_KEY"
     not_found_hint = "check the Sociocs base URL and channel settings"
     default_retry_after = DEFAULT_RETRY_AFTER
@@ -359,15 +364,6 @@ class SociocsProvider(Provider):
         return probe(
             self, self.build_list_request(day, day), "Sociocs GET /messages", interpret,
             "check SOCIOCS_API_URL and the network",
-        )
-
-    def check_webhooks(self) -> WebhookCheck:
-        return WebhookCheck(
-            sender=self.name,
-            status="unknown",
-            message="can't tell: Sociocs documents no way to list webhook subscriptions; see the "
-            "subscription in Sociocs, or register again (POST /webhook-subscriptions with the same "
-            "subscriber_reference_id updates it).",
         )
 
 

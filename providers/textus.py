@@ -24,7 +24,7 @@ from .base import (
     short_body,
     url_suffix,
 )
-from .checks import CredentialCheck, WebhookCheck, probe
+from .checks import CredentialCheck, probe
 
 MEDIA_TYPE = "application/vnd.textus+jsonld"
 
@@ -80,6 +80,10 @@ class TextusProvider(Provider):
     family = "textus"
     secret_attrs = ("_token",)
     repr_attrs = ("account", "base_url")
+    webhooks_note = (
+        "can't tell: TextUs documents no API listing webhooks; see the webhook settings of "
+        "the TextUs account."
+    )
     capabilities = Capabilities(
         channel="sms+whatsapp",
         max_images=1,  # one attachment per message
@@ -215,14 +219,6 @@ class TextusProvider(Provider):
 
         return probe(
             self, self.build_opt_out_search(), "TextUs GET opt_outs", interpret, "check TEXTUS_API_URL and the network"
-        )
-
-    def check_webhooks(self) -> WebhookCheck:
-        return WebhookCheck(
-            sender=self.name,
-            status="unknown",
-            message="can't tell: TextUs documents no API listing webhooks; see the webhook settings of "
-            "the TextUs account.",
         )
 
 

@@ -97,16 +97,16 @@ class RecipientRow(NamedTuple):
 class _LazySequence(Sequence[T], Generic[R, T]):
     """A read-only Sequence over compact raw items; each model is built only when read."""
 
-    __slots__ = ()
+    __slots__ = ("raw",)
 
-    def _raw(self) -> list[R]:
-        raise NotImplementedError
+    def __init__(self, raw: list[R]) -> None:
+        self.raw = raw
 
     def _build(self, raw: R) -> T:
         raise NotImplementedError
 
     def __len__(self) -> int:
-        return len(self._raw())
+        return len(self.raw)
 
     @overload
     def __getitem__(self, index: int) -> T: ...
@@ -116,11 +116,11 @@ class _LazySequence(Sequence[T], Generic[R, T]):
 
     def __getitem__(self, index: int | slice) -> T | list[T]:
         if isinstance(index, slice):
-            return [self._build(r) for r in self._raw()[index]]
-        return self._build(self._raw()[index])
+            return [self._build(r) for r in self.raw[index]]
+        return self._build(self.raw[index])
 
     def __iter__(self) -> Iterator[T]:
-        return (self._build(r) for r in self._raw())
+        return (self._build(r) for r in self.raw)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, str):
@@ -133,13 +133,11 @@ class _LazySequence(Sequence[T], Generic[R, T]):
 class LazyRecipients(_LazySequence[RecipientRow, Recipient]):
     """`RecipientList.recipients` of a parsed CSV: compact rows, a `Recipient` built on access."""
 
-    __slots__ = ("rows",)
+    __slots__ = ()
 
-    def __init__(self, rows: list[RecipientRow]) -> None:
-        self.rows = rows
-
-    def _raw(self) -> list[RecipientRow]:
-        return self.rows
+    @property
+    def rows(self) -> list[RecipientRow]:
+        return self.raw
 
     def _build(self, raw: RecipientRow) -> Recipient:
         return raw.recipient()
@@ -159,13 +157,7 @@ _Problem = tuple[int, str, str]  # (line, raw, reason): a RowProblem before it i
 class RowProblems(_LazySequence[_Problem, RowProblem]):
     """Problems kept as tuples; a `RowProblem` is built on access (a file of bad rows stays cheap)."""
 
-    __slots__ = ("items",)
-
-    def __init__(self, items: list[_Problem]) -> None:
-        self.items = items
-
-    def _raw(self) -> list[_Problem]:
-        return self.items
+    __slots__ = ()
 
     def _build(self, raw: _Problem) -> RowProblem:
         return _row_problem(raw)

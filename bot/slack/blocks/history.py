@@ -172,6 +172,20 @@ def figures_by_sender(
     return sorted(out.values(), key=lambda f: f.sender)
 
 
+def _figure_line(fig: SenderFigures) -> str:
+    return (
+        f"*{fig.label}* (`{fig.sender}`)\nSent {fig.sent} · Delivered {fig.delivered} · "
+        f"Failed {fig.failed} · Delivery rate {fig.rate}"
+    )
+
+
+def _failure_line(row: MessageRow, viewer_tz: str, label_for: Callable[[str], str]) -> str:
+    return (
+        f":x: *#{row.id}* {when_text(row.updated_at, viewer_tz)} to {recipient(row)} via "
+        f"{label_for(row.sender)} by {who(row)}: {state_words(row)}"
+    )
+
+
 def home_view(
     figures: Sequence[SenderFigures],
     failures: Sequence[MessageRow],
@@ -184,20 +198,11 @@ def home_view(
         {"type": "header", "text": {"type": "plain_text", "text": "smsbot today"}},
         _context(f"As of {when_text(now, viewer_tz)}"),
     ]
-    figure_lines = [
-        f"*{fig.label}* (`{fig.sender}`)\nSent {fig.sent} · Delivered {fig.delivered} · "
-        f"Failed {fig.failed} · Delivery rate {fig.rate}"
-        for fig in figures
-    ]
-    blocks.extend(_sections(figure_lines, "Nothing sent today yet."))
+    blocks.extend(_sections([_figure_line(fig) for fig in figures], "Nothing sent today yet."))
     blocks.append({"type": "divider"})
     blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Latest failures"}})
-    failure_lines = [
-        f":x: *#{row.id}* {when_text(row.updated_at, viewer_tz)} to {recipient(row)} via "
-        f"{label_for(row.sender)} by {who(row)}: {state_words(row)}"
-        for row in failures
-    ]
-    blocks.extend(_sections(failure_lines, "No failures. :tada:"))
+    failed = [_failure_line(row, viewer_tz, label_for) for row in failures]
+    blocks.extend(_sections(failed, "No failures. :tada:"))
     blocks.append({"type": "divider"})
     blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Your upcoming schedules"}})
     room = MAX_VIEW_BLOCKS - len(blocks)
