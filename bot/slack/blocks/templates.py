@@ -5,7 +5,7 @@ so every builder here is a pure function of (catalog, chosen template, typed val
 ids and action ids never depend on anything but the template and the variable, so Slack
 keeps what was typed across updates.
 
-Nothing here calls Slack; `bot/listeners/templates.py` wires these to Bolt.
+Nothing here calls Slack; `bot/slack/listeners/templates.py` wires these to Bolt.
 """
 
 from __future__ import annotations
