@@ -287,8 +287,9 @@ class Provider(ABC):
     #: what `smsbot doctor` says about the webhooks (no provider here lists its subscriptions)
     webhooks_note: str | None = None
 
-    def __init__(self, client: httpx.Client | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, client: httpx.Client | None = None, timeout: float = 10.0, base_url: str = "") -> None:
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        self.base_url = base_url.rstrip("/")  # every path is appended after a "/"
         #: every other configured secret (Slack, webhooks, other providers): a provider's
         #: error text can echo anything, and what scrub() returns is stored and shown.
         self.also_redact: list[str] = []

@@ -113,11 +113,10 @@ class BirdProvider(Provider):
         base_url: str = "https://api.bird.com",
         client: httpx.Client | None = None,
     ) -> None:
-        super().__init__(client)
+        super().__init__(client, base_url=base_url)
         self._api_key = api_key
         self.workspace_id = workspace_id
         self.channel_id = channel_id
-        self.base_url = base_url.rstrip("/")
 
     @property
     def messages_url(self) -> str:

@@ -106,14 +106,13 @@ class SociocsProvider(Provider):
     ) -> None:
         if code not in LABELS:
             raise ValueError(f"Unknown Sociocs provider code {code!r}; use one of {', '.join(LABELS)}.")
-        super().__init__(client)
+        super().__init__(client, base_url=base_url)
         self.code: SociocsCode = code
         self.name = code
         self.label = LABELS[code]
         self.capabilities = _TWLO_CAPS if code == "twlo" else _WHATSAPP_CAPS
         self._api_key = api_key
         self.channel_key = channel_key
-        self.base_url = base_url.rstrip("/")
 
     def _headers(self, with_body: bool = True) -> dict[str, str]:
         headers = {"apikey": self._api_key, "Accept": "application/json"}

@@ -103,10 +103,9 @@ class TextusProvider(Provider):
         base_url: str = "https://next.textus.com",
         client: httpx.Client | None = None,
     ) -> None:
-        super().__init__(client)
+        super().__init__(client, base_url=base_url)
         self._token = token
         self.account = account
-        self.base_url = base_url.rstrip("/")
 
     # ------------------------------------------------------------------ validation
 
