@@ -30,7 +30,8 @@ RULES: dict[str, list[str]] = {
         "xǁStoreǁapply_delivery_event",
     ],
     "storage.delivery": ["xǁDeliveryQueriesǁadopt_orphans", "xǁDeliveryQueriesǁsettle_unknown"],
-    "bot.core.dispatch": ["xǁDispatcherǁprocess", "xǁDispatcherǁ_retry_or_fail", "x_backoff"],
+    "bot.core.dispatch": ["xǁDispatcherǁprocess"],
+    "bot.core.outcomes": ["x_outcome_of", "x__retry", "x_backoff"],  # the one outcome policy
     "providers.sociocs": ["x_verify_sociocs_signature"],
     "providers.bird": ["x_verify_bird_signature"],
     "providers.textus": ["x_verify_textus_signature"],

@@ -280,9 +280,16 @@ class Provider(ABC):
     not_found_hint: str = "check the provider settings"
     #: wait after a 429 that says nothing about when to come back
     default_retry_after: float = 5.0
+    #: the attributes holding credentials (what secrets() returns)
+    secret_attrs: tuple[str, ...] = ()
+    #: the attributes __repr__ shows (never a credential)
+    repr_attrs: tuple[str, ...] = ()
+    #: what `smsbot doctor` says about the webhooks (no provider here lists its subscriptions)
+    webhooks_note: str | None = None
 
-    def __init__(self, client: httpx.Client | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, client: httpx.Client | None = None, timeout: float = 10.0, base_url: str = "") -> None:
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        self.base_url = base_url.rstrip("/")  # every path is appended after a "/"
         #: every other configured secret (Slack, webhooks, other providers): a provider's
         #: error text can echo anything, and what scrub() returns is stored and shown.
         self.also_redact: list[str] = []
@@ -297,11 +304,15 @@ class Provider(ABC):
     def parse_response(self, response: httpx.Response) -> SendResult:
         """Turn the provider's answer into a SendResult or raise a ProviderError."""
 
-    @abstractmethod
+    # -- shared behaviour
+
     def secrets(self) -> list[str]:
         """Every credential this provider holds, for redaction."""
+        return [getattr(self, attr) for attr in self.secret_attrs]
 
-    # -- shared behaviour
+    def __repr__(self) -> str:  # names only the public attributes: never a credential
+        shown = ", ".join(f"{attr}={getattr(self, attr)!r}" for attr in self.repr_attrs)
+        return f"{type(self).__name__}({shown})"
 
     def validate(self, msg: OutboundMessage) -> list[str]:
         """Problems with `msg` for this provider, in words a person can act on."""
@@ -403,7 +414,7 @@ class Provider(ABC):
         """Whether the provider's webhooks point here, where the provider offers a way to tell."""
         from .checks import WebhookCheck
 
-        return WebhookCheck(sender=self.name, status="unknown", message=f"{self.label}: can't tell.")
+        return WebhookCheck(sender=self.name, status="unknown", message=self.webhooks_note or f"{self.label}: can't tell.")
 
     def scrub(self, text: str) -> str:
         return redact(text, [*self.secrets(), *getattr(self, "also_redact", [])])

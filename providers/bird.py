@@ -27,7 +27,7 @@ from .base import (
     short_body,
     url_suffix,
 )
-from .checks import CredentialCheck, WebhookCheck, probe
+from .checks import CredentialCheck, probe
 
 MAX_SCHEDULE_AHEAD = timedelta(days=35)  # Bird rejects scheduledFor farther ahead
 # Bird documents 500 POST/s per workspace but no Retry-After default; a 429 is safe to retry.
@@ -88,6 +88,12 @@ class BirdProvider(Provider):
     not_found_hint = "check BIRD_WORKSPACE_ID and BIRD_CHANNEL_ID"
     default_retry_after = DEFAULT_RETRY_AFTER
     family = "bird"
+    secret_attrs = ("_api_key",)
+    repr_attrs = ("workspace_id", "channel_id")
+    webhooks_note = (
+        "can't tell: the Bird pages we follow document creating webhook subscriptions, "
+        "not listing them; see Bird's Developer settings -> Webhooks for this workspace."
+    )
     capabilities = Capabilities(
         channel="sms",
         max_images=10,  # "up to an array of 10 media URLs"
@@ -107,17 +113,10 @@ class BirdProvider(Provider):
         base_url: str = "https://api.bird.com",
         client: httpx.Client | None = None,
     ) -> None:
-        super().__init__(client)
+        super().__init__(client, base_url=base_url)
         self._api_key = api_key
         self.workspace_id = workspace_id
         self.channel_id = channel_id
-        self.base_url = base_url.rstrip("/")
-
-    def __repr__(self) -> str:  # never shows the key
-        return f"BirdProvider(workspace_id={self.workspace_id!r}, channel_id={self.channel_id!r})"
-
-    def secrets(self) -> list[str]:
-        return [self._api_key]
 
     @property
     def messages_url(self) -> str:
@@ -311,14 +310,6 @@ class BirdProvider(Provider):
         return probe(
             self, self.build_get_request(PROBE_MESSAGE_ID), "Bird message lookup", interpret,
             "check BIRD_API_URL and the network",
-        )
-
-    def check_webhooks(self) -> WebhookCheck:
-        return WebhookCheck(
-            sender=self.name,
-            status="unknown",
-            message="can't tell: the Bird pages we follow document creating webhook subscriptions, "
-            "not listing them; see Bird's Developer settings -> Webhooks for this workspace.",
         )
 
 

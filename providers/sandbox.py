@@ -17,7 +17,7 @@ from .base import (
     Provider,
     SendResult,
 )
-from .checks import CredentialCheck, WebhookCheck
+from .checks import CredentialCheck
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class SandboxProvider(Provider):
     name = "sandbox"
     label = "Sandbox"
     family = "sandbox"
+    webhooks_note = "The sandbox receives no webhooks."
 
     def __init__(self, on_accepted: Callable[[str], None] | None = None) -> None:
         # No super().__init__(): the sandbox never opens an HTTP client.
@@ -45,12 +46,6 @@ class SandboxProvider(Provider):
         #: every message taken, oldest first; appended under a lock (copy it before iterating
         #: while other threads send).
         self.sent: list[OutboundMessage] = []
-
-    def __repr__(self) -> str:
-        return "SandboxProvider()"
-
-    def secrets(self) -> list[str]:
-        return []
 
     def build_request(self, msg: OutboundMessage) -> PreparedRequest:
         return PreparedRequest(
@@ -86,6 +81,3 @@ class SandboxProvider(Provider):
 
     def check_credentials(self) -> CredentialCheck:
         return CredentialCheck(sender=self.name, status="ok", message="The sandbox sends nothing and needs no credentials.")
-
-    def check_webhooks(self) -> WebhookCheck:
-        return WebhookCheck(sender=self.name, status="unknown", message="The sandbox receives no webhooks.")

@@ -28,7 +28,7 @@ from .base import (
     UnknownOutcome,
     short_body,
 )
-from .checks import CredentialCheck, WebhookCheck, probe
+from .checks import CredentialCheck, probe
 
 SociocsCode = Literal["twlo", "twlowa", "gswa"]
 
@@ -83,6 +83,13 @@ def _schedule_problem(schedule: datetime | None) -> str | None:
 
 class SociocsProvider(Provider):
     vendor = "Sociocs"
+    secret_attrs = ("_api_key", "channel_key")  # the channel key is a credential too
+    repr_attrs = ("code", "base_url")
+    webhooks_note = (
+        "can't tell: Sociocs documents no way to list webhook subscriptions; see the "
+        "subscription in Sociocs, or register again (POST /webhook-subscriptions with the same "
+        "subscriber_reference_id updates it)."
+    )
     auth_hint = "Sociocs rejects the API key: check SOCIOCS_API_KEY"
     not_found_hint = "check the Sociocs base URL and channel settings"
     default_retry_after = DEFAULT_RETRY_AFTER
@@ -99,21 +106,13 @@ class SociocsProvider(Provider):
     ) -> None:
         if code not in LABELS:
             raise ValueError(f"Unknown Sociocs provider code {code!r}; use one of {', '.join(LABELS)}.")
-        super().__init__(client)
+        super().__init__(client, base_url=base_url)
         self.code: SociocsCode = code
         self.name = code
         self.label = LABELS[code]
         self.capabilities = _TWLO_CAPS if code == "twlo" else _WHATSAPP_CAPS
         self._api_key = api_key
         self.channel_key = channel_key
-        self.base_url = base_url.rstrip("/")
-
-    def __repr__(self) -> str:  # never shows the key
-        return f"SociocsProvider(code={self.code!r}, base_url={self.base_url!r})"
-
-    def secrets(self) -> list[str]:
-        # The channel key is a credential too (a SecretStr in the settings).
-        return [self._api_key, self.channel_key]
 
     def _headers(self, with_body: bool = True) -> dict[str, str]:
         headers = {"apikey": self._api_key, "Accept": "application/json"}
@@ -364,15 +363,6 @@ class SociocsProvider(Provider):
         return probe(
             self, self.build_list_request(day, day), "Sociocs GET /messages", interpret,
             "check SOCIOCS_API_URL and the network",
-        )
-
-    def check_webhooks(self) -> WebhookCheck:
-        return WebhookCheck(
-            sender=self.name,
-            status="unknown",
-            message="can't tell: Sociocs documents no way to list webhook subscriptions; see the "
-            "subscription in Sociocs, or register again (POST /webhook-subscriptions with the same "
-            "subscriber_reference_id updates it).",
         )
 
 

@@ -24,7 +24,7 @@ from .base import (
     short_body,
     url_suffix,
 )
-from .checks import CredentialCheck, WebhookCheck, probe
+from .checks import CredentialCheck, probe
 
 MEDIA_TYPE = "application/vnd.textus+jsonld"
 
@@ -78,6 +78,12 @@ class TextusProvider(Provider):
     not_found_hint = "check TEXTUS_ACCOUNT"
     default_retry_after = DEFAULT_RETRY_AFTER
     family = "textus"
+    secret_attrs = ("_token",)
+    repr_attrs = ("account", "base_url")
+    webhooks_note = (
+        "can't tell: TextUs documents no API listing webhooks; see the webhook settings of "
+        "the TextUs account."
+    )
     capabilities = Capabilities(
         channel="sms+whatsapp",
         max_images=1,  # one attachment per message
@@ -97,16 +103,9 @@ class TextusProvider(Provider):
         base_url: str = "https://next.textus.com",
         client: httpx.Client | None = None,
     ) -> None:
-        super().__init__(client)
+        super().__init__(client, base_url=base_url)
         self._token = token
         self.account = account
-        self.base_url = base_url.rstrip("/")
-
-    def __repr__(self) -> str:  # never shows the token
-        return f"TextusProvider(account={self.account!r}, base_url={self.base_url!r})"
-
-    def secrets(self) -> list[str]:
-        return [self._token]
 
     # ------------------------------------------------------------------ validation
 
@@ -219,14 +218,6 @@ class TextusProvider(Provider):
 
         return probe(
             self, self.build_opt_out_search(), "TextUs GET opt_outs", interpret, "check TEXTUS_API_URL and the network"
-        )
-
-    def check_webhooks(self) -> WebhookCheck:
-        return WebhookCheck(
-            sender=self.name,
-            status="unknown",
-            message="can't tell: TextUs documents no API listing webhooks; see the webhook settings of "
-            "the TextUs account.",
         )
 
 

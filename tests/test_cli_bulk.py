@@ -86,6 +86,7 @@ def test_cli_bulk_sociocs_plain_text_uses_bulk_jobs(env: FakeProviders, tmp_path
     ("to\n+16175551212\n", ["--text", "Hi {city}"], "Unknown placeholder {city}"),
     ("to\n123\n", [], "No valid recipients"),
     ("to\n+16175551212\n", ["--at", "2020-01-01T09:00:00+00:00"], "in the past"),
+    ("to\n+16175551212\n", ["--at", "someday maybe"], "error: Couldn't read 'someday maybe' as a time."),
 ])
 def test_cli_bulk_bad_input_says_why_and_sends_nothing(env: FakeProviders, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str], content: str,
@@ -96,4 +97,12 @@ def test_cli_bulk_bad_input_says_why_and_sends_nothing(env: FakeProviders, tmp_p
         argv = ["bulk", "--via", "bird", "--csv", str(path), *args]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+    assert env.requests == []
+
+
+def test_cli_send_unreadable_time_says_why_and_sends_nothing(env: FakeProviders,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # `send` and `bulk` share one --at reader; main() answers its WhenError.
+    assert main(["send", "--via", "bird", "--to", "+16175551212", "--text", "Hi", "--at", "someday maybe"]) == 2
+    assert "error: Couldn't read 'someday maybe' as a time." in capsys.readouterr().err
     assert env.requests == []

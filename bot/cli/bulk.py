@@ -58,7 +58,7 @@ def print_plan(plan: BulkPlan, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli.main import wiring
+    from bot.cli.main import when_from, wiring
     from bot.core.bulk.engine import BulkEngine
     from bot.core.input.recipients import CsvError, PlaceholderError, check_placeholders, iter_csv
     from bot.core.sending import UserError
@@ -80,16 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if unknown:
         print(f"error: {PlaceholderError(unknown, ['name', 'to', *parsed.columns])}", file=sys.stderr)
         return 2
-    when = None
-    if args.at:
-        from bot.core.input.timeparse import WhenError, parse_when
-
-        try:
-            when = parse_when(args.at, args.tz)
-        except WhenError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
+    when = when_from(args)
     rt = wiring().engines(settings)
     engine = BulkEngine(rt.store, rt.senders, dispatcher=rt.dispatcher, progress_interval=1.0,
                         max_attempts=settings.sms_max_attempts)

@@ -12,10 +12,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from bot.core.config import ConfigError, Settings, load_settings
 from bot.core.dispatch import Dispatcher
+from bot.core.input.timeparse import WhenError, is_immediate, parse_when
 from bot.core.ports_schedules import ScheduleAnnouncer
 from bot.core.senders import Senders
 from bot.core.sending import SendService
@@ -66,6 +68,11 @@ def wiring() -> Wiring:
     return _wiring
 
 
+def when_from(args: argparse.Namespace) -> datetime | None:
+    """`--at` read in `--tz`; a WhenError is answered by main() ("error: ...", exit 2)."""
+    return parse_when(args.at, args.tz) if args.at else None
+
+
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.input.phone import display
     from bot.core.sending import SendRequest, UserError
@@ -73,16 +80,8 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     rt = wiring().engines(settings)
     wiring().setup_logging(settings.secret_values() + rt.senders.secrets())
     assert rt.dispatcher is not None
-    when = None
-    if args.at:
-        from bot.core.input.timeparse import WhenError, is_immediate, parse_when
-
-        try:
-            when = parse_when(args.at, args.tz)
-        except WhenError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        when = None if is_immediate(when) else when  # `--at now` sends now
+    when = when_from(args)
+    when = None if when is None or is_immediate(when) else when  # `--at now` sends now
     req = SendRequest(
         sender=args.via, to=args.to, name=args.name, text=args.text, image_urls=args.image or [],
         video_url=args.video, file_url=args.file, file_content_type=args.file_type, when=when,
@@ -162,6 +161,9 @@ def main(argv: list[str] | None, wired: Wiring) -> int:
         return 2
     except SchemaTooNew as exc:
         print(f"smsbot: {exc}", file=sys.stderr)
+        return 2
+    except WhenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except CatalogError as exc:
         print("smsbot: the template catalog has problems; nothing started:", file=sys.stderr)

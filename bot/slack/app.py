@@ -1,4 +1,4 @@
-"""The Bolt app: built from an AppContext; every module in bot/listeners registers itself."""
+"""The Bolt app: built from an AppContext; every module in bot/slack/listeners registers itself."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What every listener needs, built once at start-up (see bot/runtime.py)."""
+"""What every listener needs, built once at start-up (see bot/app/runtime.py)."""
 
 from __future__ import annotations
 

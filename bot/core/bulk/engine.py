@@ -19,6 +19,7 @@ import io
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
 
@@ -175,11 +176,15 @@ class BulkEngine:
 
     # -- people's controls
 
-    def cancel(self, job_id: int) -> str:
-        text, moved = rules.cancel(self.jobs, job_id)
+    def _wake_if_moved(self, rule: Callable[[BulkStore, int], tuple[str, bool]], job_id: int) -> str:
+        """Apply a control rule; rows that became claimable wake the dispatcher."""
+        text, moved = rule(self.jobs, job_id)
         if moved:
             self.wake()
         return text
+
+    def cancel(self, job_id: int) -> str:
+        return self._wake_if_moved(rules.cancel, job_id)
 
     def pause(self, job_id: int) -> str:
         text, _ = rules.pause(self.jobs, job_id)
@@ -187,10 +192,7 @@ class BulkEngine:
         return text
 
     def send_missed_now(self, job_id: int) -> str:
-        text, moved = rules.send_missed_now(self.jobs, job_id)
-        if moved:
-            self.wake()
-        return text
+        return self._wake_if_moved(rules.send_missed_now, job_id)
 
     def resume(self, job_id: int) -> str:
         text, _ = rules.resume(self.jobs, job_id)

@@ -28,13 +28,16 @@ import csv
 import gc
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, overload
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 from phonenumbers import phonenumberutil as _pnu
 from pydantic import BaseModel, Field, SerializationInfo, field_serializer
 
 from bot.core.input.phone import InvalidNumber, normalize
+
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 class CsvError(ValueError):
@@ -91,39 +94,58 @@ class RecipientRow(NamedTuple):
         return Recipient(to=self.to, name=self.name, fields=self.fields, line=self.line)
 
 
-class LazyRecipients(Sequence[Recipient]):
-    """`RecipientList.recipients` of a parsed CSV: compact rows, a `Recipient` built on access."""
+class _LazySequence(Sequence[T], Generic[R, T]):
+    """A read-only Sequence over compact raw items; each model is built only when read."""
 
-    __slots__ = ("rows",)
+    __slots__ = ("raw",)
 
-    def __init__(self, rows: list[RecipientRow]) -> None:
-        self.rows = rows
+    def __init__(self, raw: list[R]) -> None:
+        self.raw = raw
+
+    def _build(self, raw: R) -> T:
+        raise NotImplementedError
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.raw)
 
     @overload
-    def __getitem__(self, index: int) -> Recipient: ...
+    def __getitem__(self, index: int) -> T: ...
 
     @overload
-    def __getitem__(self, index: slice) -> list[Recipient]: ...
+    def __getitem__(self, index: slice) -> list[T]: ...
 
-    def __getitem__(self, index: int | slice) -> Recipient | list[Recipient]:
+    def __getitem__(self, index: int | slice) -> T | list[T]:
         if isinstance(index, slice):
-            return [r.recipient() for r in self.rows[index]]
-        return self.rows[index].recipient()
+            return [self._build(r) for r in self.raw[index]]
+        return self._build(self.raw[index])
 
-    def __iter__(self) -> Iterator[Recipient]:
-        return (r.recipient() for r in self.rows)
+    def __iter__(self) -> Iterator[T]:
+        return (self._build(r) for r in self.raw)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, LazyRecipients):
-            return self.rows == other.rows
         if isinstance(other, Sequence) and not isinstance(other, str):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=False))
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # unhashable like a list; typeshed has no None here
+
+
+class LazyRecipients(_LazySequence[RecipientRow, Recipient]):
+    """`RecipientList.recipients` of a parsed CSV: compact rows, a `Recipient` built on access."""
+
+    __slots__ = ()
+
+    @property
+    def rows(self) -> list[RecipientRow]:
+        return self.raw
+
+    def _build(self, raw: RecipientRow) -> Recipient:
+        return raw.recipient()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyRecipients):
+            return self.rows == other.rows
+        return super().__eq__(other)
 
     def __repr__(self) -> str:
         return f"LazyRecipients({len(self.rows)} rows)"
@@ -132,34 +154,13 @@ class LazyRecipients(Sequence[Recipient]):
 _Problem = tuple[int, str, str]  # (line, raw, reason): a RowProblem before it is needed
 
 
-class RowProblems(Sequence[RowProblem]):
+class RowProblems(_LazySequence[_Problem, RowProblem]):
     """Problems kept as tuples; a `RowProblem` is built on access (a file of bad rows stays cheap)."""
 
-    __slots__ = ("items",)
+    __slots__ = ()
 
-    def __init__(self, items: list[_Problem]) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    @overload
-    def __getitem__(self, index: int) -> RowProblem: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[RowProblem]: ...
-
-    def __getitem__(self, index: int | slice) -> RowProblem | list[RowProblem]:
-        if isinstance(index, slice):
-            return [_row_problem(p) for p in self.items[index]]
-        return _row_problem(self.items[index])
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=False))
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # unhashable like a list; typeshed has no None here
+    def _build(self, raw: _Problem) -> RowProblem:
+        return _row_problem(raw)
 
 
 def _row_problem(p: _Problem) -> RowProblem:

@@ -36,6 +36,11 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, 2900)}]}
 
 
+def _sections(lines: list[str], empty: str) -> list[dict[str, Any]]:
+    """One section per line, or one saying `empty` when there are none."""
+    return [_section(line) for line in lines] or [_section(empty)]
+
+
 def recipient(row: MessageRow) -> str:
     to = display(row.to_number)
     return f"{escape(row.name)} ({to})" if row.name else to
@@ -167,6 +172,20 @@ def figures_by_sender(
     return sorted(out.values(), key=lambda f: f.sender)
 
 
+def _figure_line(fig: SenderFigures) -> str:
+    return (
+        f"*{fig.label}* (`{fig.sender}`)\nSent {fig.sent} · Delivered {fig.delivered} · "
+        f"Failed {fig.failed} · Delivery rate {fig.rate}"
+    )
+
+
+def _failure_line(row: MessageRow, viewer_tz: str, label_for: Callable[[str], str]) -> str:
+    return (
+        f":x: *#{row.id}* {when_text(row.updated_at, viewer_tz)} to {recipient(row)} via "
+        f"{label_for(row.sender)} by {who(row)}: {state_words(row)}"
+    )
+
+
 def home_view(
     figures: Sequence[SenderFigures],
     failures: Sequence[MessageRow],
@@ -179,24 +198,11 @@ def home_view(
         {"type": "header", "text": {"type": "plain_text", "text": "smsbot today"}},
         _context(f"As of {when_text(now, viewer_tz)}"),
     ]
-    if figures:
-        for fig in figures:
-            blocks.append(_section(
-                f"*{fig.label}* (`{fig.sender}`)\nSent {fig.sent} · Delivered {fig.delivered} · "
-                f"Failed {fig.failed} · Delivery rate {fig.rate}"
-            ))
-    else:
-        blocks.append(_section("Nothing sent today yet."))
+    blocks.extend(_sections([_figure_line(fig) for fig in figures], "Nothing sent today yet."))
     blocks.append({"type": "divider"})
     blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Latest failures"}})
-    if failures:
-        for row in failures:
-            blocks.append(_section(
-                f":x: *#{row.id}* {when_text(row.updated_at, viewer_tz)} to {recipient(row)} via "
-                f"{label_for(row.sender)} by {who(row)}: {state_words(row)}"
-            ))
-    else:
-        blocks.append(_section("No failures. :tada:"))
+    failed = [_failure_line(row, viewer_tz, label_for) for row in failures]
+    blocks.extend(_sections(failed, "No failures. :tada:"))
     blocks.append({"type": "divider"})
     blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Your upcoming schedules"}})
     room = MAX_VIEW_BLOCKS - len(blocks)

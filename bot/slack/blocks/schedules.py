@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from bot.core.input.phone import display
 from bot.core.schedules import first_words, when_label
+from bot.slack.blocks.meta import CarriedState
 from bot.slack.blocks.send import input_block, text_input
 from bot.slack.text import escape
 from storage.store import MessageRow
@@ -34,7 +35,7 @@ MAX_PAGE_SIZE = 20
 MAX_BLOCKS = 50
 
 
-class ListPage(BaseModel):
+class ListPage(CarriedState):
     """Which page of which list: carried in navigation buttons and row block ids."""
 
     page: int = Field(default=0, ge=0)
@@ -42,13 +43,6 @@ class ListPage(BaseModel):
 
     def dump(self) -> str:
         return json.dumps({"page": self.page, "all": self.all}, separators=(",", ":"))
-
-    @classmethod
-    def load(cls, raw: str | None) -> ListPage:
-        try:
-            return cls.model_validate_json(raw or "{}")
-        except ValidationError:
-            return cls()
 
 
 class ScheduledBulk(BaseModel):

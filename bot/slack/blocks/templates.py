@@ -5,7 +5,7 @@ so every builder here is a pure function of (catalog, chosen template, typed val
 ids and action ids never depend on anything but the template and the variable, so Slack
 keeps what was typed across updates.
 
-Nothing here calls Slack; `bot/listeners/templates.py` wires these to Bolt.
+Nothing here calls Slack; `bot/slack/listeners/templates.py` wires these to Bolt.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ValidationError
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.views import View
 
@@ -28,6 +27,7 @@ from bot.core.templates import (
     render_preview,
     to_template_send,
 )
+from bot.slack.blocks.meta import CarriedState
 from bot.slack.blocks.send import plain, send_later_blocks
 from bot.slack.text import cap, escape, truncate
 from providers.base import TemplateSend
@@ -60,7 +60,7 @@ class ViewLimitError(ValueError):
     """A view we built breaks a Block Kit limit: a bug here, never the person's fault."""
 
 
-class ModalMeta(BaseModel):
+class ModalMeta(CarriedState):
     """What the modal carries in private_metadata between updates and to the submission."""
 
     channel_id: str | None = None
@@ -69,13 +69,6 @@ class ModalMeta(BaseModel):
 
     def dump(self) -> str:
         return self.model_dump_json(exclude_none=True)
-
-    @classmethod
-    def load(cls, raw: str | None) -> ModalMeta:
-        try:
-            return cls.model_validate_json(raw or "{}")
-        except ValidationError:
-            return cls()
 
 
 @dataclass(frozen=True)

@@ -367,40 +367,47 @@ def refused_to(ctx: AppContext, body: dict[str, Any]) -> bool:
 # -- the buttons (after the ack)
 
 
+def clicked_change(
+    ctx: AppContext, body: dict[str, Any], change: Callable[[AppContext, int, str | None], ActionResult]
+) -> tuple[str | None, int, ActionResult] | None:
+    """Apply `change` to the clicked id; refusals and failures are answered here, success returned."""
+    user_id, target = clicked(body)
+    if target is None or refused_to(ctx, body):
+        return None
+    res = change(ctx, target, user_id)
+    if not res.ok:
+        answer(ctx, body, res.text)
+        return None
+    return user_id, target, res
+
+
 def on_cancel(ctx: AppContext, body: dict[str, Any]) -> None:
-    user_id, mid = clicked(body)
-    if mid is None or refused_to(ctx, body):
+    done = clicked_change(ctx, body, cancel_schedule)
+    if done is None:
         return
-    res = cancel_schedule(ctx, mid, user_id)
-    if res.ok:
-        after_change(ctx, res.row, f":no_entry_sign: Canceled by <@{user_id}>; it will not be sent.", user_id)
-        settle_prompt(ctx, body, res.row, f":no_entry_sign: #{mid} canceled by <@{user_id}>.")
-        if from_list(body) is not None:
-            answer(ctx, body, res.text)
-    else:
+    user_id, mid, res = done
+    after_change(ctx, res.row, f":no_entry_sign: Canceled by <@{user_id}>; it will not be sent.", user_id)
+    settle_prompt(ctx, body, res.row, f":no_entry_sign: #{mid} canceled by <@{user_id}>.")
+    if from_list(body) is not None:
         answer(ctx, body, res.text)
 
 
 def on_send_now(ctx: AppContext, body: dict[str, Any]) -> None:
-    user_id, mid = clicked(body)
-    if mid is None or refused_to(ctx, body):
-        return
-    res = send_missed_now(ctx, mid, user_id)
-    if res.ok:
+    done = clicked_change(ctx, body, send_missed_now)
+    if done is not None:
+        user_id, _mid, res = done
         settle_prompt(ctx, body, res.row, res.text)
         tell_followers(ctx, res.row, user_id)
-    else:
-        answer(ctx, body, res.text)
 
 
 def on_bulk_cancel(ctx: AppContext, body: dict[str, Any]) -> None:
-    user_id, job_id = clicked(body)
-    if job_id is None or refused_to(ctx, body):
+    done = clicked_change(ctx, body, cancel_bulk_job)
+    if done is None:
         return
-    res = cancel_bulk_job(ctx, job_id, user_id)
+    user_id, job_id, res = done
     answer(ctx, body, res.text)
     engine = ctx.bulk
-    job = engine.jobs.get(job_id) if res.ok and engine is not None else None
+    job = engine.jobs.get(job_id) if engine is not None else None
     if engine is not None and job is not None:
         engine.redraw(job)
         if job.thread_channel and job.thread_ts:
