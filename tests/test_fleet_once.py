@@ -55,11 +55,17 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
 
 def test_two_workers_announce_each_scheduled_send_once(e2e_factory: Callable[..., E2E]) -> None:
     one, two = e2e_factory(), e2e_factory()  # one store file, two dispatchers
-    ids = schedule(one.rt.store, N, due_in=1.5)
+    one.slack.latency = 0.03  # a real Slack's round trip: both workers see each row unannounced
+    ids = schedule(one.rt.store, N, due_in=3)
     wait_for(lambda: all(one.rt.store.get(i).status == "sent" for i in ids), what="every send sent")
     one.settle()
     two.settle()
     slack = one.slack
+    # What people see: one visible message per send in the channel, not one per worker.
+    tops = [m for m in slack.messages("C1") if not m.get("parent_user_id")]
+    for i in range(N):
+        assert len([m for m in tops if m["text"].endswith(f"hello {i}")]) == 1, f"send {i} shown more than once"
+    assert len(tops) == N
     for mid in ids:
         row = one.rt.store.get(mid)
         assert row is not None and row.thread_ts and row.status_ts
@@ -70,8 +76,6 @@ def test_two_workers_announce_each_scheduled_send_once(e2e_factory: Callable[...
         assert announce["ts"] == row.thread_ts
         [line] = tagged(slack, "C1", f"status:{mid}")
         assert line["ts"] == row.status_ts and line["thread_ts"] == row.thread_ts
-    tops = [m for m in slack.messages("C1") if "hello" in m["text"] and not m.get("parent_user_id")]
-    assert len(tops) == N
 
 
 def test_a_crash_between_posting_and_recording_does_not_post_twice(
