@@ -175,3 +175,39 @@ def test_the_reconciler_loop_runs_only_where_the_lease_is(e2e_factory: Callable[
     wait_for(two.rt.lead.leads, timeout=5, what="takeover")
     before = passes["two"]
     wait_for(lambda: passes["two"] > before, timeout=2, what="the new leader reconciling")
+
+
+def test_a_bulk_summary_two_processes_finish_is_posted_once(e2e_factory: Callable[..., E2E]) -> None:
+    # Two processes holding the same (stale) job both post its summary: one post in the thread.
+    from bot.core.bulk.models import BulkSummary, Progress
+    from bot.slack.announcer import Notifier
+    from bot.slack.bulk_view import SlackBulkView
+    from storage.bulk import BulkStore, DraftRow, NewBulkJob
+
+    e2e = e2e_factory()
+    jobs = BulkStore(e2e.rt.store)
+    job_id, _ = jobs.create_draft(NewBulkJob(idem_key="bulk-once", sender="twlo", text="hi", total=1,
+                                             created_by="U1", channel_id="C1"),
+                                  [DraftRow("+16175551212", None, '{"to": "+16175551212", "text": "hi"}', "hi")])
+    parent = e2e.rt.notifier.post("C1", "bulk progress")
+    assert parent is not None
+    jobs.begin_confirm(job_id)
+    jobs.activate(job_id, "C1", str(parent["ts"]))
+    job = jobs.get(job_id)
+    assert job is not None
+    summary = BulkSummary(job_id=job_id, progress=Progress(total=1, sent=1), label="Twilio SMS", seconds=1.0,
+                          canceled=False)
+    other = open_store(e2e.rt.settings.database_url)
+    try:
+        views = [SlackBulkView(e2e.rt.notifier),
+                 SlackBulkView(Notifier(e2e.rt.client, other, e2e.rt.senders.label))]
+        answers = [view.post_summary(job, summary) for view in views]
+    finally:
+        other.close()
+    replies = [m for m in e2e.slack.messages("C1", thread_ts=str(parent["ts"])) if m["ts"] != parent["ts"]]
+    assert len(replies) == 1, "the summary was posted more than once"
+    [posted] = tagged(e2e.slack, "C1", f"bulk-summary:{job_id}:")
+    assert answers[0] == posted["ts"] and answers[1] is None
+    assert posted["thread_ts"] == parent["ts"]
+    fresh = jobs.get(job_id)
+    assert fresh is not None and fresh.payload.get("summary_ts") == posted["ts"]
