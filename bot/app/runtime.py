@@ -257,6 +257,7 @@ def start_slack_engines(ctx: AppContext, lead: Leadership | None = None) -> None
         ctx.on_stop.append(ctx.delivery.stop)
         if lead is not None:
             # A new leader redraws the lines a dead one left out of date.
-            lead.on_gain.append(ctx.delivery.redraw_dirty)
+            delivery = ctx.delivery
+            lead.on_gain.append(delivery.redraw_dirty)
     if lead is not None:
         ctx.on_stop.append(lead.stop)

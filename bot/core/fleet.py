@@ -36,7 +36,7 @@ class Leadership:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: called (on the renewing thread) when this process becomes the leader
-        self.on_gain: list[Callable[[], None]] = []
+        self.on_gain: list[Callable[[], object]] = []
 
     def leads(self) -> bool:
         return time.monotonic() < self._held_until
