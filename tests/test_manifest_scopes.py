@@ -35,6 +35,10 @@ METHOD_SCOPES: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "views_push": (("views.push",), frozenset()),
     "views_publish": (("views.publish",), frozenset()),
     "auth_test": (("auth.test",), frozenset()),
+    # Finding a post whose ts a dead process never recorded (bot/slack/once.py): public and
+    # private channels only (DMs are not read back, so no im:history / mpim:history).
+    "conversations_history": (("conversations.history",), frozenset({"channels:history", "groups:history"})),
+    "conversations_replies": (("conversations.replies",), frozenset({"channels:history", "groups:history"})),
 }
 # Events the app subscribes to -> the scopes Slack requires to receive them.
 EVENT_SCOPES: dict[str, frozenset[str]] = {"app_home_opened": frozenset()}

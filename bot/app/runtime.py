@@ -25,6 +25,7 @@ from bot.core.config import Settings
 from bot.core.delivery.engine import DeliveryEngine
 from bot.core.delivery.rules import reports_on
 from bot.core.dispatch import Dispatcher
+from bot.core.fleet import Leadership
 from bot.core.senders import Senders, build_senders
 from bot.core.sending import SendService
 from bot.slack.announcer import Notifier
@@ -67,6 +68,8 @@ class Runtime:
     service: SendService
     ctx: AppContext
     dispatcher: Dispatcher | None = None
+    #: the fleet lease (a worker process): once-per-fleet work runs where it is held
+    lead: Leadership | None = None
     bulk: BulkEngine | None = None
     delivery: DeliveryEngine | None = None
     bolt: App | None = None
@@ -151,13 +154,13 @@ class Runtime:
         return abandoned
 
 
-def build_delivery(ctx: AppContext, secrets: list[str]) -> DeliveryEngine:
+def build_delivery(ctx: AppContext, secrets: list[str], lead: Leadership | None = None) -> DeliveryEngine:
     """The delivery engine over its Slack view (started later, with the other engines)."""
     settings = ctx.settings
     view = SlackDeliveryView(delivery_client(ctx.client), ctx.store, secrets, label=ctx.senders.label,
                              reports_on=partial(reports_on, settings), outcome_text=ctx.notifier.outcome_text)
     return DeliveryEngine(ctx.store, settings, ctx.senders, view, dispatcher=ctx.dispatcher,
-                          bulk=lambda: ctx.bulk)
+                          bulk=lambda: ctx.bulk, lead=lead.leads if lead is not None else None)
 
 
 def build_runtime(
@@ -191,16 +194,20 @@ def build_runtime(
                      client=client, dispatcher=dispatcher)
     rt = Runtime(settings=settings, store=store, senders=senders, client=client, notifier=notifier,
                  service=service, ctx=ctx, dispatcher=dispatcher)
+    # Workers elect one leader for the once-per-fleet work; a process alone always leads.
+    lead = rt.lead = Leadership(store) if dispatcher is not None else None
     try:
         if with_slack:
             rt.bulk = ctx.bulk = build_bulk(ctx)
-            rt.delivery = ctx.delivery = build_delivery(ctx, secrets)
+            rt.delivery = ctx.delivery = build_delivery(ctx, secrets, lead)
+            if lead is not None:
+                rt.bulk.lead = lead.leads
         if with_web:
             rt.bolt, rt.web = build_web_app(ctx)
     except Exception:
         senders.close()
         raise
-    start_slack_engines(ctx)
+    start_slack_engines(ctx, lead)
     return rt
 
 
@@ -235,9 +242,12 @@ def build_web_app(ctx: AppContext) -> tuple[App, Starlette]:
     return bolt, web
 
 
-def start_slack_engines(ctx: AppContext) -> None:
+def start_slack_engines(ctx: AppContext, lead: Leadership | None = None) -> None:
     """Start the engines' threads once nothing can fail any more; their stops run after the
-    dispatcher's (Runtime.stop), bulk first so its progress reaches the delivery outbox."""
+    dispatcher's (Runtime.stop), bulk first so its progress reaches the delivery outbox, and
+    the lease is given up last."""
+    if lead is not None:
+        lead.start()  # before the engines: a process alone leads from its first pass
     if ctx.bulk is not None and ctx.dispatcher is not None:
         # Progress, summaries and Sociocs batches run where the outbox is worked on.
         ctx.bulk.start()
@@ -245,3 +255,9 @@ def start_slack_engines(ctx: AppContext) -> None:
     if ctx.delivery is not None:
         ctx.delivery.start()
         ctx.on_stop.append(ctx.delivery.stop)
+        if lead is not None:
+            # A new leader redraws the lines a dead one left out of date.
+            delivery = ctx.delivery
+            lead.on_gain.append(delivery.redraw_dirty)
+    if lead is not None:
+        ctx.on_stop.append(lead.stop)

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot.core.input.phone import display
 from bot.core.ports import Announcer
 from bot.slack.blocks.schedules import CANCEL_ACTION, SEND_NOW_ACTION, row_buttons
+from bot.slack.once import PostOnce
 from bot.slack.text import MESSAGE_TEXT, cap, escape, fit_blocks, shown, truncate
 from providers.base import redact
 from storage.store import MessageRow, Store
@@ -81,6 +82,8 @@ class Notifier(Announcer):
         self.label_for = label_for
         self.secrets = secrets or []
         self._lock = threading.Lock()
+        # Claims each post across processes sharing the store (see bot/slack/once.py).
+        self.once = PostOnce(client, store)
 
     def _clean(self, text: str) -> str:
         # Redact first (a secret must never be half-cut into view), then fit Slack's limit.
@@ -89,10 +92,11 @@ class Notifier(Announcer):
     # -- low level
 
     def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
-             thread_ts: str | None = None) -> dict[str, Any] | None:
+             thread_ts: str | None = None, metadata: dict[str, Any] | None = None) -> dict[str, Any] | None:
         try:
             resp = self.client.chat_postMessage(
-                channel=channel, text=self._clean(text), blocks=fit_blocks(blocks), thread_ts=thread_ts, unfurl_links=False
+                channel=channel, text=self._clean(text), blocks=fit_blocks(blocks), thread_ts=thread_ts,
+                unfurl_links=False, metadata=metadata,
             )
             return resp.data if isinstance(resp.data, dict) else None
         except SlackApiError as exc:
@@ -145,40 +149,54 @@ class Notifier(Announcer):
         return text, blocks
 
     def announce(self, row: MessageRow) -> MessageRow:
-        """Post the visible message for a send and remember where its thread is."""
+        """Post the visible message for a send (once across processes) and remember its thread."""
         with self._lock:
             fresh = self.store.get(row.id) or row
             if fresh.thread_ts:
                 return fresh
-            text, blocks = self.announce_blocks(fresh)
             target = fresh.channel_id or fresh.created_by
             if not target:
                 self.store.set_announce_done(fresh.id)
                 return fresh
-            data = None
-            try:
-                data = self.post(target, text, blocks)
-            except SlackApiError:
-                # Not in that channel (or a DM we cannot use): reach the person directly.
-                if fresh.created_by:
-                    if (fresh.channel_id or "").startswith(("D", "G")) or not fresh.channel_id:
-                        # A DM or group DM between people: nobody can invite a bot there.
-                        note = "I can't post in that conversation, so this send's updates come here."
-                    else:
-                        note = (
-                            f"I can't post in <#{fresh.channel_id}>, so this send's updates come here. "
-                            "Invite me with `/invite @smsbot` to see them in the channel."
-                        )
-                    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-                    try:
-                        data = self.post(fresh.created_by, text, blocks)
-                    except SlackApiError as exc:
-                        log.warning("DM fallback failed: %s", exc.response.get("error"))
-            if data and data.get("ts"):
-                self.store.set_thread(fresh.id, str(data.get("channel") or target), str(data["ts"]))
-            else:
-                self.store.set_announce_done(fresh.id)
+
+            def announced() -> bool:
+                now = self.store.get(fresh.id)
+                return now is None or bool(now.thread_ts)
+
+            def record(channel: str, ts: str) -> None:
+                self.store.set_thread(fresh.id, channel, ts)
+
+            data = self.once.post(f"announce:{fresh.id}", target, lambda meta: self._announce_post(fresh, meta),
+                                  record, announced, message_id=fresh.id)
+            if data is None and not announced():
+                self.store.set_announce_done(fresh.id)  # Slack refused it: the thread goes to DMs
             return self.store.get(fresh.id) or fresh
+
+    def _announce_post(self, row: MessageRow, meta: dict[str, Any]) -> dict[str, Any] | None:
+        # Announced from the row as it is now (a cancel may have landed while we waited).
+        fresh = self.store.get(row.id) or row
+        text, blocks = self.announce_blocks(fresh)
+        target = str(fresh.channel_id or fresh.created_by)
+        try:
+            return self.post(target, text, blocks, metadata=meta)
+        except SlackApiError:
+            # Not in that channel (or a DM we cannot use): reach the person directly.
+            if not fresh.created_by:
+                return None
+            if (fresh.channel_id or "").startswith(("D", "G")) or not fresh.channel_id:
+                # A DM or group DM between people: nobody can invite a bot there.
+                note = "I can't post in that conversation, so this send's updates come here."
+            else:
+                note = (
+                    f"I can't post in <#{fresh.channel_id}>, so this send's updates come here. "
+                    "Invite me with `/invite @smsbot` to see them in the channel."
+                )
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+            try:
+                return self.post(fresh.created_by, text, blocks, metadata=meta)
+            except SlackApiError as exc:
+                log.warning("DM fallback failed: %s", exc.response.get("error"))
+                return None
 
     def thread_reply(self, row: MessageRow, text: str, blocks: list[dict[str, Any]] | None = None,
                      broadcast: bool = False) -> str | None:
@@ -222,13 +240,33 @@ class Notifier(Announcer):
         if row.status_ts and row.thread_channel:
             self.update(row.thread_channel, row.status_ts, text)
             return
-        ts = self.thread_reply(row, text)
-        if ts and row.thread_channel and row.thread_ts:
-            self.store.set_thread(row.id, row.thread_channel, row.thread_ts, status_ts=ts)
+        if row.thread_channel and row.thread_ts:
+            self.post_status_line(row, text)
+        else:
+            self.thread_reply(row, text)  # no thread: the person hears it directly
         # A scheduled message's buttons make no sense once it went: redraw the visible message.
         if row.scheduled and row.thread_channel and row.thread_ts:
             text2, blocks = self.announce_blocks(row)
             self.update(row.thread_channel, row.thread_ts, text2, blocks)
+
+    def post_status_line(self, row: MessageRow, text: str) -> None:
+        """The thread's one status line, posted once across processes (an update if it exists)."""
+        channel, thread = str(row.thread_channel), str(row.thread_ts)
+
+        def recorded() -> bool:
+            now = self.store.get(row.id)
+            return now is None or bool(now.status_ts)
+
+        def record(_channel: str, ts: str) -> None:
+            self.store.set_thread(row.id, channel, thread, status_ts=ts)
+
+        def post(meta: dict[str, Any]) -> dict[str, Any] | None:
+            try:
+                return self.post(channel, text, thread_ts=thread, metadata=meta)
+            except SlackApiError:
+                return None
+
+        self.once.post(f"status:{row.id}", channel, post, record, recorded, thread_ts=thread, message_id=row.id)
 
     def report_missed(self, row: MessageRow) -> None:
         text = self.outcome_text(row) + " Send it now, or cancel it?"

@@ -15,7 +15,8 @@ from bot.core.bulk.models import BulkSummary, Progress
 from bot.core.ports import BulkView, Posted
 from bot.slack.announcer import UNREACHABLE, Notifier
 from bot.slack.blocks.bulk import bulk_summary_text, missed_prompt, progress_message
-from storage.bulk import BulkJob
+from bot.slack.once import metadata
+from storage.bulk import BulkJob, BulkStore
 
 log = logging.getLogger("smsbot.bulk")
 
@@ -33,7 +34,7 @@ class SlackBulkView(BulkView):
         target = str(job.channel_id or job.created_by)
         data = None
         try:
-            data = self.notifier.post(target, text, blocks)
+            data = self.notifier.post(target, text, blocks, metadata=metadata(f"bulk:{job.id}", bulk_job_id=job.id))
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
             if error in UNREACHABLE and job.created_by and target != job.created_by:
@@ -41,7 +42,8 @@ class SlackBulkView(BulkView):
                                f"I can't post in <#{job.channel_id}>, so this bulk send's progress comes here. "
                                "Invite me with `/invite @smsbot` to see it in the channel."}]})
                 try:
-                    data = self.notifier.post(job.created_by, text, blocks)
+                    data = self.notifier.post(job.created_by, text, blocks,
+                                              metadata=metadata(f"bulk:{job.id}", bulk_job_id=job.id))
                 except SlackApiError:
                     data = None
         if data and data.get("ts"):
@@ -54,13 +56,30 @@ class SlackBulkView(BulkView):
             self.notifier.update(job.thread_channel, job.thread_ts, text, blocks)
 
     def post_summary(self, job: BulkJob, summary: BulkSummary, note: str = "") -> str | None:
+        """The summary in the job's thread, posted once across processes (bot/slack/once.py)."""
         if not (job.thread_channel and job.thread_ts):
             return None
-        try:
-            posted = self.notifier.post(job.thread_channel, self.text(summary, note), thread_ts=job.thread_ts)
-        except SlackApiError:
-            return None
-        return str(posted["ts"]) if posted and posted.get("ts") else None
+        channel, thread, before = job.thread_channel, job.thread_ts, job.payload.get("summary_ts")
+        jobs = BulkStore(self.notifier.store)
+        posted: list[str] = []
+
+        def recorded() -> bool:
+            now = jobs.get(job.id)
+            return now is None or now.payload.get("summary_ts") != before
+
+        def record(_channel: str, ts: str) -> None:
+            jobs.set_summary_ts(job.id, ts)
+            posted.append(ts)
+
+        def post(meta: dict[str, Any]) -> dict[str, Any] | None:
+            try:
+                return self.notifier.post(channel, self.text(summary, note), thread_ts=thread, metadata=meta)
+            except SlackApiError:
+                return None
+
+        self.notifier.once.post(f"bulk-summary:{job.id}:{before or ''}", channel, post, record, recorded,
+                                thread_ts=thread, bulk_job_id=job.id)
+        return posted[0] if posted else None
 
     def update_summary(self, job: BulkJob, ts: str, summary: BulkSummary, note: str = "") -> bool:
         if not job.thread_channel:

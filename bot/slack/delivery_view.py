@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from bot.core.ports_delivery import SenderAlert
 from bot.slack.blocks.history import channel_notice, failure_reply, status_line
 from bot.slack.context import AppContext
+from bot.slack.once import PostOnce
 from bot.slack.outbox import SlackOutbox
 from bot.slack.text import escape, shown
 from providers.base import redact
@@ -56,6 +57,8 @@ class SlackDeliveryView:
         self.reports_on = reports_on
         self.outcome_text = outcome_text
         self.outbox = SlackOutbox(client, secrets, self._render, hold=hold, forget=self.queries.clear_dirty)
+        # The status line is the Notifier's too: both claim it under one key (bot/slack/once.py).
+        self.once = PostOnce(client, store)
 
     @property
     def calls(self) -> int:
@@ -149,13 +152,26 @@ class SlackDeliveryView:
 
     def _poster(self, row: MessageRow, text: str) -> Callable[[], None]:
         drawn_at = row.updated_at
+        channel, thread = str(row.thread_channel), str(row.thread_ts)
+
+        def recorded() -> bool:
+            now = self.store.get(row.id)
+            return now is None or bool(now.status_ts)
+
+        def record(_channel: str, ts: str) -> None:
+            self.store.set_thread(row.id, channel, thread, status_ts=ts)
+            self.outbox.last_text[row.id] = text
+
+        def post(meta: dict[str, Any]) -> dict[str, Any] | None:
+            ts = self.outbox.post_now(channel, text, thread, metadata=meta)
+            return {"channel": channel, "ts": ts} if ts else None
 
         def post_line() -> None:
-            ts = self.outbox.post_now(str(row.thread_channel), text, row.thread_ts)
-            if ts:
-                self.store.set_thread(row.id, str(row.thread_channel), str(row.thread_ts), status_ts=ts)
-                self.outbox.last_text[row.id] = text
+            if self.once.post(f"status:{row.id}", channel, post, record, recorded, thread_ts=thread,
+                              message_id=row.id):
                 self.queries.clear_dirty(row.id, drawn_at)
+            else:  # posted elsewhere (or found in Slack): our text goes in as an update
+                self.outbox.touch(row.id, delay=0.5)
 
         return post_line
 

@@ -58,6 +58,7 @@ class _Post:
     thread_ts: str | None = None
     blocks: list[dict[str, Any]] | None = None
     attempts: int = 0
+    metadata: dict[str, Any] | None = None  # Slack message metadata (bot/slack/once.py)
 
 
 class SlackOutbox:
@@ -250,7 +251,8 @@ class SlackOutbox:
         self.calls += 1
         resp = self.client.chat_postMessage(channel=post.channel, text=cap(self.clean(post.text), MESSAGE_TEXT),
                                             blocks=fit_blocks(post.blocks),
-                                            thread_ts=post.thread_ts, unfurl_links=False)
+                                            thread_ts=post.thread_ts, unfurl_links=False,
+                                            metadata=post.metadata)
         return resp.data if isinstance(resp.data, dict) else {}
 
     def update_line(self, message_id: int, channel: str, ts: str, text: str) -> None:
@@ -263,7 +265,8 @@ class SlackOutbox:
         while len(self.last_text) > 10_000:
             self.last_text.popitem(last=False)
 
-    def post_now(self, channel: str, text: str, thread_ts: str | None = None) -> str | None:
+    def post_now(self, channel: str, text: str, thread_ts: str | None = None,
+                 metadata: dict[str, Any] | None = None) -> str | None:
         """A post made from the thread itself (e.g. a status line that must exist before updates)."""
-        data = self._post(_Post(channel, text, thread_ts))
+        data = self._post(_Post(channel, text, thread_ts, metadata=metadata))
         return str(data["ts"]) if data.get("ts") else None

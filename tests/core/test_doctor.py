@@ -122,8 +122,8 @@ def test_missing_scopes_are_named_and_extra_ones_noted(fake: FakeProviders, stor
     wanted = sorted(manifest_bot_scopes(MANIFEST))
     short = by_name(doctor(fake, store, slack=FakeSlackProbe(answer=wanted[1:])))["slack token"]
     assert not short.ok and wanted[0] in short.message and "reinstall" in short.message
-    extra = by_name(doctor(fake, store, slack=FakeSlackProbe(answer=[*wanted, "channels:history"])))["slack token"]
-    assert extra.ok and "channels:history" in extra.message
+    extra = by_name(doctor(fake, store, slack=FakeSlackProbe(answer=[*wanted, "channels:manage"])))["slack token"]
+    assert extra.ok and "channels:manage" in extra.message
 
 
 def test_secrets_echoed_by_slack_are_redacted(fake: FakeProviders, store: Store) -> None:

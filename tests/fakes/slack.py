@@ -307,6 +307,8 @@ class FakeSlack:
             "chat.delete": self._chat_delete,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "views.open": self._views_open,
             "views.push": self._views_push,
@@ -816,6 +818,40 @@ class FakeSlack:
             "channel": channel,
             "permalink": self._permalink(channel, message["ts"], message.get("thread_ts")),
         }
+
+    def _read_messages(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        """A conversation's stored messages (oldest first) and the page size asked for."""
+        channel = self._resolve_channel(params.get("channel"))  # not_in_channel, as Slack says
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        found = [m for (c, _), m in self._messages.items() if c == channel]
+        found.sort(key=lambda m: float(m["ts"]))
+        return found, limit
+
+    @staticmethod
+    def _shown(message: dict[str, Any], with_metadata: bool) -> dict[str, Any]:
+        # As Slack does: metadata only with include_all_metadata=true.
+        shown = {k: v for k, v in message.items() if k != "channel"}
+        if not with_metadata:
+            shown.pop("metadata", None)
+        return shown
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (and broadcasts), newest first, `limit` of them."""
+        found, limit = self._read_messages(params)
+        tops = [m for m in found if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"]
+        page = list(reversed(tops))[:limit]
+        meta = _truthy(params.get("include_all_metadata"))
+        return {"messages": [self._shown(m, meta) for m in page], "has_more": len(tops) > limit}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent first, then its replies oldest first, `limit` of them."""
+        found, limit = self._read_messages(params)
+        ts = str(params.get("ts") or "")
+        thread = [m for m in found if m["ts"] == ts or m.get("thread_ts") == ts]
+        if not thread:
+            raise SlackError("thread_not_found")
+        meta = _truthy(params.get("include_all_metadata"))
+        return {"messages": [self._shown(m, meta) for m in thread[:limit]], "has_more": len(thread) > limit}
 
     def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("channel"):

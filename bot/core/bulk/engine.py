@@ -84,6 +84,8 @@ class BulkEngine:
         # A scheduled job found later than this after its time (smsbot was down) waits for a person.
         self.misfire_grace = misfire_grace if misfire_grace is not None else \
             (dispatcher.misfire_grace if dispatcher else 900.0)
+        #: whether this process leads the fleet: only the leader tracks progress (bot/core/fleet.py)
+        self.lead: Callable[[], bool] = lambda: True
         self.tracker = ProgressTracker(self, progress_interval)
         self.runner = BatchRunner(self, batch_size)
         self._stop = threading.Event()

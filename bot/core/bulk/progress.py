@@ -42,6 +42,8 @@ class ProgressTracker(Loop):
 
     def tick(self) -> float:
         engine = self.engine
+        if not engine.lead():
+            return 0.5  # another process redraws, finishes and prompts: once per fleet
         now = time.monotonic()
         released, missed = engine.jobs.release_due(engine.misfire_grace)
         if released:

@@ -46,8 +46,11 @@ class DeliveryEngine:
 
     def __init__(self, store: Store, settings: Settings, senders: Senders, view: DeliveryView, *,
                  dispatcher: FinalHooks | None = None,
-                 bulk: Callable[[], BulkFollower | None] | None = None) -> None:
+                 bulk: Callable[[], BulkFollower | None] | None = None,
+                 lead: Callable[[], bool] | None = None) -> None:
         self.store = store
+        # Once per fleet (bot/core/fleet.py): reconciliation and the redraw of dirty lines.
+        self.lead = lead or (lambda: True)
         self.settings = settings
         self.senders = senders
         self.view = view
@@ -78,7 +81,8 @@ class DeliveryEngine:
 
     def start(self) -> None:
         self.view.start()
-        self.redraw_dirty()
+        if self.lead():
+            self.redraw_dirty()
         if self.dispatcher is not None:
             self.dispatcher.on_final.append(self.on_final)
             if self.reconcile_interval > 0:
@@ -164,6 +168,8 @@ class DeliveryEngine:
 
     def _reconcile_loop(self) -> None:
         while not self._stop.wait(self.reconcile_interval):
+            if not self.lead():
+                continue
             try:
                 self.reconcile_once()
             except Exception:
