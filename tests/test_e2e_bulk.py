@@ -7,7 +7,6 @@ import io
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -394,11 +393,9 @@ def test_scheduled_bulk_waits_for_its_time(e2e: E2E, tmp_path: Path) -> None:
     assert e2e.rt.store.counts_by_status(1) == {"waiting": 1}
 
     due = time.time()
-    db = sqlite3.connect(tmp_path / "smsbot.db")
-    with db:
+    with e2e.rt.store.write() as db:  # SQLite or PostgreSQL, whichever the app runs on
         db.execute("UPDATE bulk_jobs SET due_at = ? WHERE id = 1", (due,))
         db.execute("UPDATE messages SET due_at = ? WHERE bulk_job_id = 1", (due,))
-    db.close()
     eng.wake()
     assert "1 sent, 0 failed" in summary_reply(e2e, timeout=10)["params"]["text"]
     assert [r.time >= due for r in bird_requests(e2e)] == [True]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty schema on the test server, as a DATABASE_URL."""
+@contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """A fresh, empty schema on the test server, as a DATABASE_URL; dropped afterwards."""
     error = pg_unreachable()
     if error is not None:
         pytest.fail(f"SMSBOT_REQUIRE_POSTGRES=1 but PostgreSQL at {PG_URL} is unreachable: {error}")
@@ -73,6 +74,13 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty schema on the test server, as a DATABASE_URL."""
+    with fresh_pg_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
