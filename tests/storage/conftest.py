@@ -51,9 +51,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _state["deselected"]:
         terminalreporter.write_line(
-            f"PostgreSQL store suite NOT run ({_state['deselected']} tests; {PG_URL} unreachable:"
-            f" {_state['error']}). Run it with a PostgreSQL server at SMSBOT_TEST_DATABASE_URL"
-            " (and SMSBOT_REQUIRE_POSTGRES=1 to fail when it is missing)."
+            f"PostgreSQL suite NOT run ({_state['deselected']} store tests here, and `make test` skips the"
+            f" e2e/fleet pass; {PG_URL} unreachable: {_state['error']}). Run it: start PostgreSQL there"
+            " (or set SMSBOT_TEST_DATABASE_URL), then `make test` (SMSBOT_REQUIRE_POSTGRES=1 fails if it is missing)."
         )
 
 
