@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench mutate clean
+.PHONY: run test test-pg lint bench mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,10 +15,22 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/smsbot run
 
+# The whole suite on SQLite (the store contract tests on both backends), then, when PostgreSQL
+# is reachable or required (SMSBOT_REQUIRE_POSTGRES=1, as .ci/run sets under CI), `test-pg`.
+# Without it the first pass prints the one line saying the PostgreSQL suite was not run.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+	@if [ "$${SMSBOT_REQUIRE_POSTGRES:-}" = 1 ] || $(BIN)/python -c "import sys; \
+		from tests.storage.conftest import pg_unreachable; sys.exit(pg_unreachable() is not None)"; \
+	then $(MAKE) --no-print-directory test-pg; fi
+
+# The end-to-end send/schedule/bulk suites again with the app on PostgreSQL (a fresh schema per
+# test at SMSBOT_TEST_DATABASE_URL), and the multi-process fleet test (tests/test_fleet.py).
+test-pg: $(STAMP)
+	SMSBOT_E2E_BACKEND=postgres SMSBOT_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -m "" \
+		tests/test_e2e_send.py tests/test_e2e_schedules.py tests/test_e2e_bulk.py tests/test_fleet.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

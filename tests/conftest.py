@@ -32,6 +32,11 @@ TEXTUS_ACCOUNT = "my_account"
 # Never let a developer's .env leak into tests.
 os.environ.pop("DATABASE_URL", None)
 
+# SMSBOT_E2E_BACKEND=postgres: the app under test (make_settings) uses a fresh schema on the
+# PostgreSQL test server per test instead of a SQLite file (Makefile: the e2e suites' PG pass).
+E2E_BACKEND = os.environ.get("SMSBOT_E2E_BACKEND", "sqlite")
+_e2e_db: dict[str, str] = {}
+
 # Property tests: no per-example deadline (a loaded 2-core CI box is slow at random), and in
 # CI the same examples every run, so a red build is about the change, not the dice.
 # HYPOTHESIS_PROFILE=dev explores new examples locally.
@@ -39,6 +44,22 @@ hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, prin
                           suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture(autouse=E2E_BACKEND == "postgres")
+def e2e_database() -> Iterator[str | None]:
+    """On the PostgreSQL pass: every app this test builds shares one fresh schema."""
+    if E2E_BACKEND != "postgres":
+        yield None
+        return
+    from tests.storage.conftest import fresh_pg_schema
+
+    with fresh_pg_schema() as url:
+        _e2e_db["url"] = url
+        try:
+            yield url
+        finally:
+            _e2e_db.pop("url", None)
 
 
 @pytest.fixture
@@ -74,7 +95,7 @@ def make_settings(tmp_path: Path, slack: FakeSlack, providers: FakeProviders | N
         "slack_bot_token": BOT_TOKEN,
         "slack_signing_secret": SIGNING_SECRET,
         "slack_api_url": slack.base_url,
-        "database_url": f"sqlite:///{tmp_path / 'smsbot.db'}",
+        "database_url": _e2e_db.get("url") or f"sqlite:///{tmp_path / 'smsbot.db'}",
         "port": 0,
         "host": "127.0.0.1",
     }

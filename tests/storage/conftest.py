@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _state["deselected"]:
         terminalreporter.write_line(
-            f"PostgreSQL store suite NOT run ({_state['deselected']} tests; {PG_URL} unreachable:"
-            f" {_state['error']}). Run it with a PostgreSQL server at SMSBOT_TEST_DATABASE_URL"
-            " (and SMSBOT_REQUIRE_POSTGRES=1 to fail when it is missing)."
+            f"PostgreSQL suite NOT run ({_state['deselected']} store tests here, and `make test` skips the"
+            f" e2e/fleet pass; {PG_URL} unreachable: {_state['error']}). Run it: start PostgreSQL there"
+            " (or set SMSBOT_TEST_DATABASE_URL), then `make test` (SMSBOT_REQUIRE_POSTGRES=1 fails if it is missing)."
         )
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty schema on the test server, as a DATABASE_URL."""
+@contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """A fresh, empty schema on the test server, as a DATABASE_URL; dropped afterwards."""
     error = pg_unreachable()
     if error is not None:
         pytest.fail(f"SMSBOT_REQUIRE_POSTGRES=1 but PostgreSQL at {PG_URL} is unreachable: {error}")
@@ -73,6 +74,13 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty schema on the test server, as a DATABASE_URL."""
+    with fresh_pg_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
