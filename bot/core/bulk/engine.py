@@ -28,7 +28,7 @@ from bot.core.bulk.draft import DRAFT_CHUNK, Draft, DraftRequest, Recipients
 from bot.core.bulk.models import BulkPlan, BulkSummary, Progress
 from bot.core.bulk.progress import ProgressTracker
 from bot.core.bulk.wording import summary_text, when_words
-from bot.core.dispatch import Dispatcher, RateLimiter
+from bot.core.dispatch import Dispatcher, SharedLimiter
 from bot.core.ports import BulkView
 from bot.core.senders import Senders
 from storage.bulk import BulkJob, BulkStore
@@ -137,7 +137,7 @@ class BulkEngine:
         loops = [self.runner, self.tracker] + ([self.dispatcher] if self.dispatcher is not None else [])
         return all(loop.wait_idle(timeout) for loop in loops)
 
-    def limiter(self, sender: str) -> RateLimiter:
+    def limiter(self, sender: str) -> SharedLimiter:
         if self.dispatcher is not None:
             return self.dispatcher.limiter(sender)
         return self.runner.own_limiter(sender)
