@@ -201,6 +201,7 @@ class Dispatcher:
         self._queued: set[int] = set()  # claimed into `sending`, call not started yet
         self._retry_in: float | None = None  # a limit held rows back: claim again then
         self._next_reap = 0.0
+        self._refill = max(1, concurrency // 4)  # free threads worth a claim while calls run
         self._wake = threading.Event()
         self._stop = threading.Event()
         # Set from a signal handler (no locks there): claim nothing more, start no call.
@@ -333,8 +334,8 @@ class Dispatcher:
             if nxt is not None:
                 timeout = min(timeout, max(0.0, nxt - time.time()))
             with self._inflight_lock:
-                full = self._inflight >= self.concurrency
-            if full:
+                busy = self._inflight > self.concurrency - self._refill
+            if busy:  # wait for a quarter of the pool (or a new row, or a stop): no 1-row claims
                 timeout = self.poll_interval
             with self._passed:
                 self._passes += 1
@@ -394,7 +395,11 @@ class Dispatcher:
         with self._idle:
             self._inflight -= 1
             self._idle.notify_all()
-        self._wake.set()
+            # Claim again once a quarter of the pool is free, not for each thread that frees:
+            # a claim then takes several rows in its one transaction.
+            refill = self._inflight <= self.concurrency - self._refill
+        if refill:
+            self._wake.set()
 
     # -- one message
 
