@@ -89,9 +89,9 @@ REAP_EVERY = 0.5  # seconds between sweeps for leases dead workers left
 
 
 def burst_for(rate: float) -> int:
-    """The shared bucket's depth: about 1% of a second's sends (2 at least), so no one-second
-    window goes more than ~1% over the limit, yet a worker takes a few rows per claim."""
-    return max(2, math.ceil(rate * 0.01))
+    """The shared bucket's depth: about 2% of a second's sends (2 at least), so no one-second
+    window goes more than ~2% over the limit, yet a worker takes a few rows per claim."""
+    return max(2, math.ceil(rate * 0.02))
 
 
 class SharedLimiter:
@@ -329,10 +329,13 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher pass failed")
                 self._stop.wait(1.0)
-            timeout = self.poll_interval if self._retry_in is None else min(self.poll_interval, self._retry_in)
-            nxt = self.store.next_due_at()
-            if nxt is not None:
-                timeout = min(timeout, max(0.0, nxt - time.time()))
+            if self._retry_in is not None:  # due rows a limit held back: no spinning on them
+                timeout = min(self.poll_interval, self._retry_in)
+            else:
+                timeout = self.poll_interval
+                nxt = self.store.next_due_at()
+                if nxt is not None:
+                    timeout = min(timeout, max(0.0, nxt - time.time()))
             with self._inflight_lock:
                 busy = self._inflight > self.concurrency - self._refill
             if busy:  # wait for a quarter of the pool (or a new row, or a stop): no 1-row claims
