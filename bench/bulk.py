@@ -71,7 +71,7 @@ def csv_bytes(n: int, offset: int = 0) -> bytes:
 
 
 def start_job(rt: Runtime, n: int, offset: int = 0) -> tuple[BulkEngine, int, float]:
-    engine: BulkEngine = rt.ctx.extras["bulk"]
+    engine: BulkEngine = rt.bulk  # type: ignore[assignment]
     start = time.perf_counter()
     parsed = iter_csv(csv_bytes(n, offset))  # as `/sms bulk` and `smsbot bulk` read a file: streamed
     plan = engine.draft(parsed, "Hi {name}, your order is ready", "bird", allow_duplicates=False, when=None,

@@ -24,6 +24,13 @@ class DeliveryQueries:
         if not row.provider_message_id:
             return False, row
         now = time.time() if now is None else now
+        # Read first: the common case (no early event) then costs no write transaction. An
+        # event arriving after this read finds the row's provider id (committed) itself.
+        if self.store.conn.execute(
+            "SELECT 1 FROM delivery_events WHERE provider_message_id = ? AND message_id IS NULL LIMIT 1",
+            (row.provider_message_id,),
+        ).fetchone() is None:
+            return False, row
         with self.store.write() as conn:
             events = conn.execute(
                 "SELECT status, error FROM delivery_events WHERE provider_message_id = ? AND message_id IS NULL"

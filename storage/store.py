@@ -393,41 +393,11 @@ class Store:
         A store whose rows were copied elsewhere (`migrated_to`) claims nothing.
         """
         now = time.time() if now is None else now
-        missed: list[MessageRow] = []
         claimed: list[MessageRow] = []
         with self.write() as conn:
             if self._is_migrated(conn):
                 return [], []
-            if misfire_grace is not None:
-                rows = conn.execute(
-                    "SELECT * FROM messages WHERE status = 'pending' AND priority = 0 AND scheduled = 1"
-                    f" AND due_at < ? ORDER BY due_at LIMIT 100{self.skip_locked}",
-                    (now - misfire_grace,),
-                ).fetchall()
-                for r in rows:
-                    conn.execute(
-                        "UPDATE messages SET status = 'missed', updated_at = ? WHERE id = ?", (now, r["id"])
-                    )
-                    m = MessageRow.from_db(r)
-                    missed.append(m.model_copy(update={"status": "missed"}))
-            skip = tuple(skip_senders)
-            skip_sql = f" AND sender NOT IN ({','.join('?' for _ in skip)})" if skip else ""
-            # Past-grace schedules the sweep above has not reached yet (it takes 100 a pass)
-            # must wait for it, never go out late.
-            stale_sql = ""
-            stale: tuple[float, ...] = ()
-            if misfire_grace is not None:
-                stale_sql, stale = " AND NOT (scheduled = 1 AND due_at < ?)", (now - misfire_grace,)
-            # Single messages (priority 0) first, then bulk rows: two index seeks.
-            rows = []
-            for priority in (0, 1):
-                if len(rows) >= limit:
-                    break
-                rows += conn.execute(
-                    f"SELECT * FROM messages WHERE status = 'pending' AND priority = {priority} AND due_at <= ?"
-                    f"{skip_sql}{stale_sql} ORDER BY due_at LIMIT ?{self.skip_locked}",
-                    (now, *skip, *stale, limit - len(rows)),
-                ).fetchall()
+            rows, missed = self._due_rows(conn, now, limit, misfire_grace, skip_senders)
             for r in rows:
                 conn.execute(
                     "UPDATE messages SET status = 'claimed', lease_owner = ?, lease_until = ?, updated_at = ?"
@@ -437,6 +407,43 @@ class Store:
                 m = MessageRow.from_db(r)
                 claimed.append(m.model_copy(update={"status": "claimed", "lease_owner": owner}))
         return claimed, missed
+
+    def _due_rows(
+        self, conn: Any, now: float, limit: int, misfire_grace: float | None, skip_senders: Sequence[str]
+    ) -> tuple[list[Any], list[MessageRow]]:
+        """Inside a claim: marks past-grace schedules missed; returns (due rows, missed rows)."""
+        missed: list[MessageRow] = []
+        if misfire_grace is not None:
+            rows = conn.execute(
+                "SELECT * FROM messages WHERE status = 'pending' AND priority = 0 AND scheduled = 1"
+                f" AND due_at < ? ORDER BY due_at LIMIT 100{self.skip_locked}",
+                (now - misfire_grace,),
+            ).fetchall()
+            for r in rows:
+                conn.execute(
+                    "UPDATE messages SET status = 'missed', updated_at = ? WHERE id = ?", (now, r["id"])
+                )
+                m = MessageRow.from_db(r)
+                missed.append(m.model_copy(update={"status": "missed"}))
+        skip = tuple(skip_senders)
+        skip_sql = f" AND sender NOT IN ({','.join('?' for _ in skip)})" if skip else ""
+        # Past-grace schedules the sweep above has not reached yet (it takes 100 a pass)
+        # must wait for it, never go out late.
+        stale_sql = ""
+        stale: tuple[float, ...] = ()
+        if misfire_grace is not None:
+            stale_sql, stale = " AND NOT (scheduled = 1 AND due_at < ?)", (now - misfire_grace,)
+        # Single messages (priority 0) first, then bulk rows: two index seeks.
+        rows = []
+        for priority in (0, 1):
+            if len(rows) >= limit:
+                break
+            rows += conn.execute(
+                f"SELECT * FROM messages WHERE status = 'pending' AND priority = {priority} AND due_at <= ?"
+                f"{skip_sql}{stale_sql} ORDER BY due_at LIMIT ?{self.skip_locked}",
+                (now, *skip, *stale, limit - len(rows)),
+            ).fetchall()
+        return rows, missed
 
     def claim_one(self, message_id: int, owner: str, now: float | None = None, lease: float = 60.0) -> MessageRow | None:
         """Claim one pending row by id (the CLI sends its own message, nothing else)."""
@@ -564,6 +571,102 @@ class Store:
             "SELECT id FROM messages WHERE status = 'sending' AND lease_owner = ?", (owner,)
         ).fetchall()
         return [int(r[0]) for r in rows]
+
+    # -- the fleet's claim: rows go straight to `sending`, as many as the shared limits allow
+
+    def claim_sending(
+        self, owner: str, *, limit: int, lease: float, misfire_grace: float | None = None,
+        limit_of: Callable[[str], tuple[float, int] | None] = lambda sender: None, now: float | None = None,
+    ) -> tuple[list[MessageRow], list[MessageRow], float | None]:
+        """Claim due rows and mark them `sending` in one transaction, per sender only as many as
+        its shared token bucket (`limit_of(sender)` = (rate/s, burst); None: no limit) lets go now.
+
+        Returns (sending rows, missed rows, retry_in): retry_in is set when a limit held rows
+        back (try again then). Paused senders' rows are not even looked at.
+        """
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            if self._is_migrated(conn):
+                return [], [], None
+            paused = [str(r[0]) for r in conn.execute(
+                "SELECT sender FROM sender_limits WHERE paused_until > ?", (self.clock(conn),)).fetchall()]
+            rows, missed = self._due_rows(conn, now, limit, misfire_grace, paused)
+            grants, retry_in = self._grants(conn, rows, limit_of)
+            taken = []
+            for r in rows:
+                if grants[r["sender"]] > 0:
+                    grants[r["sender"]] -= 1
+                    taken.append(r)
+            if taken:
+                ids = [r["id"] for r in taken]
+                conn.execute(
+                    "UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ?,"
+                    f" attempts = attempts + 1, updated_at = ? WHERE id IN ({','.join('?' for _ in ids)})",
+                    (owner, now + lease, now, *ids),
+                )
+        sending = []
+        for r in taken:
+            m = MessageRow.from_db(r)
+            sending.append(m.model_copy(update={"status": "sending", "lease_owner": owner,
+                                                "attempts": m.attempts + 1}))
+        return sending, missed, retry_in
+
+    def _grants(
+        self, conn: Any, rows: Sequence[Any], limit_of: Callable[[str], tuple[float, int] | None]
+    ) -> tuple[dict[str, int], float | None]:
+        wanted: dict[str, int] = {}
+        for r in rows:
+            wanted[r["sender"]] = wanted.get(r["sender"], 0) + 1
+        grants: dict[str, int] = {}
+        retry_in: float | None = None
+        for sender, want in wanted.items():
+            lim = limit_of(sender)
+            if lim is None:
+                grants[sender] = want
+                continue
+            grants[sender], _ = self._take_slots(conn, sender, want, lim[0], lim[1])
+            if grants[sender] < want:
+                wait = 1.0 / max(lim[0], 1e-9)
+                retry_in = wait if retry_in is None else min(retry_in, wait)
+        return grants, retry_in
+
+    def unsend(self, message_ids: Sequence[int], owner: str) -> int:
+        """Rows claimed into `sending` whose call certainly never started (a stop, a pause) go
+        back to pending; the attempt the claim counted is taken back."""
+        if not message_ids:
+            return 0
+        with self.write() as conn:
+            count = conn.execute(
+                "UPDATE messages SET status = 'pending', attempts = attempts - 1, lease_owner = NULL,"
+                f" lease_until = NULL WHERE id IN ({','.join('?' for _ in message_ids)})"
+                " AND status = 'sending' AND lease_owner = ?",
+                (*message_ids, owner),
+            ).rowcount
+            self._notify(conn)
+        return int(count)
+
+    def record_outcomes(self, outcomes: Sequence[dict[str, Any]], now: float | None = None) -> list[MessageRow | None]:
+        """Many record_outcome calls in one transaction (a group commit); rows in the same order.
+
+        Each dict: message_id, status, and optionally provider_message_id, delivery, error, error_kind.
+        """
+        now = time.time() if now is None else now
+        out: list[MessageRow | None] = []
+        with self.write() as conn:
+            for o in outcomes:
+                status = o["status"]
+                row = conn.execute(
+                    "UPDATE messages SET status = ?, provider_message_id = coalesce(?, provider_message_id),"
+                    " delivery = coalesce(delivery, ?), error = ?, error_kind = ?, updated_at = ?,"
+                    " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, lease_owner = NULL,"
+                    " lease_until = NULL WHERE id = ? AND status IN ('claimed', 'sending') RETURNING *",
+                    (status, o.get("provider_message_id"), o.get("delivery"), self.scrub(o.get("error")),
+                     o.get("error_kind"), now, status, now, o["message_id"]),
+                ).fetchone()
+                if row is None:  # not ours any more (reaped): report what is stored
+                    row = conn.execute("SELECT * FROM messages WHERE id = ?", (o["message_id"],)).fetchone()
+                out.append(MessageRow.from_db(row) if row is not None else None)
+        return out
 
     # -- Slack bookkeeping
 
@@ -761,27 +864,33 @@ class Store:
         self, sender: str, want: int, rate_per_s: float, burst: int, now: float | None = None
     ) -> tuple[int, float]:
         """take_send_slots, and the bucket's time of the grant (pacing, and proving the limit)."""
-        burst = max(1, burst)
         with self.write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO sender_limits (sender, tokens, refilled_at) VALUES (?, ?, -1)",
-                (sender, float(burst)),
-            )
-            row = conn.execute(
-                f"SELECT tokens, refilled_at, paused_until FROM sender_limits WHERE sender = ?{self.lock_sql}",
-                (sender,),
-            ).fetchone()
-            # The clock is read under the lock: grant times are then ordered like the grants.
-            at = max(self.clock(conn) if now is None else now, row["refilled_at"])
-            if row["paused_until"] > at or want <= 0:
-                return 0, at
-            elapsed = at - row["refilled_at"] if row["refilled_at"] >= 0 else float(burst) / max(rate_per_s, 1e-9)
-            tokens = min(float(burst), row["tokens"] + elapsed * rate_per_s)
-            granted = min(want, int(tokens))
-            conn.execute(
-                "UPDATE sender_limits SET tokens = ?, refilled_at = ? WHERE sender = ?",
-                (tokens - granted, at, sender),
-            )
+            return self._take_slots(conn, sender, want, rate_per_s, burst, now)
+
+    def _take_slots(
+        self, conn: Any, sender: str, want: int, rate_per_s: float, burst: int, now: float | None = None
+    ) -> tuple[int, float]:
+        """take_send_slots_at inside the caller's transaction (a claim takes rows and slots at once)."""
+        burst = max(1, burst)
+        conn.execute(
+            "INSERT OR IGNORE INTO sender_limits (sender, tokens, refilled_at) VALUES (?, ?, -1)",
+            (sender, float(burst)),
+        )
+        row = conn.execute(
+            f"SELECT tokens, refilled_at, paused_until FROM sender_limits WHERE sender = ?{self.lock_sql}",
+            (sender,),
+        ).fetchone()
+        # The clock is read under the lock: grant times are then ordered like the grants.
+        at = max(self.clock(conn) if now is None else now, row["refilled_at"])
+        if row["paused_until"] > at or want <= 0:
+            return 0, at
+        elapsed = at - row["refilled_at"] if row["refilled_at"] >= 0 else float(burst) / max(rate_per_s, 1e-9)
+        tokens = min(float(burst), row["tokens"] + elapsed * rate_per_s)
+        granted = min(want, int(tokens))
+        conn.execute(
+            "UPDATE sender_limits SET tokens = ?, refilled_at = ? WHERE sender = ?",
+            (tokens - granted, at, sender),
+        )
         return granted, at
 
     def pause_sender(self, sender: str, until: float) -> None:

@@ -8,18 +8,20 @@ may have reached the provider and has no answer is `unknown`, never retried.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
+from bot.core.group_commit import OutcomeWriter
 from bot.core.outcomes import Outcome, backoff, outcome_of
 from bot.core.ports import Announcer
 from bot.core.senders import Senders
-from providers.base import OutboundMessage, ProviderError, SendResult
+from providers.base import OutboundMessage, Provider, ProviderError, SendResult
 from storage.store import MessageRow, Store
 
 log = logging.getLogger("smsbot.worker")
@@ -82,7 +84,86 @@ class RateLimiter:
             self._cond.notify_all()
 
 
-__all__ = ["Dispatcher", "RateLimiter", "backoff"]  # backoff: the one policy's (bot.core.outcomes)
+PAUSE_RECHECK = 0.01  # how stale this process's view of a fleet-wide 429 pause may be
+REAP_EVERY = 0.5  # seconds between sweeps for leases dead workers left
+
+
+def burst_for(rate: float) -> int:
+    """The shared bucket's depth: about 2% of a second's sends (2 at least), so no one-second
+    window goes more than ~2% over the limit, yet a worker takes a few rows per claim."""
+    return max(2, math.ceil(rate * 0.02))
+
+
+class SharedLimiter:
+    """One sender's limit for the whole fleet: the store's token bucket (every process and
+    thread draws from it) and its pause (a 429 seen by any worker stops all of them).
+
+    rate 0 means no limit (a 429 pause still holds). `paused_until` (monotonic) is this
+    process's own pause, seen without a read.
+    """
+
+    def __init__(self, store: Store, sender: str, rate: float) -> None:
+        self.store = store
+        self.sender = sender
+        self.rate = rate
+        self.burst = burst_for(rate)
+        self.paused_until = 0.0
+        self._lock = threading.Lock()
+        self._checked = -1e9
+        self._shared_end = 0.0  # monotonic end of the fleet-wide pause, as last read
+
+    def limit(self) -> tuple[float, int] | None:
+        """(rate/s, burst) for the store's claim; None: unlimited."""
+        return (self.rate, self.burst) if self.rate > 0 else None
+
+    def pause(self, seconds: float) -> None:
+        now = time.monotonic()
+        self.paused_until = max(self.paused_until, now + seconds)
+        self.store.pause_sender(self.sender, self.store.clock() + seconds)
+        with self._lock:
+            self._shared_end, self._checked = max(self._shared_end, now + seconds), now
+
+    def pause_left(self) -> float:
+        """Seconds until this sender may send again (0: now); the store is read at most every 10 ms."""
+        now = time.monotonic()
+        with self._lock:
+            fresh = now - self._checked < PAUSE_RECHECK
+            shared = self._shared_end
+        if not fresh:
+            until = self.store.sender_paused_until(self.sender)
+            shared = now + (0.0 if until is None else max(0.0, until - self.store.clock()))
+            with self._lock:
+                self._shared_end, self._checked = shared, now
+        return max(0.0, self.paused_until - now, shared - now)
+
+    def paused(self) -> bool:
+        return self.pause_left() > 0
+
+    def acquire(self, stop: threading.Event | None = None, priority: int = 0,
+                max_pause_wait: float | None = None) -> bool:
+        """One slot from the shared bucket, waiting for it; False when `stop` was set meanwhile,
+        or when a pause would keep us longer than `max_pause_wait` (the caller gives its
+        row back rather than hold a thread for the whole Retry-After). (`priority` is kept
+        for callers: rows are ordered by priority where they are claimed.)"""
+        del priority
+        while stop is None or not stop.is_set():
+            left = self.pause_left()
+            if left <= 0 and (self.rate <= 0 or self.store.take_send_slots(self.sender, 1, self.rate, self.burst)):
+                return True
+            if max_pause_wait is not None and left > max_pause_wait:
+                return False
+            wait = min(0.25, left if left > 0 else 1.0 / self.rate)
+            if stop is not None:
+                stop.wait(wait)
+            else:
+                time.sleep(wait)
+        return False
+
+    def refund(self) -> None:
+        """A slot taken for a call that did not happen stays spent: the limit errs only on the safe side."""
+
+
+__all__ = ["Dispatcher", "RateLimiter", "SharedLimiter", "backoff"]  # backoff: the one policy's (bot.core.outcomes)
 
 
 class Dispatcher:
@@ -113,7 +194,14 @@ class Dispatcher:
         self.sending_lease = sending_lease
         self.owner_prefix = f"{socket.gethostname()}:"
         self.owner = f"{self.owner_prefix}{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._limiters = {name: RateLimiter((rates or {}).get(name, 10.0)) for name in senders.names()}
+        self._rates = dict(rates or {})
+        self._limiters: dict[str, SharedLimiter] = {}
+        self._limiters_lock = threading.Lock()
+        self._writer = OutcomeWriter(store)  # outcomes that finish together share a commit
+        self._queued: set[int] = set()  # claimed into `sending`, call not started yet
+        self._retry_in: float | None = None  # a limit held rows back: claim again then
+        self._next_reap = 0.0
+        self._refill = max(1, concurrency // 4)  # free threads worth a claim while calls run
         self._wake = threading.Event()
         self._stop = threading.Event()
         # Set from a signal handler (no locks there): claim nothing more, start no call.
@@ -138,8 +226,21 @@ class Dispatcher:
         # to pending, rows it was sending become unknown (the rest when their lease ends).
         for row in self.store.reap_expired():
             self._report(row)
+        self.store.listen()  # before the first pass: a row written meanwhile is never missed
+        threading.Thread(target=self._listen, name="smsbot-dispatch-listen", daemon=True).start()
         self._thread = threading.Thread(target=self._loop, name="smsbot-dispatcher", daemon=True)
         self._thread.start()
+
+    def _listen(self) -> None:
+        """A due row written by any process (LISTEN/NOTIFY on PostgreSQL) wakes the loop at once;
+        polling (`poll_interval`) stays the fallback."""
+        while not self._stop.is_set():
+            try:
+                if self.store.wait_for_due(0.25):
+                    self._wake.set()
+            except Exception:
+                log.exception("waiting for due rows failed; polling meanwhile")
+                self._stop.wait(1.0)
 
     def request_stop(self) -> None:
         """Claim nothing more and start no provider call; safe to call from a signal handler."""
@@ -164,9 +265,12 @@ class Dispatcher:
         deadline = time.monotonic() + timeout if deadline is None else deadline
         if self._thread:
             self._thread.join(max(0.0, deadline - time.monotonic()))
-        # Queued futures never start; a claimed row not yet `sending` is given back (and
-        # mark_sending then refuses it, so no call starts after this).
+        # Queued futures never start; rows claimed into `sending` whose call did not start
+        # go back to pending (their thread finds them gone), as do claimed (CLI) rows.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._inflight_lock:
+            back, self._queued = list(self._queued), set()
+        self.store.unsend(back, self.owner)
         self.store.unclaim_owner(self.owner)
         with self._idle:
             while self._inflight > 0 and (left := deadline - time.monotonic()) > 0:
@@ -207,10 +311,14 @@ class Dispatcher:
                 self._passed.wait(min(0.05, max(0.0, deadline - time.monotonic())))
         return False
 
-    def limiter(self, sender: str) -> RateLimiter:
-        if sender not in self._limiters:
-            self._limiters[sender] = RateLimiter(10.0)
-        return self._limiters[sender]
+    def limiter(self, sender: str) -> SharedLimiter:
+        with self._limiters_lock:
+            if sender not in self._limiters:
+                self._limiters[sender] = SharedLimiter(self.store, sender, self._rates.get(sender, 10.0))
+            return self._limiters[sender]
+
+    def _limit_of(self, sender: str) -> tuple[float, int] | None:
+        return self.limiter(sender).limit()
 
     # -- the loop
 
@@ -221,13 +329,16 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher pass failed")
                 self._stop.wait(1.0)
-            timeout = self.poll_interval
-            nxt = self.store.next_due_at()
-            if nxt is not None:
-                timeout = min(timeout, max(0.0, nxt - time.time()))
+            if self._retry_in is not None:  # due rows a limit held back: no spinning on them
+                timeout = min(self.poll_interval, self._retry_in)
+            else:
+                timeout = self.poll_interval
+                nxt = self.store.next_due_at()
+                if nxt is not None:
+                    timeout = min(timeout, max(0.0, nxt - time.time()))
             with self._inflight_lock:
-                full = self._inflight >= self.concurrency
-            if full:
+                busy = self._inflight > self.concurrency - self._refill
+            if busy:  # wait for a quarter of the pool (or a new row, or a stop): no 1-row claims
                 timeout = self.poll_interval
             with self._passed:
                 self._passes += 1
@@ -237,9 +348,15 @@ class Dispatcher:
             self._wake.clear()
 
     def run_once(self) -> int:
-        """One pass: reap, announce scheduled rows, claim what is due. Returns rows claimed."""
-        for row in self.store.reap_expired():
-            self._report(row)
+        """One pass: reap, announce scheduled rows, claim what is due. Returns rows claimed.
+
+        Rows are claimed straight into `sending`, only as many as the shared limits let go
+        now and the pool has threads for: a crash leaves unknown no more than were in flight.
+        """
+        if time.monotonic() >= self._next_reap:
+            self._next_reap = time.monotonic() + REAP_EVERY
+            for row in self.store.reap_expired():
+                self._report(row)
         if self.notifier is not None:
             for row in self.store.needing_announcement(limit=20):
                 if row.scheduled:
@@ -248,35 +365,69 @@ class Dispatcher:
             free = self.concurrency - self._inflight
         if free <= 0 or self.stopping():
             return 0
-        paused = [name for name, lim in self._limiters.items() if lim.paused()]
-        claimed, missed = self.store.claim_due(
-            self.owner, limit=free, lease=self.lease, misfire_grace=self.misfire_grace, skip_senders=paused
+        claimed, missed, self._retry_in = self.store.claim_sending(
+            self.owner, limit=free, lease=self.sending_lease, misfire_grace=self.misfire_grace,
+            limit_of=self._limit_of,
         )
         for row in missed:
             if self.notifier is not None and row.bulk_job_id is None:
                 if not row.thread_ts:
                     row = self.notifier.announce(row)
                 self.notifier.report_missed(row)
+        with self._inflight_lock:
+            self._inflight += len(claimed)
+            self._queued.update(r.id for r in claimed)
         for row in claimed:
-            with self._inflight_lock:
-                self._inflight += 1
-            self._pool.submit(self._run, row)
+            future = self._pool.submit(self._run, row)
+            future.add_done_callback(self._cancelled)
         return len(claimed)
+
+    def _cancelled(self, future: Future[None]) -> None:
+        if future.cancelled():  # stop() cancelled it before it ran: _run's finally never comes
+            self._done_one()
 
     def _run(self, row: MessageRow) -> None:
         try:
-            self.process(row)
+            self._send_claimed(row)
         except Exception:
             log.exception("processing message %s failed", row.id)
         finally:
-            with self._idle:
-                self._inflight -= 1
-                self._idle.notify_all()
+            self._done_one()
+
+    def _done_one(self) -> None:
+        with self._idle:
+            self._inflight -= 1
+            self._idle.notify_all()
+            # Claim again once a quarter of the pool is free, not for each thread that frees:
+            # a claim then takes several rows in its one transaction.
+            refill = self._inflight <= self.concurrency - self._refill
+        if refill:
             self._wake.set()
 
     # -- one message
 
+    def _send_claimed(self, row: MessageRow) -> MessageRow | None:
+        """A row claim_sending marked `sending` (its slot taken): the call, unless we stop or
+        the sender was paused meanwhile (then it goes back to pending, certainly unsent)."""
+        if self.notifier is not None and row.needs_announce and not row.thread_ts and row.bulk_job_id is None:
+            row = self.notifier.announce(row)
+        provider = self.senders.get(row.sender)
+        with self._inflight_lock:
+            mine = row.id in self._queued  # stop() may have given it back already
+            self._queued.discard(row.id)
+            give_back = mine and self.stopping()
+        if not mine:
+            return None
+        if give_back or (provider is not None and self.limiter(row.sender).paused()):
+            self.store.unsend([row.id], self.owner)
+            return None
+        if provider is None:
+            return self._report(self._writer.record(
+                row.id, "failed", error=f"Sender '{row.sender}' is no longer configured.", error_kind="config"))
+        return self._call(provider, row)
+
     def process(self, row: MessageRow) -> MessageRow | None:
+        """Send one row claimed with claim_one (the CLI sends its own message)."""
         if self.notifier is not None and row.needs_announce and not row.thread_ts and row.bulk_job_id is None:
             row = self.notifier.announce(row)
         provider = self.senders.get(row.sender)
@@ -287,20 +438,17 @@ class Dispatcher:
                 row.id, "failed", error=f"Sender '{row.sender}' is no longer configured.", error_kind="config"
             )
             return self._report(final)
-        limiter = self.limiter(row.sender)
-        # No row sits out a long 429 pause on a worker thread (its claim could expire while it
-        # waits): it goes back to pending (claims skip paused senders) and the thread serves
-        # other senders meanwhile.
-        if not limiter.acquire(self._stop, priority=row.priority, max_pause_wait=2.0) or self.stopping():
-            # Shutting down (or a long pause): the row goes back unsent, never `unknown`.
-            self.store.unclaim([row.id], self.owner)
+        # No row sits out a long 429 pause (its claim could expire while it waits).
+        if not self.limiter(row.sender).acquire(self._stop, max_pause_wait=2.0) or self.stopping():
+            self.store.unclaim([row.id], self.owner)  # goes back unsent, never `unknown`
             return None
         if not self.store.mark_sending(row.id, self.owner, lease=self.sending_lease):
-            limiter.refund()  # paused or canceled while waiting: the slot was not used
             return None
         fresh = self.store.get(row.id)  # send exactly what is stored now
-        attempt = fresh.attempts if fresh else row.attempts + 1  # mark_sending counted this one
-        row = fresh or row
+        return self._call(provider, fresh or row.model_copy(update={"attempts": row.attempts + 1}))
+
+    def _call(self, provider: Provider, row: MessageRow) -> MessageRow | None:
+        """The provider call for a row committed `sending` (row.attempts counts this one)."""
         msg = OutboundMessage.model_validate(row.payload)
         msg.reference = f"smsbot-{row.id}"
         try:
@@ -308,10 +456,9 @@ class Dispatcher:
         except Exception as exc:
             if not isinstance(exc, ProviderError):
                 log.error("unexpected error sending message %s: %s", row.id, type(exc).__name__)
-            return self._record(row, outcome_of(exc, provider, attempt, self.max_attempts))
-        final = self.store.record_outcome(
-            row.id, "sent", provider_message_id=result.provider_message_id, delivery=result.status
-        )
+            return self._record(row, outcome_of(exc, provider, row.attempts, self.max_attempts))
+        final = self._writer.record(row.id, "sent", provider_message_id=result.provider_message_id,
+                                    delivery=result.status)
         return self._report(final)
 
     def _record(self, row: MessageRow, outcome: Outcome) -> MessageRow | None:
@@ -322,8 +469,8 @@ class Dispatcher:
             self.store.release(row.id, time.time() + outcome.wait, error=outcome.error, error_kind=outcome.kind)
             self.wake()
             return self.store.get(row.id)
-        return self._report(self.store.record_outcome(row.id, outcome.state, error=outcome.error,
-                                                      error_kind=outcome.kind))
+        return self._report(self._writer.record(row.id, outcome.state, error=outcome.error,
+                                                error_kind=outcome.kind))
 
     def _report(self, row: MessageRow | None) -> MessageRow | None:
         if row is None:

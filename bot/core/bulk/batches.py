@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from bot.core.bulk.loops import Loop
-from bot.core.dispatch import RateLimiter
+from bot.core.dispatch import SharedLimiter
 from bot.core.outcomes import Outcome, outcome_of
 from providers.base import BulkRecipient, BulkResult, OutboundMessage, ProviderError
 from storage.bulk import BatchRow, BulkJob
@@ -45,7 +45,7 @@ class BatchRunner(Loop):
         super().__init__(engine)
         self.engine = engine
         self.batch_size = batch_size
-        self._limiters: dict[str, RateLimiter] = {}
+        self._limiters: dict[str, SharedLimiter] = {}
         self.owner = f"bulk-batch:{id(self):x}"
         self._inflight: tuple[int, list[int]] | None = None  # (job id, row ids) of the call under way
         self._inflight_lock = threading.Lock()
@@ -62,9 +62,10 @@ class BatchRunner(Loop):
         self.engine.jobs.finish_batch(job_id, ids, "unknown", error_kind="unknown", error=SHUTDOWN_UNKNOWN)
         return len(ids)
 
-    def own_limiter(self, sender: str) -> RateLimiter:
+    def own_limiter(self, sender: str) -> SharedLimiter:
+        """Without a dispatcher: the sender's fleet-wide limit (one slot a batch call) and pause."""
         if sender not in self._limiters:
-            self._limiters[sender] = RateLimiter(10.0)
+            self._limiters[sender] = SharedLimiter(self.engine.store, sender, 10.0)
         return self._limiters[sender]
 
     def tick(self) -> float:
@@ -97,7 +98,7 @@ class BatchRunner(Loop):
                                                                        engine.lease)
             self._inflight = (job.id, [r.id for r in rows]) if rows else None
         if not rows:
-            limiter.refund()
+            limiter.refund()  # spent (a shared slot is not given back): errs on the safe side
             return False
         try:
             self._send_batch(job, rows)

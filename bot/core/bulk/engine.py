@@ -29,7 +29,7 @@ from bot.core.bulk.draft import DRAFT_CHUNK, Draft, DraftRequest, Recipients
 from bot.core.bulk.models import BulkPlan, BulkSummary, Progress
 from bot.core.bulk.progress import ProgressTracker
 from bot.core.bulk.wording import summary_text, when_words
-from bot.core.dispatch import Dispatcher, RateLimiter
+from bot.core.dispatch import Dispatcher, SharedLimiter
 from bot.core.ports import BulkView
 from bot.core.senders import Senders
 from storage.bulk import BulkJob, BulkStore
@@ -87,6 +87,7 @@ class BulkEngine:
         #: whether this process leads the fleet: only the leader tracks progress (bot/core/fleet.py)
         self.lead: Callable[[], bool] = lambda: True
         self.tracker = ProgressTracker(self, progress_interval)
+        self._tracker_woken = 0.0
         self.runner = BatchRunner(self, batch_size)
         self._stop = threading.Event()
         self._started = False
@@ -126,7 +127,10 @@ class BulkEngine:
         return self._stop.is_set() or bool(callable(stopping) and stopping())
 
     def on_final(self, row: MessageRow) -> None:
-        if row.bulk_job_id is not None:
+        # Not once per row: each tick counts the job's rows. At most every 0.1 s; a job's
+        # last row is still seen within one tracker delay (0.5 s at most).
+        if row.bulk_job_id is not None and time.monotonic() - self._tracker_woken >= 0.1:
+            self._tracker_woken = time.monotonic()
             self.tracker.wake()
 
     def wake(self) -> None:
@@ -140,7 +144,7 @@ class BulkEngine:
         loops = [self.runner, self.tracker] + ([self.dispatcher] if self.dispatcher is not None else [])
         return all(loop.wait_idle(timeout) for loop in loops)
 
-    def limiter(self, sender: str) -> RateLimiter:
+    def limiter(self, sender: str) -> SharedLimiter:
         if self.dispatcher is not None:
             return self.dispatcher.limiter(sender)
         return self.runner.own_limiter(sender)
