@@ -45,7 +45,7 @@ FINAL = {"sent", "failed", "unknown", "canceled"}
 # The "posted once" and "limit across processes" checks need the fleet-wide dispatcher limits
 # and the once-across-processes Slack posts (other branches). Until both are merged their
 # failure is an expected failure; once they pass this must be set False (a pass fails loudly).
-AWAITING_FLEET_WIDE_WORK = True
+AWAITING_FLEET_WIDE_WORK = False
 
 # `smsbot worker` (bot.app.main's own entry) with short leases, so a killed worker's rows
 # come back in seconds instead of the production minute; everything else as deployed.
