@@ -30,7 +30,7 @@ log = logging.getLogger("smsbot.cli")
 
 def _runtime(settings: Settings, *, with_worker: bool, with_web: bool, with_slack: bool | None = None) -> Runtime:
     rt = build_runtime(settings, with_worker=with_worker, with_web=with_web, with_slack=with_slack)
-    setup_logging(settings.secret_values() + rt.senders.secrets())
+    setup_logging(settings.secret_values() + rt.senders.secrets(), log_format=settings.log_format)
     return rt
 
 
@@ -160,10 +160,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """The dispatcher alone (`Procfile` worker:), against the same store."""
     signals = StopSignals()
     rt = worker_runtime(settings)
-    setup_logging(settings.secret_values() + rt.senders.secrets())
+    setup_logging(settings.secret_values() + rt.senders.secrets(), log_format=settings.log_format)
     try:
         signals.arm(rt)
         rt.start_worker()
+        if settings.metrics_port is not None:
+            port = rt.start_metrics(settings.metrics_port)
+            log.info("worker metrics on port %d (GET /metrics; METRICS_PORT)", port)
         log.info("worker started")
         signals.wait()
     except StopRequested:
