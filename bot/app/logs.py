@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 
 from providers.base import redact
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: record attributes (logging's `extra=`) copied into each JSON line when present
+JSON_EXTRAS = ("message_id", "job_id")
 
 
 class RedactSecrets(logging.Filter):
@@ -26,12 +32,45 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def setup_logging(secrets: list[str], level: int = logging.INFO) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, message_id / job_id, exception.
+
+    It formats what the redacting filter left, so secrets are gone before it sees them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in JSON_EXTRAS:
+            value = getattr(record, key, None)
+            if value is not None:
+                line[key] = value if isinstance(value, int | str) else str(value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False)
+
+
+def formatter_for(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def setup_logging(secrets: list[str], level: int = logging.INFO, log_format: str | None = None) -> None:
+    """Redact `secrets` on every handler of the root logger; `log_format` ("text" or "json")
+    sets the formatter of the stream handlers too (None: keep what is there)."""
     root = logging.getLogger()
     if not any(isinstance(h, logging.StreamHandler) for h in root.handlers):
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(formatter_for(log_format or "text"))
         root.addHandler(handler)
+    elif log_format is not None:
+        for existing in root.handlers:
+            if type(existing) is logging.StreamHandler:  # ours, not pytest's capture handlers
+                existing.setFormatter(formatter_for(log_format))
     root.setLevel(level)
     redactor = RedactSecrets(secrets)
     for existing in root.handlers:

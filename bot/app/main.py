@@ -19,9 +19,11 @@ from bot.app.logs import setup_logging
 from bot.app.runtime import Runtime, build_runtime, slack_client
 from bot.cli import main as cli
 from bot.core.config import Settings, require_slack
+from bot.core.doctor import SlackProbe
 from bot.core.ports_schedules import ScheduleAnnouncer
 from bot.core.senders import build_senders
 from bot.slack.announcer import Notifier
+from bot.slack.probe import WebClientProbe
 from bot.slack.schedule_announcer import SlackScheduleAnnouncer
 from storage.store import Store
 
@@ -30,7 +32,7 @@ log = logging.getLogger("smsbot.cli")
 
 def _runtime(settings: Settings, *, with_worker: bool, with_web: bool, with_slack: bool | None = None) -> Runtime:
     rt = build_runtime(settings, with_worker=with_worker, with_web=with_web, with_slack=with_slack)
-    setup_logging(settings.secret_values() + rt.senders.secrets())
+    setup_logging(settings.secret_values() + rt.senders.secrets(), log_format=settings.log_format)
     return rt
 
 
@@ -53,6 +55,11 @@ def schedule_announcer(settings: Settings, store: Store) -> ScheduleAnnouncer | 
     notifier = Notifier(slack_client(settings), store, senders.label,
                         secrets=settings.secret_values() + senders.secrets())
     return SlackScheduleAnnouncer(notifier)
+
+
+def slack_probe(settings: Settings) -> SlackProbe:
+    """`smsbot doctor`'s auth.test, with the client every process uses (retries included)."""
+    return WebClientProbe(slack_client(settings))
 
 
 class StopRequested(BaseException):
@@ -160,10 +167,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """The dispatcher alone (`Procfile` worker:), against the same store."""
     signals = StopSignals()
     rt = worker_runtime(settings)
-    setup_logging(settings.secret_values() + rt.senders.secrets())
+    setup_logging(settings.secret_values() + rt.senders.secrets(), log_format=settings.log_format)
     try:
         signals.arm(rt)
         rt.start_worker()
+        if settings.metrics_port is not None:
+            port = rt.start_metrics(settings.metrics_port)
+            log.info("worker metrics on port %d (GET /metrics; METRICS_PORT)", port)
         log.info("worker started")
         signals.wait()
     except StopRequested:
@@ -182,7 +192,7 @@ PROCESSES: dict[str, tuple[str, cli.Command]] = {
 
 def wiring() -> cli.Wiring:
     return cli.Wiring(engines=cli_engines, setup_logging=setup_logging, announcer=schedule_announcer,
-                      processes=PROCESSES)
+                      processes=PROCESSES, slack_probe=slack_probe)
 
 
 def main(argv: list[str] | None = None) -> int:

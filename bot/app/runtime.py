@@ -26,6 +26,7 @@ from bot.core.delivery.engine import DeliveryEngine
 from bot.core.delivery.rules import reports_on
 from bot.core.dispatch import Dispatcher
 from bot.core.fleet import Leadership
+from bot.core.metrics import Metrics, MetricsServer, start_metrics_server
 from bot.core.senders import Senders, build_senders
 from bot.core.sending import SendService
 from bot.slack.announcer import Notifier
@@ -67,6 +68,8 @@ class Runtime:
     notifier: Notifier
     service: SendService
     ctx: AppContext
+    #: this process's Prometheus metrics (GET /metrics on the web app; METRICS_PORT for a worker)
+    metrics: Metrics
     dispatcher: Dispatcher | None = None
     #: the fleet lease (a worker process): once-per-fleet work runs where it is held
     lead: Leadership | None = None
@@ -76,6 +79,7 @@ class Runtime:
     web: Starlette | None = None
     _server: uvicorn.Server | None = None
     _server_thread: threading.Thread | None = None
+    _metrics_server: MetricsServer | None = None
     #: monotonic time by which calls in flight must have answered (set by the first stop request)
     stop_deadline: float | None = None
     #: provider calls still running when the grace period ended (their rows are unknown)
@@ -109,6 +113,12 @@ class Runtime:
             time.sleep(0.01)
         sockets = [s for srv in server.servers for s in srv.sockets]
         return int(sockets[0].getsockname()[1]) if sockets else int(config.port)
+
+    def start_metrics(self, port: int) -> int:
+        """Serve /metrics on `port` in a background thread (0: a free one); returns the bound port."""
+        if self._metrics_server is None:
+            self._metrics_server = start_metrics_server(self.metrics.registry, port, self.settings.host)
+        return self._metrics_server.port
 
     def request_stop(self) -> None:
         """The first step of a graceful stop, safe in a signal handler: no new claims from now,
@@ -149,6 +159,8 @@ class Runtime:
                 log.exception("stopping a feature failed")
         if self._server_thread is not None:
             self._server_thread.join(5)
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         self.senders.close()
         self.abandoned += abandoned
         return abandoned
@@ -192,8 +204,10 @@ def build_runtime(
         service.set_wake(dispatcher.wake)
     ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier,
                      client=client, dispatcher=dispatcher)
+    metrics = Metrics()
+    metrics.watch_outbox(store.counts_by_status)
     rt = Runtime(settings=settings, store=store, senders=senders, client=client, notifier=notifier,
-                 service=service, ctx=ctx, dispatcher=dispatcher)
+                 service=service, ctx=ctx, metrics=metrics, dispatcher=dispatcher)
     # Workers elect one leader for the once-per-fleet work; a process alone always leads.
     lead = rt.lead = Leadership(store) if dispatcher is not None else None
     try:
@@ -203,7 +217,7 @@ def build_runtime(
             if lead is not None:
                 rt.bulk.lead = lead.leads
         if with_web:
-            rt.bolt, rt.web = build_web_app(ctx)
+            rt.bolt, rt.web = build_web_app(ctx, metrics)
     except Exception:
         senders.close()
         raise
@@ -230,15 +244,16 @@ def build_bulk(ctx: AppContext) -> BulkEngine:
                       dispatcher=ctx.dispatcher, max_attempts=ctx.settings.sms_max_attempts)
 
 
-def build_web_app(ctx: AppContext) -> tuple[App, Starlette]:
+def build_web_app(ctx: AppContext, metrics: Metrics | None = None) -> tuple[App, Starlette]:
     """The Bolt app (every listener) and the web app serving it beside the provider webhooks."""
     bolt = build_app(ctx)  # a CatalogError propagates: start-up stops with file:line
     if ctx.delivery is None:
         raise RuntimeError("the web app needs the delivery engine (with_slack)")
-    webhooks = webhook_handlers(ctx.delivery, ctx.settings)
+    webhooks = webhook_handlers(ctx.delivery, ctx.settings, metrics)
     settings = ctx.settings
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    web = build_web(bolt, ctx.store, webhooks=webhooks, signing_secret=secret, max_body=settings.sms_max_body_bytes)
+    web = build_web(bolt, ctx.store, webhooks=webhooks, signing_secret=secret, max_body=settings.sms_max_body_bytes,
+                    metrics=metrics)
     return bolt, web
 
 

@@ -1,4 +1,8 @@
-"""The web app: `/slack/events`, `/webhooks/<provider>`, `/healthz`, served by uvicorn.
+"""The web app: `/slack/events`, `/webhooks/<provider>`, `/healthz`, `/readyz`, `/metrics`, served by uvicorn.
+
+`/healthz` is liveness (the process answers, the store pings); `/readyz` is readiness: the
+store answers and its schema is the one this code migrates to (doctor.check_store), else 503
+with the reason. `/metrics` is this process's Prometheus registry (bot/core/metrics.py).
 
 `/slack/events` checks in this order, cheapest and safest first: body size (413, read in
 capped chunks), Slack's signature on the raw bytes (401), then UTF-8, form/JSON and the shape
@@ -23,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.core.doctor import check_store
+from bot.core.metrics import Metrics
 from bot.webhooks.body import DEFAULT_MAX_BODY, read_capped, refuse
 from storage.store import Store
 
@@ -97,6 +103,7 @@ def build_web(
     *,
     signing_secret: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     secret = signing_secret.encode() if signing_secret else None
 
@@ -120,6 +127,16 @@ def build_web(
             return JSONResponse({"ok": False, "store": "unavailable"}, status_code=503)
         return JSONResponse({"ok": True})
 
+    async def readyz(request: Request) -> Response:
+        result = await run_in_threadpool(check_store, store)
+        return JSONResponse({"ok": result.ok, "store": result.message}, status_code=200 if result.ok else 503)
+
+    async def metrics_page(request: Request) -> Response:
+        if metrics is None:
+            return JSONResponse({"ok": False, "error": "metrics are off in this process"}, status_code=404)
+        body, kind = await run_in_threadpool(metrics.exposition)  # reads the store's counts
+        return Response(content=body, headers={"Content-Type": kind})
+
     async def webhook(request: Request) -> Response:
         handler = (webhooks or {}).get(request.path_params["provider"])
         if handler is None:
@@ -129,6 +146,8 @@ def build_web(
     routes = [
         Route("/slack/events", slack_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         Route("/webhooks/{provider}", webhook, methods=["POST"]),
     ]
     return Starlette(routes=routes)

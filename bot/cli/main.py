@@ -17,6 +17,7 @@ from typing import Protocol
 
 from bot.core.config import ConfigError, Settings, load_settings
 from bot.core.dispatch import Dispatcher
+from bot.core.doctor import SlackProbe
 from bot.core.input.timeparse import WhenError, is_immediate, parse_when
 from bot.core.ports_schedules import ScheduleAnnouncer
 from bot.core.senders import Senders
@@ -31,6 +32,9 @@ log = logging.getLogger("smsbot.cli")
 Command = Callable[[argparse.Namespace, Settings], int]
 Extension = tuple[Callable[[argparse.ArgumentParser], None], Command]
 EXTENSIONS: dict[str, tuple[str, Extension]] = {}
+# Commands that run without loaded settings (they report a broken configuration themselves).
+UNCONFIGURED: dict[str, Callable[[argparse.Namespace], int]] = {}
+SETUP_HINT = "run `smsbot doctor` to check the whole set-up, and see README.md \"Set-up\" for the steps"
 
 
 class CliEngines(Protocol):
@@ -57,6 +61,8 @@ class Wiring:
     announcer: Callable[[Settings, Store], ScheduleAnnouncer | None]
     #: the long-running processes (run, serve, worker): name -> (help, run)
     processes: dict[str, tuple[str, Command]] = field(default_factory=dict)
+    #: `smsbot doctor`'s view of the Slack token (bot.slack.probe); None: the check says it is missing
+    slack_probe: Callable[[Settings], SlackProbe | None] | None = None
 
 
 _wiring: Wiring | None = None
@@ -149,6 +155,8 @@ def main(argv: list[str] | None, wired: Wiring) -> int:
     global _wiring
     _wiring = wired
     args = build_parser(wired.processes).parse_args(argv)
+    if args.command in UNCONFIGURED:
+        return UNCONFIGURED[args.command](args)
     try:
         settings = load_settings()
         handlers: dict[str, Command] = {name: run for name, (_help, run) in wired.processes.items()}
@@ -157,7 +165,7 @@ def main(argv: list[str] | None, wired: Wiring) -> int:
             handlers[name] = run
         return handlers[args.command](args, settings)
     except ConfigError as exc:
-        print(f"smsbot: configuration error: {exc}", file=sys.stderr)
+        print(f"smsbot: configuration error: {exc}\n  {SETUP_HINT}", file=sys.stderr)
         return 2
     except SchemaTooNew as exc:
         print(f"smsbot: {exc}", file=sys.stderr)
@@ -208,7 +216,7 @@ def _load_extensions() -> None:
     """Import feature modules that add CLI subcommands (they fill EXTENSIONS)."""
     import importlib
 
-    for module in ("bot.cli.schedules", "bot.cli.bulk", "bot.cli.templates", "bot.cli.history"):
+    for module in ("bot.cli.schedules", "bot.cli.bulk", "bot.cli.templates", "bot.cli.history", "bot.cli.doctor"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     sms_reconcile_window: float = Field(default=900.0, gt=0)  # not listed this long after: note what to check (stays unknown)
     # Inbound HTTP bodies (Slack and provider webhooks) over this many bytes get 413.
     sms_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # `smsbot worker` serves /metrics on this port (0: a free one, logged); unset: no server.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    log_format: Literal["text", "json"] = "text"
 
     sociocs_api_key: SecretStr | None = None
     sociocs_api_url: str = "https://api.sociocs.com"

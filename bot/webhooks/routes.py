@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from bot.core.config import Settings
 from bot.core.delivery.engine import DeliveryEngine
+from bot.core.metrics import Metrics
 from bot.webhooks.body import read_capped
 from providers.bird import verify_bird_signature
 from providers.events import DeliveryEvent, parse_bird_event, parse_sociocs_event, parse_textus_event
@@ -80,20 +81,40 @@ def _secret(settings: Settings, variable: str) -> str | None:
     return raw or None
 
 
-def make_handler(delivery: DeliveryEngine, settings: Settings, name: str) -> WebhookHandler:
-    variable, verify, parse = PROVIDERS[name]
+# What DeliveryEngine.ingest answered -> the webhook_events result it counts as.
+INGEST_RESULTS = {"applied": "accepted", "duplicate or stale": "duplicate", "ignored": "ignored"}
+
+
+def make_handler(delivery: DeliveryEngine, settings: Settings, name: str,
+                 metrics: Metrics | None = None) -> WebhookHandler:
+    handle_one = _handler(delivery, settings, name)
 
     async def handle(request: Request) -> Response:
+        response, result = await handle_one(request)
+        if metrics is not None and result is not None:
+            metrics.webhook(name, result)
+        return response
+
+    return handle
+
+
+def _handler(delivery: DeliveryEngine, settings: Settings,
+             name: str) -> Callable[[Request], Awaitable[tuple[Response, str | None]]]:
+    """The handler proper: its answer, and the result to count (None: not counted, a 503)."""
+    variable, verify, parse = PROVIDERS[name]
+
+    async def handle(request: Request) -> tuple[Response, str | None]:
         secret = _secret(settings, variable)
         if secret is None:
             delivery.warn_once(f"nosecret:{name}", "refusing %s webhooks: %s is not set", name, variable)
-            return JSONResponse({"ok": False, "error": f"{variable} is not configured"}, status_code=401)
+            return JSONResponse({"ok": False, "error": f"{variable} is not configured"}, status_code=401), \
+                "bad_signature"
         body = await read_capped(request, settings.sms_max_body_bytes, f"{name} webhook")
-        if isinstance(body, Response):
-            return body
+        if isinstance(body, Response):  # 413: too big to be a report
+            return body, "malformed"
         if not verify(secret, body, request):
             log.warning("%s webhook refused: bad or missing signature", name)
-            return JSONResponse({"ok": False, "error": "invalid signature"}, status_code=401)
+            return JSONResponse({"ok": False, "error": "invalid signature"}, status_code=401), "bad_signature"
         reference = None
         try:
             payload = json.loads(body)
@@ -103,23 +124,24 @@ def make_handler(delivery: DeliveryEngine, settings: Settings, name: str) -> Web
         except (ValueError, RecursionError) as exc:  # JSON (nesting too), pydantic and the parsers' own errors
             # Never log the body: it holds phone numbers and message text.
             log.warning("%s webhook refused: malformed (%d bytes, %s)", name, len(body), type(exc).__name__)
-            return JSONResponse({"ok": False, "error": "malformed payload"}, status_code=400)
+            return JSONResponse({"ok": False, "error": "malformed payload"}, status_code=400), "malformed"
         if event is None:
-            return JSONResponse({"ok": True, "result": "not a delivery status"})
+            return JSONResponse({"ok": True, "result": "not a delivery status"}), "ignored"
         try:
             result = await run_in_threadpool(delivery.ingest, event, reference)
         except Exception:
             log.exception("storing a %s delivery event failed", name)
             # 5xx: the provider retries later, nothing is lost.
-            return JSONResponse({"ok": False, "error": "try again"}, status_code=503)
-        return JSONResponse({"ok": True, "result": result})
+            return JSONResponse({"ok": False, "error": "try again"}, status_code=503), None
+        return JSONResponse({"ok": True, "result": result}), INGEST_RESULTS.get(result, "other")
 
     return handle
 
 
-def handlers(delivery: DeliveryEngine, settings: Settings) -> dict[str, WebhookHandler]:
-    """One handler per provider, for /webhooks/<provider>."""
-    return {name: make_handler(delivery, settings, name) for name in PROVIDERS}
+def handlers(delivery: DeliveryEngine, settings: Settings,
+             metrics: Metrics | None = None) -> dict[str, WebhookHandler]:
+    """One handler per provider, for /webhooks/<provider>, counted in `metrics` when given."""
+    return {name: make_handler(delivery, settings, name, metrics) for name in PROVIDERS}
 
 
 def register(hooks: dict[str, WebhookHandler], delivery: DeliveryEngine, settings: Settings) -> None:

@@ -296,6 +296,8 @@ class FakeSlack:
         self._used_triggers: set[str] = set()
         self._files: dict[str, _File] = {}
 
+        #: what a bot token's calls answer in X-OAuth-Scopes, as Slack does (`smsbot doctor` reads it)
+        self.bot_scopes: list[str] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -622,6 +624,8 @@ class FakeSlack:
             self._calls.append(call)
             self._by_method[method].append(call)
             self._changed.notify_all()
+            if token in self.tokens and status == 200:
+                extra_headers["X-OAuth-Scopes"] = ",".join(self.bot_scopes)
         return _Reply.of_json(data, status=status, headers=extra_headers)
 
     def _take_fault(self, method: str) -> _Fault | None:
