@@ -166,6 +166,38 @@ class SharedLimiter:
 __all__ = ["Dispatcher", "RateLimiter", "SharedLimiter", "backoff"]  # backoff: the one policy's (bot.core.outcomes)
 
 
+class Limiters:
+    """One SharedLimiter per sender, made on first use (the rates come from the settings)."""
+
+    def __init__(self, store: Store, rates: dict[str, float]) -> None:
+        self.store = store
+        self.rates = dict(rates)
+        self._made: dict[str, SharedLimiter] = {}
+        self._lock = threading.Lock()
+
+    def get(self, sender: str) -> SharedLimiter:
+        with self._lock:
+            if sender not in self._made:
+                self._made[sender] = SharedLimiter(self.store, sender, self.rates.get(sender, 10.0))
+            return self._made[sender]
+
+
+def listen_for_due(store: Store, wake: threading.Event, stop: threading.Event) -> None:
+    """A due row written by any process (LISTEN/NOTIFY on PostgreSQL) wakes the loop at once;
+    polling (`poll_interval`) stays the fallback."""
+    while not stop.is_set():
+        try:
+            if store.wait_for_due(0.25):
+                wake.set()
+        except Exception:
+            log.exception("waiting for due rows failed; polling meanwhile")
+            stop.wait(1.0)
+
+
+ABANDONED = ("smsbot was shutting down and the provider had not answered within the grace period "
+             "(SMS_SHUTDOWN_GRACE); the message may or may not have gone out.")
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -194,9 +226,7 @@ class Dispatcher:
         self.sending_lease = sending_lease
         self.owner_prefix = f"{socket.gethostname()}:"
         self.owner = f"{self.owner_prefix}{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._rates = dict(rates or {})
-        self._limiters: dict[str, SharedLimiter] = {}
-        self._limiters_lock = threading.Lock()
+        self.limiters = Limiters(store, rates or {})
         self._writer = OutcomeWriter(store)  # outcomes that finish together share a commit
         self._queued: set[int] = set()  # claimed into `sending`, call not started yet
         self._retry_in: float | None = None  # a limit held rows back: claim again then
@@ -227,20 +257,10 @@ class Dispatcher:
         for row in self.store.reap_expired():
             self._report(row)
         self.store.listen()  # before the first pass: a row written meanwhile is never missed
-        threading.Thread(target=self._listen, name="smsbot-dispatch-listen", daemon=True).start()
+        threading.Thread(target=listen_for_due, args=(self.store, self._wake, self._stop),
+                         name="smsbot-dispatch-listen", daemon=True).start()
         self._thread = threading.Thread(target=self._loop, name="smsbot-dispatcher", daemon=True)
         self._thread.start()
-
-    def _listen(self) -> None:
-        """A due row written by any process (LISTEN/NOTIFY on PostgreSQL) wakes the loop at once;
-        polling (`poll_interval`) stays the fallback."""
-        while not self._stop.is_set():
-            try:
-                if self.store.wait_for_due(0.25):
-                    self._wake.set()
-            except Exception:
-                log.exception("waiting for due rows failed; polling meanwhile")
-                self._stop.wait(1.0)
 
     def request_stop(self) -> None:
         """Claim nothing more and start no provider call; safe to call from a signal handler."""
@@ -282,22 +302,17 @@ class Dispatcher:
 
     def _abandon(self) -> int:
         """Rows whose call outlived the grace period: unknown now, reported, never resent."""
-        error = ("smsbot was shutting down and the provider had not answered within the grace period "
-                 "(SMS_SHUTDOWN_GRACE); the message may or may not have gone out.")
         count = 0
         for message_id in self.store.sending_ids(self.owner):
-            final = self.store.record_outcome(message_id, "unknown", error=error, error_kind="unknown")
+            final = self.store.record_outcome(message_id, "unknown", error=ABANDONED, error_kind="unknown")
             if final is not None and final.status == "unknown":
                 count += 1
                 self._report(final)
         return count
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Wait for a whole pass that began after this call, with no send left in flight.
-
-        A test's "nothing was sent" then means the loop looked and chose not to send, not
-        that it had not looked yet. False if that did not happen within `timeout`.
-        """
+        """Wait for a whole pass begun after this call with nothing in flight (False on timeout):
+        "nothing was sent" then means the loop looked and chose not to send."""
         deadline = time.monotonic() + timeout
         with self._passed:
             target = self._passes + 2  # the pass under way may have begun before the call
@@ -312,13 +327,10 @@ class Dispatcher:
         return False
 
     def limiter(self, sender: str) -> SharedLimiter:
-        with self._limiters_lock:
-            if sender not in self._limiters:
-                self._limiters[sender] = SharedLimiter(self.store, sender, self._rates.get(sender, 10.0))
-            return self._limiters[sender]
+        return self.limiters.get(sender)
 
     def _limit_of(self, sender: str) -> tuple[float, int] | None:
-        return self.limiter(sender).limit()
+        return self.limiters.get(sender).limit()
 
     # -- the loop
 
