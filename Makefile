@@ -27,10 +27,10 @@ test: $(STAMP)
 	then $(MAKE) --no-print-directory test-pg; fi
 
 # The end-to-end send/schedule/bulk suites again with the app on PostgreSQL (a fresh schema per
-# test at SMSBOT_TEST_DATABASE_URL), and the multi-process fleet test (tests/test_fleet.py).
+# test at SMSBOT_TEST_DATABASE_URL), and the multi-process fleet test (tests/e2e/test_fleet.py).
 test-pg: $(STAMP)
 	SMSBOT_E2E_BACKEND=postgres SMSBOT_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -m "" \
-		tests/test_e2e_send.py tests/test_e2e_schedules.py tests/test_e2e_bulk.py tests/test_fleet.py
+		tests/e2e/test_e2e_send.py tests/e2e/test_e2e_schedules.py tests/e2e/test_e2e_bulk.py tests/e2e/test_fleet.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""Two workers on one PostgreSQL store announce each scheduled send once (see tests/test_fleet_once.py)."""
+"""Two workers on one PostgreSQL store announce each scheduled send once (see tests/core/test_fleet_once.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from bot.app.runtime import build_runtime
 from tests.conftest import make_settings
+from tests.core.test_fleet_once import N, schedule, tagged, wait_for
 from tests.fakes.providers import FakeProviders
 from tests.fakes.slack import FakeSlack
-from tests.test_fleet_once import N, schedule, tagged, wait_for
 
 
 @pytest.mark.postgres

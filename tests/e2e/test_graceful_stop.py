@@ -20,8 +20,7 @@ import pytest
 
 from bot.core.sending import SendRequest
 from tests.conftest import E2E, make_settings
-from tests.fakes.providers import Fault
-from tests.test_e2e_bulk import (
+from tests.e2e.test_e2e_bulk import (
     bird_numbers,
     bird_requests,
     confirm,
@@ -32,8 +31,9 @@ from tests.test_e2e_bulk import (
     summary_reply,
     worker_env,
 )
+from tests.fakes.providers import Fault
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Proc:

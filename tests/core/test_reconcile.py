@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import E2E
+from tests.e2e.test_e2e_bulk import confirm, engine, form_values, open_form, submit_form, summary_reply
 from tests.fakes.providers import Fault
-from tests.test_e2e_bulk import confirm, engine, form_values, open_form, submit_form, summary_reply
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NUMBERS = ["+16175551212", "+16175551213", "+16175551214"]
 
 

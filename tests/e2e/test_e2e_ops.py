@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import E2E
-from tests.test_e2e_webhooks import (
+from tests.e2e.test_e2e_webhooks import (
     SECRETS,
     sent_row,
     sociocs_post,

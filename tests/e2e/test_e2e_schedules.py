@@ -23,7 +23,7 @@ NY = "America/New_York"
 
 # Only "never early" is exact end to end. The upper bound catches "not on time at all" and
 # leaves room for a loaded CI box; that the dispatcher wakes for the due time, not for its
-# next poll, is pinned in tests/test_schedule_rules.py with a long poll interval.
+# next poll, is pinned in tests/core/test_schedule_rules.py with a long poll interval.
 LATE = 5.0
 
 def dump(value: Any) -> str:

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import E2E
-from tests.fakes.providers import Fault
-from tests.fakes.slack_requests import block_actions_body
-from tests.test_e2e_bulk import (
+from tests.e2e.test_e2e_bulk import (
     bird_numbers,
     bird_requests,
     confirm,
@@ -24,6 +22,8 @@ from tests.test_e2e_bulk import (
     uploaded_csv,
     view_text,
 )
+from tests.fakes.providers import Fault
+from tests.fakes.slack_requests import block_actions_body
 
 FORM = "application/x-www-form-urlencoded"
 

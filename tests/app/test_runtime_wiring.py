@@ -16,7 +16,7 @@ from storage.store import NewMessage, Store
 from tests.conftest import make_settings
 from tests.fakes.slack import FakeSlack
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_worker_builds_no_slack_app_but_tells_slack_about_outcomes(tmp_path: Path, fake_slack: FakeSlack) -> None:

@@ -14,7 +14,7 @@ from tests.conftest import make_settings
 from tests.fakes.providers import FakeProviders
 from tests.fakes.slack import FakeSlack
 
-MANIFEST = str(Path(__file__).resolve().parent.parent / "manifest.yml")
+MANIFEST = str(Path(__file__).resolve().parents[2] / "manifest.yml")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from storage.delivery import DeliveryQueries
 from storage.store import NewMessage, Store
 from tests.conftest import E2E
-from tests.test_e2e_webhooks import (  # noqa: F401 - `make` is a fixture
+from tests.e2e.test_e2e_webhooks import (  # noqa: F401 - `make` is a fixture
     delivery,
     make,
     sent_row,

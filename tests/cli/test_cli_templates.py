@@ -10,7 +10,7 @@ import pytest
 
 from bot.app.main import main
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "templates.example.yml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "templates.example.yml"
 
 BROKEN = """\
 templates:

@@ -14,8 +14,8 @@ import bot.slack.outbox
 from bot.slack.outbox import RETRY_ATTEMPTS, SlackOutbox
 from storage.delivery import DeliveryQueries
 from tests.conftest import E2E
+from tests.e2e.test_e2e_webhooks import SECRETS, sociocs_post, sociocs_status
 from tests.fakes.slack import FakeSlack
-from tests.test_e2e_webhooks import SECRETS, sociocs_post, sociocs_status
 
 
 @pytest.fixture

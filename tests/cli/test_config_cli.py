@@ -16,7 +16,7 @@ from bot.core.senders import build_senders
 from tests.conftest import BIRD_CH, BIRD_KEY, BIRD_WS
 from tests.fakes.providers import FakeProviders
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import E2E, SIGNING_SECRET
+from tests.e2e.test_e2e_bulk import form_values, open_form, submit_form, view_text
 from tests.fakes.slack_requests import SlackSender, option, view_submission_body
-from tests.test_e2e_bulk import form_values, open_form, submit_form, view_text
 
 
 class Records(logging.Handler):

@@ -28,7 +28,7 @@ from bot.core.templates import (
 from bot.slack.commands import slack_unescape
 from providers.base import TemplateSend
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "templates.example.yml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "templates.example.yml"
 BIRD_PROJECT = "ce6a2fd6-b2fa-4f5a-a2cd-f3bd15883318"
 TWILIO_SID = "HX0123456789abcdef0123456789abcdef"
 

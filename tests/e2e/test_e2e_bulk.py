@@ -19,7 +19,7 @@ from tests.conftest import CHANNEL_KEYS, E2E, make_settings
 from tests.fakes.providers import Fault
 from tests.fakes.slack_requests import block_actions_body, view_submission_body
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def engine(e2e: E2E) -> BulkEngine:

@@ -15,9 +15,9 @@ import pytest
 from bot.cli.history import run_export
 from storage.bulk import BulkStore, DraftRow, NewBulkJob
 from tests.conftest import BOT_TOKEN, E2E, SIGNING_SECRET, SOCIOCS_KEY
+from tests.e2e.test_e2e_webhooks import SOCIOCS_SECRET, sociocs_post, sociocs_status
 from tests.fakes.providers import Fault
 from tests.fakes.slack_requests import app_home_opened_event
-from tests.test_e2e_webhooks import SOCIOCS_SECRET, sociocs_post, sociocs_status
 
 NUMBER = "+16175551212"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import BIRD_CH, BIRD_WS, E2E
+from tests.e2e.test_e2e_bulk import confirm, form_values, open_form, submit_form
 from tests.fakes.providers import Fault
 from tests.fakes.slack_requests import app_home_opened_event, block_actions_body, option, view_submission_body
-from tests.test_e2e_bulk import confirm, form_values, open_form, submit_form
 
 HOSTILE = "<!channel> <!here> <@U999> <https://evil.example|bank.com> & co"
 SHOWN = "&lt;!channel&gt;"  # how the hostile text must look once escaped

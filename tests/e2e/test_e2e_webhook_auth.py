@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import E2E
-from tests.test_e2e_webhooks import (  # noqa: F401 - `make` is a fixture
+from tests.e2e.test_e2e_webhooks import (  # noqa: F401 - `make` is a fixture
     BIRD_SIGNING_KEY,
     SOCIOCS_SECRET,
     TEXTUS_SECRET,

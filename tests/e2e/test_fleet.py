@@ -37,7 +37,7 @@ from tests.fakes.slack_requests import SlackSender, slash_command_body, view_sub
 
 pytestmark = [pytest.mark.fleet, pytest.mark.postgres, pytest.mark.timeout(420)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEDULED, BULK, TEXTUS = 500, 2000, 36
 TEXTUS_RATE, BURST = 3, 2  # the busiest 1-s window at the fake may hold at most RATE + BURST
 KILLS = 4

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 
 from tests.fakes.slack import FakeSlack
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CODE_DIRS = ("bot", "providers", "storage")
 
 # The WebClient method -> (the Slack methods it calls, the bot scopes they need).
