@@ -164,6 +164,20 @@ class Transition(BaseModel):
 _DUE_EVENTS: dict[str, threading.Event] = {}
 
 
+
+def _use_wal(conn: sqlite3.Connection, tries: int = 100) -> None:
+    """Switch a new database file to WAL. SQLite answers "database is locked" at once (the busy
+    handler is not consulted) when several processes create the file together and one of them
+    holds a write lock: wait for it rather than failing start-up. WAL then stays on the file."""
+    for attempt in range(tries):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
+
 class Store:
     dialect = "sqlite"
 
@@ -220,7 +234,7 @@ class Store:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
         if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
         return conn
 
