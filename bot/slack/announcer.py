@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot.core.input.phone import display
 from bot.core.ports import Announcer
 from bot.slack.blocks.schedules import CANCEL_ACTION, SEND_NOW_ACTION, row_buttons
-from bot.slack.once import PostOnce
+from bot.slack.once import PostOnce, status_line_hooks
 from bot.slack.text import MESSAGE_TEXT, cap, escape, fit_blocks, shown, truncate
 from providers.base import redact
 from storage.store import MessageRow, Store
@@ -252,13 +252,7 @@ class Notifier(Announcer):
     def post_status_line(self, row: MessageRow, text: str) -> None:
         """The thread's one status line, posted once across processes (an update if it exists)."""
         channel, thread = str(row.thread_channel), str(row.thread_ts)
-
-        def recorded() -> bool:
-            now = self.store.get(row.id)
-            return now is None or bool(now.status_ts)
-
-        def record(_channel: str, ts: str) -> None:
-            self.store.set_thread(row.id, channel, thread, status_ts=ts)
+        recorded, record = status_line_hooks(self.store, row)
 
         def post(meta: dict[str, Any]) -> dict[str, Any] | None:
             try:

@@ -17,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from bot.core.ports_delivery import SenderAlert
 from bot.slack.blocks.history import channel_notice, failure_reply, status_line
 from bot.slack.context import AppContext
-from bot.slack.once import PostOnce
+from bot.slack.once import PostOnce, status_line_hooks
 from bot.slack.outbox import SlackOutbox
 from bot.slack.text import escape, shown
 from providers.base import redact
@@ -153,13 +153,10 @@ class SlackDeliveryView:
     def _poster(self, row: MessageRow, text: str) -> Callable[[], None]:
         drawn_at = row.updated_at
         channel, thread = str(row.thread_channel), str(row.thread_ts)
+        recorded, record_ts = status_line_hooks(self.store, row)
 
-        def recorded() -> bool:
-            now = self.store.get(row.id)
-            return now is None or bool(now.status_ts)
-
-        def record(_channel: str, ts: str) -> None:
-            self.store.set_thread(row.id, channel, thread, status_ts=ts)
+        def record(channel_: str, ts: str) -> None:
+            record_ts(channel_, ts)
             self.outbox.last_text[row.id] = text
 
         def post(meta: dict[str, Any]) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from storage.store import Store
+from storage.store import MessageRow, Store
 
 log = logging.getLogger("smsbot.notify")
 
@@ -32,6 +32,21 @@ HISTORY_LIMIT = 200  # recent messages searched for a lost post (bounded on purp
 # post(metadata) -> Slack's answer (with channel and ts) or None; record(channel, ts) stores it.
 Poster = Callable[[dict[str, Any]], dict[str, Any] | None]
 Recorder = Callable[[str, str], None]
+
+
+def status_line_hooks(store: Store, row: MessageRow) -> tuple[Callable[[], bool], Recorder]:
+    """For the key `status:<id>`: whether the thread's status line is recorded (or the row is
+    gone), and how to record its ts. The announcer and the delivery view post the same line."""
+    channel, thread = str(row.thread_channel), str(row.thread_ts)
+
+    def recorded() -> bool:
+        now = store.get(row.id)
+        return now is None or bool(now.status_ts)
+
+    def record(_channel: str, ts: str) -> None:
+        store.set_thread(row.id, channel, thread, status_ts=ts)
+
+    return recorded, record
 
 
 def process_owner() -> str:

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from bot.core.bulk.loops import Loop
-from bot.core.dispatch import SharedLimiter
+from bot.core.dispatch import Limiters, SharedLimiter
 from bot.core.outcomes import Outcome, outcome_of
 from providers.base import BulkRecipient, BulkResult, OutboundMessage, ProviderError
 from storage.bulk import BatchRow, BulkJob
@@ -45,7 +45,7 @@ class BatchRunner(Loop):
         super().__init__(engine)
         self.engine = engine
         self.batch_size = batch_size
-        self._limiters: dict[str, SharedLimiter] = {}
+        self._limiters = Limiters(engine.store, {})  # 10/s per sender without a dispatcher
         self.owner = f"bulk-batch:{id(self):x}"
         self._inflight: tuple[int, list[int]] | None = None  # (job id, row ids) of the call under way
         self._inflight_lock = threading.Lock()
@@ -64,9 +64,7 @@ class BatchRunner(Loop):
 
     def own_limiter(self, sender: str) -> SharedLimiter:
         """Without a dispatcher: the sender's fleet-wide limit (one slot a batch call) and pause."""
-        if sender not in self._limiters:
-            self._limiters[sender] = SharedLimiter(self.engine.store, sender, 10.0)
-        return self._limiters[sender]
+        return self._limiters.get(sender)
 
     def tick(self) -> float:
         engine = self.engine
