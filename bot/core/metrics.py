@@ -164,9 +164,9 @@ class Metrics:
 
     # -- what happened
 
-    def sent(self, sender: str, status: str) -> None:
-        """A message reached a final status (sent, failed, unknown, canceled, missed)."""
-        self._messages.labels(self.sender(sender), bound(status, FINAL_STATUSES)).inc()
+    def sent(self, sender: str, status: str, count: int = 1) -> None:
+        """`count` messages reached a final status (sent, failed, unknown, canceled, missed)."""
+        self._messages.labels(self.sender(sender), bound(status, FINAL_STATUSES)).inc(count)
 
     @contextmanager
     def provider_call(self, sender: str) -> Iterator[None]:
