@@ -63,7 +63,7 @@ def test_python_dash_m_runs_the_console_entry() -> None:
                          text=True, timeout=60)
     assert out.returncode == 0
     for command in ("run", "serve", "worker", "send", "list", "cancel", "bulk", "templates"):
-        assert f"    {command}" in out.stdout
+        assert f"\n  {command} " in out.stdout  # one line per command under "Commands:"
 
 
 def _rules(tmp_path: Path, fake_slack: FakeSlack, **extra: object) -> tuple[ScheduleRules, Store, list[int]]:

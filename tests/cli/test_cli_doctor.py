@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.app.main import main
 from bot.core.doctor import manifest_bot_scopes
+from tests.cli.runner import last, run
 from tests.conftest import make_settings
 from tests.fakes.providers import FakeProviders
 from tests.fakes.slack import FakeSlack
@@ -32,8 +32,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack,
 
 
 def doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
-    code = main(["doctor", "--manifest", MANIFEST])
-    return code, capsys.readouterr().out.splitlines()
+    code = run("doctor", "--manifest", MANIFEST)
+    return code, last().stdout.splitlines()
 
 
 def test_good_credentials_exit_0_with_one_line_per_check(env: pytest.MonkeyPatch,
@@ -85,6 +85,6 @@ def test_no_configuration_still_runs_and_the_error_points_at_doctor(
     code, lines = doctor(capsys)
     assert code == 1 and lines[0].startswith("[XX] configuration:")
     # `make run` (smsbot run) on a broken configuration says where to look.
-    assert main(["run"]) == 2
-    err = capsys.readouterr().err
+    assert run("run") == 2
+    err = last().stderr
     assert "configuration error" in err and "smsbot doctor" in err and "README.md" in err
