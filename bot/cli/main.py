@@ -43,6 +43,8 @@ log = logging.getLogger("smsbot.cli")
 Command = Callable[[argparse.Namespace, Settings], int]
 Extension = tuple[Callable[[argparse.ArgumentParser], None], Command]
 EXTENSIONS: dict[str, tuple[str, Extension]] = {}
+# Extensions that run without loaded settings (they report a broken configuration themselves).
+UNCONFIGURED: dict[str, Callable[[argparse.Namespace], int]] = {}
 SETUP_HINT = "run `smsbot doctor` to check the whole set-up, and see README.md \"Set-up\" for the steps"
 #: the modules that add commands to APP when imported (a new one: add it here)
 MODULES = ("bot.cli.schedules", "bot.cli.bulk", "bot.cli.templates", "bot.cli.history", "bot.cli.webhooks",
@@ -200,7 +202,10 @@ def _extension_command(name: str, help_text: str, extension: Extension) -> click
     def callback(ctx: click.Context) -> int:
         parser = argparse.ArgumentParser(prog=f"smsbot {name}", description=help_text)
         configure(parser)
-        return run(parser.parse_args(ctx.args), configured())
+        args = parser.parse_args(ctx.args)
+        if name in UNCONFIGURED:
+            return UNCONFIGURED[name](args)
+        return run(args, configured())
 
     return click.Command(name, callback=callback, help=help_text, short_help=help_text, add_help_option=False,
                          context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -121,3 +121,17 @@ def test_log_format_json_and_redaction_apply_to_every_command(db: Store, stream:
     record = json.loads(line)
     assert record["level"] == "WARNING" and record["logger"] == "smsbot.cli"
     assert record["message"] == "provider said ***"
+
+
+def test_shell_completion_offers_commands_and_options() -> None:
+    from click.testing import CliRunner
+
+    from bot.app.main import wiring
+
+    def complete(words: str) -> list[str]:
+        env = {"_SMSBOT_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        result = CliRunner().invoke(cli_main.cli(wiring()), [], env=env, prog_name="smsbot")
+        return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
+
+    assert complete("smsbot li") == ["list"]
+    assert complete("smsbot list --") == ["--user", "--tz", "--limit", "--json", "--help"]
