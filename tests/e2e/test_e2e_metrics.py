@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.core.sending import SendRequest
 from tests.conftest import E2E
 from tests.e2e.test_e2e_bulk import confirm, engine, form_values, open_form, submit_form, summary_reply
 from tests.e2e.test_e2e_ops import moved, scrape
@@ -116,3 +120,35 @@ def test_an_exact_webhook_replay_counts_as_duplicate(make: Callable[..., E2E]) -
         ("smsbot_webhook_events_total", "provider=sociocs,result=duplicate"): 1.0,
         ("smsbot_webhook_events_total", "provider=sociocs,result=ignored"): 1.0,
     }
+
+
+def test_a_worker_process_serves_its_own_metrics_on_a_free_port_and_logs_json(
+        e2e_factory: Callable[..., E2E], tmp_path: Path) -> None:
+    from tests.e2e.test_graceful_stop import Proc
+
+    e2e = e2e_factory(with_worker=False)  # the process under test sends; the app only serves Slack
+    proc = Proc("worker", e2e, tmp_path, metrics_port=0, log_format="json")
+    try:
+        def logged_port() -> int | None:
+            for line in proc.log().splitlines():
+                record = json.loads(line)  # every line is one JSON object
+                if found := re.search(r"metrics on http://[\d.]+:(\d+)/metrics", record["message"]):
+                    return int(found.group(1))
+            return None
+
+        port = e2e.wait(logged_port, 20, "the worker's metrics port in its log")
+        url = f"http://127.0.0.1:{port}"
+        before = scrape(url)
+        req = SendRequest(sender="bird", to="+16175551212", text="From the worker", idem_key="w:1", source="slack",
+                          user_id="U1", user_name="jane", channel_id="C1")
+        mid = e2e.rt.service.submit(req)[0]
+        e2e.wait(lambda: e2e.rt.store.get(mid).status == "sent", 15, "the worker's send")  # type: ignore[union-attr]
+        sent = ("smsbot_messages_total", (("sender", "bird"), ("status", "sent")))
+        # The row is stored sent a moment before the final-status hook counts it.
+        after = e2e.wait(lambda: (s := scrape(url))[sent] > before[sent] and s, 5, "the worker's counters")
+        assert counters(before, after, "smsbot_messages") == {("smsbot_messages_total", "sender=bird,status=sent"): 1.0}
+        assert call_count(after, "bird") - call_count(before, "bird") == 1.0
+        code, _ = proc.stop()
+        assert code == 0
+    finally:
+        proc.kill()
