@@ -95,8 +95,9 @@ def test_a_bulk_job_counts_its_rows_and_its_states(make: Callable[..., E2E]) -> 
     confirm(e2e, submit_form(e2e, form, form_values(sender="twlo", text="Hello",
                                                     pasted="+16175551212\n+16175551213"))["view"])
     assert "2 sent, 0 failed, 0 unknown" in summary_reply(e2e)["params"]["text"]
-    e2e.settle()
-    after = scrape(e2e.url)
+    done = ("smsbot_bulk_job_transitions_total", (("state", "done"),))
+    # The summary is posted just before the job is marked done and counted.
+    after = e2e.wait(lambda: (s := scrape(e2e.url))[done] > before[done] and s, 5, "the job counted done")
     assert counters(before, after, "smsbot_messages", "smsbot_bulk_job_transitions") == {
         ("smsbot_messages_total", "sender=twlo,status=sent"): 2.0,
         ("smsbot_bulk_job_transitions_total", "state=running"): 1.0,
