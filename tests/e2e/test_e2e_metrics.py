@@ -153,3 +153,19 @@ def test_a_worker_process_serves_its_own_metrics_on_a_free_port_and_logs_json(
         assert code == 0
     finally:
         proc.kill()
+
+
+def test_the_delivery_outbox_counts_its_own_slack_retries(make: Callable[..., E2E]) -> None:
+    e2e = make()
+    row = sent_row(e2e)
+    e2e.settle()
+    before = scrape(e2e.url)
+    e2e.slack.fail_next("chat.update", error="internal_error", status=500)  # the outbox tries again
+    assert sociocs_post(e2e, sociocs_status(row.provider_message_id, "delivered")).status_code == 200
+    e2e.slack.wait_for("chat.update", lambda c: c.ok and "elivered" in c["params"].get("text", ""), timeout=10)
+    e2e.settle()
+    after = scrape(e2e.url)
+    assert counters(before, after, "smsbot_slack_api") == {
+        ("smsbot_slack_api_errors_total", "method=chat.update"): 1.0,
+        ("smsbot_slack_api_retries_total", "method=chat.update"): 1.0,
+    }
