@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from bot.app.web import build_web
 from bot.core.bulk.engine import BulkEngine
 from bot.core.config import Settings
+from bot.core.conversations.engine import ConversationEngine
 from bot.core.delivery.engine import DeliveryEngine
 from bot.core.delivery.rules import reports_on
 from bot.core.dispatch import Dispatcher
@@ -33,6 +34,7 @@ from bot.slack.announcer import Notifier
 from bot.slack.app import build_app
 from bot.slack.bulk_view import SlackBulkView
 from bot.slack.context import AppContext
+from bot.slack.conversation_view import SlackConversationView
 from bot.slack.delivery_view import SlackDeliveryView, delivery_client
 from bot.webhooks.routes import handlers as webhook_handlers
 from providers.base import redact
@@ -75,6 +77,7 @@ class Runtime:
     lead: Leadership | None = None
     bulk: BulkEngine | None = None
     delivery: DeliveryEngine | None = None
+    conversations: ConversationEngine | None = None
     bolt: App | None = None
     web: Starlette | None = None
     _server: uvicorn.Server | None = None
@@ -214,6 +217,7 @@ def build_runtime(
         if with_slack:
             rt.bulk = ctx.bulk = build_bulk(ctx)
             rt.delivery = ctx.delivery = build_delivery(ctx, secrets, lead)
+            rt.conversations = ctx.conversations = build_conversations(ctx, secrets, http_client)
             if lead is not None:
                 rt.bulk.lead = lead.leads
         if with_web:
@@ -223,6 +227,18 @@ def build_runtime(
         raise
     start_slack_engines(ctx, lead)
     return rt
+
+
+def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client | None) -> ConversationEngine:
+    """Customers' messages: the engine over its Slack view (posts beside the delivery outbox)."""
+    settings = ctx.settings
+    outbox = ctx.delivery.view.outbox if ctx.delivery is not None and isinstance(
+        ctx.delivery.view, SlackDeliveryView) else None
+    bird_key = settings.bird_api_key.get_secret_value() if settings.bird_api_key else None
+    view = SlackConversationView(ctx.client, ctx.store, outbox, label=ctx.senders.label, secrets=secrets,
+                                 bird_key=bird_key, bird_api_url=settings.bird_api_url, http=http)
+    return ConversationEngine(ctx.store, view, inbox_channel=settings.sms_inbox_channel,
+                              notify_channel=settings.sms_notify_channel)
 
 
 def build_dispatcher(settings: Settings, store: Store, senders: Senders, notifier: Notifier,
@@ -249,7 +265,7 @@ def build_web_app(ctx: AppContext, metrics: Metrics | None = None) -> tuple[App,
     bolt = build_app(ctx)  # a CatalogError propagates: start-up stops with file:line
     if ctx.delivery is None:
         raise RuntimeError("the web app needs the delivery engine (with_slack)")
-    webhooks = webhook_handlers(ctx.delivery, ctx.settings, metrics)
+    webhooks = webhook_handlers(ctx.delivery, ctx.settings, metrics, ctx.conversations)
     settings = ctx.settings
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     web = build_web(bolt, ctx.store, webhooks=webhooks, signing_secret=secret, max_body=settings.sms_max_body_bytes,
@@ -274,5 +290,8 @@ def start_slack_engines(ctx: AppContext, lead: Leadership | None = None) -> None
             # A new leader redraws the lines a dead one left out of date.
             delivery = ctx.delivery
             lead.on_gain.append(delivery.redraw_dirty)
+    if ctx.conversations is not None:
+        ctx.conversations.start()
+        ctx.on_stop.insert(0, ctx.conversations.stop)  # before the delivery outbox its notes use
     if lead is not None:
         ctx.on_stop.append(lead.stop)
