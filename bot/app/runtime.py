@@ -23,6 +23,7 @@ from bot.app.web import build_web
 from bot.core.bulk.engine import BulkEngine
 from bot.core.config import Settings
 from bot.core.conversations.engine import ConversationEngine
+from bot.core.conversations.replies import Replies
 from bot.core.delivery.engine import DeliveryEngine
 from bot.core.delivery.rules import reports_on
 from bot.core.dispatch import Dispatcher
@@ -237,8 +238,14 @@ def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client 
     bird_key = settings.bird_api_key.get_secret_value() if settings.bird_api_key else None
     view = SlackConversationView(ctx.client, ctx.store, outbox, label=ctx.senders.label, secrets=secrets,
                                  bird_key=bird_key, bird_api_url=settings.bird_api_url, http=http)
-    return ConversationEngine(ctx.store, view, inbox_channel=settings.sms_inbox_channel,
-                              notify_channel=settings.sms_notify_channel)
+    engine = ConversationEngine(ctx.store, view, inbox_channel=settings.sms_inbox_channel,
+                                notify_channel=settings.sms_notify_channel)
+    engine.replies = replies = Replies(ctx.store, ctx.service, ctx.allowed, view)
+    if ctx.dispatcher is not None:
+        ctx.dispatcher.on_final.append(replies.progressed)
+    if ctx.delivery is not None:
+        ctx.delivery.notices.on_changed.append(replies.progressed)
+    return engine
 
 
 def build_dispatcher(settings: Settings, store: Store, senders: Senders, notifier: Notifier,

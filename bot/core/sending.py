@@ -127,6 +127,9 @@ class SendService:
     def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
 
+    def wake(self) -> None:
+        self._wake()
+
     def prepare(self, req: SendRequest, now: float | None = None) -> Prepared:
         now = time.time() if now is None else now
         sender_name, provider = self._provider_for(req)

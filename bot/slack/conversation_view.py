@@ -31,6 +31,7 @@ from storage.store import Store
 log = logging.getLogger("smsbot.conversations")
 
 MEDIA_BYTES = 20 * 1024 * 1024  # a Bird attachment bigger than this is linked, not copied
+INVITE_NOTE = ":warning: I'm not in this channel, so replies here can't reach the customer: `/invite @smsbot`."
 
 
 def _link_label(url: str) -> str:
@@ -80,6 +81,7 @@ class SlackConversationView:
         # The key only ever goes to Bird's hosts (or the configured Bird API, e.g. a test server).
         self.bird_hosts = {"bird.com"} | ({urlsplit(bird_api_url).netloc} if bird_api_url else set())
         self.http = http or httpx.Client(timeout=10)
+        self._joined: set[str] = set()  # channels this process joined (or found itself in)
 
     # -- the port
 
@@ -122,7 +124,23 @@ class SlackConversationView:
 
     # -- Slack calls
 
+    def _member(self, channel: str) -> bool:
+        """Join a public channel before posting there: Slack sends message events (the replies)
+        only from channels the bot is in, though chat:write.public lets it post anywhere."""
+        if not channel.startswith("C") or channel in self._joined:
+            return True
+        try:
+            self.client.conversations_join(channel=channel)
+        except Exception as exc:
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) and exc.response is not None else "?"
+            log.warning("could not join %s (%s): replies there need `/invite @smsbot`", channel, error)
+            return False
+        self._joined.add(channel)
+        return True
+
     def _post(self, channel: str, text: str, thread_ts: str | None, meta: dict[str, Any] | None) -> dict[str, Any] | None:
+        if meta is not None and not self._member(channel):
+            text += f"\n{INVITE_NOTE}"
         try:
             resp = self.client.chat_postMessage(channel=channel, text=cap(redact(text, self.secrets), MESSAGE_TEXT),
                                                 thread_ts=thread_ts, unfurl_links=False, metadata=meta)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from bot.core.conversations.replies import Replies
 from bot.core.conversations.window import window_until
 from bot.core.conversations.worker import IdWorker
 from bot.core.ports import Posted
@@ -69,6 +70,8 @@ class ConversationEngine:
         self.on_message: list[MessageHook] = []
         self.on_consent: list[ConsentHook] = [log_consent]
         self.worker = IdWorker(self.show)
+        #: answering from threads (set by the composition root, which has the SendService)
+        self.replies: Replies | None = None
         self.ingested = 0
 
     # -- lifecycle
