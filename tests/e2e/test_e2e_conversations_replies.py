@@ -11,7 +11,13 @@ import pytest
 from storage.conversations import ConversationQueries
 from tests.conftest import E2E, TEXTUS_ACCOUNT
 from tests.e2e.test_e2e_conversations import (
-    NUMBER, bird_inbound, flush, make, posts_in, sociocs_inbound, textus_inbound,
+    NUMBER,
+    bird_inbound,
+    flush,
+    make,
+    posts_in,
+    sociocs_inbound,
+    textus_inbound,
 )
 from tests.e2e.test_e2e_webhooks import bird_post, sent_row, sociocs_post, textus_post
 
