@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,8 +58,10 @@ def inbound_text(conv: Conversation, row: InboundRow, label: str, *, new_thread:
     links = [m for m in row.media if not m.get("needs_bird_access_key") and row.provider != "bird"]
     lines += [f"<{_link_label(str(m['url']))}|{m.get('kind', 'file')} {i}>" for i, m in enumerate(links, 1)]
     if window_until is not None:
-        lines.append(f"_WhatsApp window open until {window_until.strftime('%a %-d %b, %H:%M UTC')}: "
-                     "free-form replies can go until then, templates any time._")
+        when = window_until.strftime("%a %-d %b, %H:%M UTC")
+        lines.append(f"_WhatsApp window open until {when}: free-form replies can go until then, templates any time._"
+                     if window_until > datetime.now(UTC) else
+                     f"_WhatsApp window closed at {when}: only a template can reach them now (`/sms template`)._")
     lines.append("_Reply in this thread to answer; start with `//` for a note that stays here._")
     return "\n".join(lines)
 

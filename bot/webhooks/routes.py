@@ -100,8 +100,8 @@ def read_payload(name: str, body: bytes, parse: Parser) -> tuple[InboundResult |
         inbound = parse_inbound(name, payload)
     except InboundPayloadError:
         event = parse(payload)
-        if event is None:
-            raise  # a message event we cannot read: malformed, not "not a status"
+        if event is None:  # a message event we cannot use: recorded in the log, not retried for ever
+            log.warning("%s webhook: an inbound message without a usable sender number or id; ignored", name)
         return None, event, payload
     if inbound is not None:
         return inbound, None, payload
