@@ -242,7 +242,7 @@ def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client 
                                 notify_channel=settings.sms_notify_channel)
     engine.replies = replies = Replies(ctx.store, ctx.service, ctx.allowed, view)
     if ctx.dispatcher is not None:
-        ctx.dispatcher.on_final.append(replies.progressed)
+        ctx.dispatcher.on_final += [replies.progressed, engine.sandbox_echo]
     if ctx.delivery is not None:
         ctx.delivery.notices.on_changed.append(replies.progressed)
     return engine

@@ -216,7 +216,8 @@ def _load_extensions() -> None:
     """Import feature modules that add CLI subcommands (they fill EXTENSIONS)."""
     import importlib
 
-    for module in ("bot.cli.schedules", "bot.cli.bulk", "bot.cli.templates", "bot.cli.history", "bot.cli.doctor"):
+    for module in ("bot.cli.schedules", "bot.cli.bulk", "bot.cli.templates", "bot.cli.history", "bot.cli.doctor",
+                   "bot.cli.simulate"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

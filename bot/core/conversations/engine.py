@@ -24,10 +24,11 @@ from bot.core.ports import Posted
 from bot.core.ports_conversations import ConversationView
 from providers.inbound import ConsentEvent, InboundMessage, InboundResult
 from storage.conversations import Conversation, ConversationQueries, InboundRow, NewInbound
-from storage.store import Store
+from storage.store import MessageRow, Store
 
 log = logging.getLogger("smsbot.conversations")
 
+ECHO_SUFFIX = "0000"  # sandbox sends to such numbers get an answer back (sandbox_echo)
 MessageHook = Callable[[InboundRow, InboundMessage], None]
 ConsentHook = Callable[[ConsentEvent], None]
 
@@ -69,7 +70,7 @@ class ConversationEngine:
         self.notify_channel = notify_channel
         self.on_message: list[MessageHook] = []
         self.on_consent: list[ConsentHook] = [log_consent]
-        self.worker = IdWorker(self.show)
+        self.worker = IdWorker(self.show, poll=lambda: [r.id for r in self.queries.unposted(100)])
         #: answering from threads (set by the composition root, which has the SendService)
         self.replies: Replies | None = None
         self.ingested = 0
@@ -120,6 +121,17 @@ class ConversationEngine:
                 hook(*args)
             except Exception:
                 log.exception("an inbound hook failed")
+
+    def sandbox_echo(self, row: MessageRow) -> None:
+        """The sandbox answers sends to numbers ending in 0000, through the same path as a webhook,
+        so demos and tests see two-way traffic without a provider account."""
+        if row.sender != "sandbox" or row.status != "sent" or not row.to_number.endswith(ECHO_SUFFIX):
+            return
+        text = str(row.payload.get("text") or "") if isinstance(row.payload, dict) else ""
+        # The sandbox has no provider family of its own; its echoes are keyed apart by id.
+        self.ingest_message(InboundMessage(
+            provider="sociocs", sender="sandbox", channel="sms", from_number=row.to_number,
+            text=f"Echo: {text}"[:1600], provider_message_id=f"sandbox-echo-{row.id}"))
 
     # -- out to people
 

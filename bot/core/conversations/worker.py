@@ -14,8 +14,13 @@ log = logging.getLogger("smsbot.conversations")
 class IdWorker:
     """Calls `work(id)` for each queued id on one thread; an id queued twice is worked once."""
 
-    def __init__(self, work: Callable[[int], None], name: str = "smsbot-conversations") -> None:
+    def __init__(self, work: Callable[[int], None], name: str = "smsbot-conversations",
+                 poll: Callable[[], list[int]] | None = None, poll_every: float = 1.0) -> None:
         self.work = work
+        # Ids stored by another process (`smsbot simulate inbound`, a web process that died
+        # before showing them) are found by polling the store while idle.
+        self.poll = poll
+        self.poll_every = poll_every
         self.name = name
         self._queue: deque[int] = deque()
         self._queued: set[int] = set()
@@ -61,11 +66,23 @@ class IdWorker:
                 self._busy = False
                 if self._stop.is_set():
                     return None
-                self._cond.wait(0.5)
+                if not self._cond.wait(self.poll_every) and self.poll is not None:
+                    self._poll()
             self._busy = True
             item = self._queue.popleft()
             self._queued.discard(item)
             return item
+
+    def _poll(self) -> None:
+        try:
+            found = self.poll() if self.poll is not None else []
+        except Exception as exc:  # the store is briefly unreachable: try again next time
+            log.warning("looking for messages to show failed: %s", type(exc).__name__)
+            return
+        for item in found:
+            if item not in self._queued:
+                self._queued.add(item)
+                self._queue.append(item)
 
     def _loop(self) -> None:
         while (item := self._next()) is not None:

@@ -1,0 +1,85 @@
+"""`smsbot simulate inbound --via twlo --from +16175551212 --text "hi"`: a customer's message
+without a provider account.
+
+The message is built as the provider's webhook payload, read by the same parser
+(providers/inbound.py) and stored by the same ConversationEngine.ingest as a real webhook.
+The running smsbot (run / serve) finds it in the store and shows it in Slack within a second
+or two; with none running, it is shown when one starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from typing import Any
+
+from bot.cli.main import EXTENSIONS
+from bot.core.config import Settings
+from bot.core.conversations.engine import ConversationEngine
+from bot.core.input.phone import InvalidNumber, normalize
+from providers.inbound import InboundMessage, InboundPayloadError, InboundResult, parse_inbound
+from storage import open_store
+
+FAMILIES = {"twlo": "sociocs", "twlowa": "sociocs", "gswa": "sociocs", "bird": "bird", "textus": "textus"}
+VIA = (*FAMILIES, "sandbox")
+
+
+def payload_for(via: str, number: str, text: str, message_id: str, whatsapp: bool) -> dict[str, Any]:
+    """The webhook body the provider would send for this message (inbound-notes.md)."""
+    if FAMILIES[via] == "sociocs":
+        return {"message_id": message_id, "event": "message", "provider": via, "channel_key": f"{via}_simulated",
+                "direction": "incoming", "from": number.lstrip("+"), "text": text, "image_urls": [],
+                "video_urls": [], "file_urls": [], "timestamp": int(time.time() * 1000)}
+    if via == "bird":
+        return {"service": "channels", "event": "whatsapp.inbound" if whatsapp else "sms.inbound", "payload": {
+            "id": message_id, "direction": "incoming", "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "sender": {"contact": {"identifierKey": "phonenumber", "identifierValue": number}},
+            "body": {"type": "text", "text": {"text": text}}}}
+    return {"@type": "WebhookDelivery", "id": f"/simulated/{message_id}", "action": "message.received",
+            "conversation": {"id": "/conversations/simulated", "phoneNumber": number},
+            "message": {"id": f"/messages/{message_id}", "direction": "in", "body": text,
+                        "channel": "whatsapp" if whatsapp else "sms"}}
+
+
+def simulated(via: str, number: str, text: str, whatsapp: bool = False) -> InboundResult:
+    message_id = f"sim-{uuid.uuid4().hex[:12]}"
+    if via == "sandbox":
+        return InboundResult(message=InboundMessage(provider="sociocs", sender="sandbox", channel="sms",
+                                                    from_number=number, text=text, provider_message_id=message_id))
+    result = parse_inbound(FAMILIES[via], payload_for(via, number, text, message_id, whatsapp))
+    if result is None:
+        raise InboundPayloadError("the simulated payload was not read as an inbound message")
+    return result
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="simulate_command", required=True)
+    inbound = sub.add_parser("inbound", help="a customer's message, as if a provider's webhook brought it")
+    inbound.add_argument("--via", required=True, choices=VIA, help="the sender the customer wrote to")
+    inbound.add_argument("--from", dest="from_number", required=True, help="the customer's number")
+    inbound.add_argument("--text", required=True)
+    inbound.add_argument("--whatsapp", action="store_true", help="Bird / TextUs: as a WhatsApp message")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        number = normalize(args.from_number, settings.sms_default_region)
+        result = simulated(args.via, number, args.text, args.whatsapp)
+    except (InvalidNumber, InboundPayloadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    store = open_store(settings.database_url)
+    try:
+        engine = ConversationEngine(store, None)  # shown by the running smsbot, not from here
+        answer = engine.ingest(result)
+    finally:
+        store.close()
+    print(f"{answer}: {args.text!r} from {number} via {args.via}. "
+          "A running smsbot shows it in Slack within a few seconds (or when it starts).")
+    return 0
+
+
+EXTENSIONS["simulate"] = ("feed a customer's message through the inbound path (no provider needed)",
+                          (configure, run))
