@@ -135,8 +135,11 @@ class ConversationQueries:
             (number, *args, limit))
         return [InboundRow.from_db(r) for r in rows]
 
-    def all_inbound(self, since: float = 0.0) -> list[InboundRow]:
-        rows = self.store.conn.execute("SELECT * FROM inbound_messages WHERE received_at >= ? ORDER BY id", (since,))
+    def all_inbound(self, since: float = 0.0, viewer: Viewer | None = None) -> list[InboundRow]:
+        cond, args = conversation_visible_sql(viewer or Viewer.operator(), "c")
+        rows = self.store.conn.execute(
+            "SELECT i.* FROM inbound_messages i LEFT JOIN conversations c ON c.id = i.conversation_id"
+            f" WHERE i.received_at >= ? AND {cond} ORDER BY i.id", (since, *args))
         return [InboundRow.from_db(r) for r in rows]
 
     # -- conversations

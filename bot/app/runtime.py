@@ -219,6 +219,7 @@ def build_runtime(
             rt.bulk = ctx.bulk = build_bulk(ctx)
             rt.delivery = ctx.delivery = build_delivery(ctx, secrets, lead)
             rt.conversations = ctx.conversations = build_conversations(ctx, secrets, http_client)
+            rt.conversations.on_message.append(lambda _row, msg: metrics.inbound(msg.provider))
             if lead is not None:
                 rt.bulk.lead = lead.leads
         if with_web:

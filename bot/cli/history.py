@@ -18,16 +18,19 @@ import csv
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
 from bot.cli.main import EXTENSIONS
+from bot.cli.simulate import write_inbound_csv
 from bot.core.config import Settings
 from bot.core.visibility import viewer_for
 from providers.base import redact, short_body
 from storage import open_store
+from storage.conversations import ConversationQueries
 from storage.store import MessageRow, Viewer
 
 if TYPE_CHECKING:
@@ -90,6 +93,7 @@ def configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="file to write (default: stdout)")
     parser.add_argument("--user", default=None, metavar="U123",
                         help="only what this Slack user may see in /sms status (default: every confirmed message)")
+    parser.add_argument("--inbound", action="store_true", help="customers' messages instead of sends")
 
 
 def export_viewer(settings: Settings, user: str | None) -> Viewer:
@@ -102,13 +106,16 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     # Rows stored before redaction covered every path (or by a future bug) must not leak a
     # configured secret into a file people pass around: every cell is redacted on the way out.
     secrets = settings.secret_values()
-    rows = store.since(args.since, export_viewer(settings, getattr(args, "user", None)))
+    viewer = export_viewer(settings, getattr(args, "user", None))
+    inbound = getattr(args, "inbound", False)  # customers' messages instead (issue 13)
+    with open(args.out, "w", newline="", encoding="utf-8") if args.out else nullcontext(sys.stdout) as fh:
+        if inbound:
+            count = write_inbound_csv(ConversationQueries(store).all_inbound(args.since, viewer), fh, secrets,
+                                      _cell, _iso)
+        else:
+            count = write_csv(store.since(args.since, viewer), fh, secrets)
     if args.out:
-        with open(args.out, "w", newline="", encoding="utf-8") as fh:
-            count = write_csv(rows, fh, secrets)
-        print(f"Wrote {count} message(s) to {args.out}.", file=sys.stderr)
-    else:
-        write_csv(rows, sys.stdout, secrets)
+        print(f"Wrote {count} {'customer message' if inbound else 'message'}(s) to {args.out}.", file=sys.stderr)
     return 0
 
 

@@ -1,5 +1,5 @@
 """`smsbot simulate inbound --via twlo --from +16175551212 --text "hi"`: a customer's message
-without a provider account.
+without a provider account (and the CSV of customers' messages `smsbot export --inbound` writes).
 
 The message is built as the provider's webhook payload, read by the same parser
 (providers/inbound.py) and stored by the same ConversationEngine.ingest as a real webhook.
@@ -10,17 +10,21 @@ or two; with none running, it is shown when one starts.
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 from bot.cli.main import EXTENSIONS
 from bot.core.config import Settings
 from bot.core.conversations.engine import ConversationEngine
 from bot.core.input.phone import InvalidNumber, normalize
+from providers.base import redact
 from providers.inbound import InboundMessage, InboundPayloadError, InboundResult, parse_inbound
 from storage import open_store
+from storage.conversations import InboundRow
 
 FAMILIES = {"twlo": "sociocs", "twlowa": "sociocs", "gswa": "sociocs", "bird": "bird", "textus": "textus"}
 VIA = (*FAMILIES, "sandbox")
@@ -79,6 +83,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{answer}: {args.text!r} from {number} via {args.via}. "
           "A running smsbot shows it in Slack within a few seconds (or when it starts).")
     return 0
+
+
+INBOUND_FIELDS = ["id", "received_at", "from", "name", "sender", "provider", "channel", "text", "media",
+                  "provider_message_id", "conversation_id"]
+
+
+def write_inbound_csv(rows: Iterable[InboundRow], out: IO[str], secrets: list[str], cell: Callable[[Any], str],
+                      iso: Callable[[float | None], str]) -> int:
+    """`smsbot export --inbound`: what customers wrote (issue 13), one row per stored message."""
+    writer = csv.writer(out)
+    writer.writerow(INBOUND_FIELDS)
+    count = 0
+    for r in rows:
+        media = " ".join(str(m.get("url", "")) for m in r.media)
+        writer.writerow([redact(cell(v), secrets) for v in (
+            r.id, iso(r.received_at), r.from_number, r.contact_name, r.sender, r.provider, r.channel, r.text,
+            media, r.provider_message_id, r.conversation_id)])
+        count += 1
+    return count
 
 
 EXTENSIONS["simulate"] = ("feed a customer's message through the inbound path (no provider needed)",
