@@ -135,6 +135,12 @@ class ConversationQueries:
             (number, *args, limit))
         return [InboundRow.from_db(r) for r in rows]
 
+    def last_channel(self, conversation_id: int) -> str | None:
+        """The channel (sms / whatsapp) of the customer's latest message in a conversation."""
+        row = self.store.conn.execute("SELECT channel FROM inbound_messages WHERE conversation_id = ?"
+                                      " ORDER BY received_at DESC, id DESC LIMIT 1", (conversation_id,)).fetchone()
+        return str(row[0]) if row else None
+
     def all_inbound(self, since: float = 0.0, viewer: Viewer | None = None) -> list[InboundRow]:
         cond, args = conversation_visible_sql(viewer or Viewer.operator(), "c")
         rows = self.store.conn.execute(

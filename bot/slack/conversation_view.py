@@ -97,8 +97,9 @@ class SlackConversationView:
             fresh = self.queries.inbound(message.id)
             return fresh is None or fresh.posted
 
-        def record(_channel: str, _ts: str) -> None:
-            pass  # the engine records where it went (mark_posted) once this returns
+        def record(channel_: str, ts: str) -> None:
+            # At once: another process waiting for this post's lease then sees it done.
+            self.queries.mark_posted(message.id, channel_, ts)
 
         data = self.once.post(key, channel, lambda meta: self._post(channel, text, thread_ts, meta),
                               record, recorded, thread_ts=thread_ts, inbound_id=message.id)

@@ -139,22 +139,24 @@ def test_webhooks_register_subscribes_sociocs_and_bird_idempotently(capsys: pyte
     args = build_parser().parse_args(["webhooks", "register", "--public-url", BASE + "/"])
     assert run_webhooks(args, settings, client=client) == 0
     first = capsys.readouterr().out
-    assert "Sociocs twlo: subscribed https://sms.example.com/webhooks/sociocs to status_updates" in first
+    assert "Sociocs twlo: subscribed https://sms.example.com/webhooks/sociocs to messages and status_updates" in first
     assert "Sociocs gswa: subscribed" in first and "twlowa" not in first
     assert f"Bird: subscribed {BASE}/webhooks/bird to sms.outbound for channel {BIRD_CH}." in first
+    assert f"Bird: subscribed {BASE}/webhooks/bird to sms.inbound for channel {BIRD_CH}." in first  # replies
     assert "TextUs: set this up by hand" in first and f"{BASE}/webhooks/textus" in first
     assert set(fake.sociocs) == {"smsbot-twlo", "smsbot-gswa"}
-    assert fake.sociocs["smsbot-twlo"]["events"] == ["status_updates"]
+    assert fake.sociocs["smsbot-twlo"]["events"] == ["messages", "status_updates"]
     assert fake.sociocs["smsbot-twlo"]["webhook_url"] == f"{BASE}/webhooks/sociocs"
     assert fake.sociocs["smsbot-twlo"]["secret"] == "soc-hook-secret"
-    assert len(fake.bird) == 1 and fake.bird[0]["url"] == f"{BASE}/webhooks/bird"
+    assert [b["event"] for b in fake.bird] == ["sms.outbound", "sms.inbound"]
+    assert fake.bird[0]["url"] == f"{BASE}/webhooks/bird"
     assert fake.bird[0]["eventFilters"] == [{"key": "channelId", "value": BIRD_CH}]
 
     # Again: Sociocs upserts on the same reference ids, Bird finds its subscription.
     assert run_webhooks(args, settings, client=client) == 0
     again = capsys.readouterr().out
     assert "Bird: already subscribed" in again
-    assert set(fake.sociocs) == {"smsbot-twlo", "smsbot-gswa"} and len(fake.bird) == 1
+    assert set(fake.sociocs) == {"smsbot-twlo", "smsbot-gswa"} and len(fake.bird) == 2
     assert "soc-hook-secret" not in first + again and "bird-hook-key" not in first + again
 
 

@@ -159,6 +159,8 @@ class ConversationEngine:
             return
         target = self.place(conv)
         posted = self._post(conv, row, target) if target is not None else None
+        if posted is None and self._posted_elsewhere(row.id):
+            return  # another process posted it (the post is claimed once across the fleet)
         if posted is None and target is not None and target.thread_ts is not None:
             # The thread is out of reach (deleted, archived channel): a new one in the inbox.
             target = self._new_thread_target(conv)
@@ -168,6 +170,10 @@ class ConversationEngine:
         if posted is None:
             log.warning("inbound message #%s is not in Slack: listed by /sms inbox and the App Home", row.id)
         self.queries.mark_posted(row.id, posted.channel if posted else None, posted.ts if posted else None)
+
+    def _posted_elsewhere(self, inbound_id: int) -> bool:
+        fresh = self.queries.inbound(inbound_id)
+        return fresh is not None and fresh.posted
 
     def _post(self, conv: Conversation, row: InboundRow, target: Target) -> Posted | None:
         if self.view is None:

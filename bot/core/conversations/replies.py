@@ -75,8 +75,11 @@ class Replies:
         refusal = self.allowed(msg.user, msg.channel)
         if refusal is not None:
             return ReplyResult("refused", refusal)
+        # TextUs answers on the channel the customer last wrote on (SMS or WhatsApp).
+        channel = "whatsapp" if conv.sender == "textus" and self.queries.last_channel(conv.id) == "whatsapp" else None
         req = SendRequest(sender=conv.sender, to=conv.number, text=msg.text, idem_key=reply_key(msg.channel, msg.ts),
-                          user_id=msg.user, user_tz=user_tz, channel_id=msg.channel, source="slack-thread")
+                          user_id=msg.user, user_tz=user_tz, channel_id=msg.channel, source="slack-thread",
+                          channel=channel)
         try:
             prepared = self.service.prepare(req)
         except UserError as exc:
