@@ -95,17 +95,32 @@ class ConversationQueries:
 
     def add_inbound(self, new: NewInbound) -> tuple[InboundRow, bool]:
         """Store an inbound message once: (row, created); a re-delivery returns the stored row."""
+        with self.store.write() as conn:
+            return self._insert_inbound(conn, new)
+
+    def _insert_inbound(self, conn: Any, new: NewInbound) -> tuple[InboundRow, bool]:
         data = new.model_dump()
         data["media"] = json.dumps(data["media"], separators=(",", ":"))
         data["text"] = self.store.scrub(data["text"]) or ""
-        cols = ", ".join(data)
+        cur = conn.execute(f"INSERT OR IGNORE INTO inbound_messages ({', '.join(data)}) VALUES"
+                           f" ({', '.join('?' for _ in data)})", tuple(data.values()))
+        row = conn.execute("SELECT * FROM inbound_messages WHERE provider = ? AND provider_message_id = ?",
+                           (new.provider, new.provider_message_id)).fetchone()
+        return InboundRow.from_db(row), bool(cur.rowcount)
+
+    def ingest(self, new: NewInbound, sender: str, *, summary: str, now: float | None = None
+               ) -> tuple[InboundRow, Conversation | None]:
+        """One transaction: the message stored once, its conversation opened or updated, the two
+        linked. (row, None) for a re-delivery, which changes nothing."""
+        now = time.time() if now is None else now
         with self.store.write() as conn:
-            cur = conn.execute(f"INSERT OR IGNORE INTO inbound_messages ({cols}) VALUES"
-                               f" ({', '.join('?' for _ in data)})", tuple(data.values()))
-            created = bool(cur.rowcount)
-            row = conn.execute("SELECT * FROM inbound_messages WHERE provider = ? AND provider_message_id = ?",
-                               (new.provider, new.provider_message_id)).fetchone()
-        return InboundRow.from_db(row), created
+            row, created = self._insert_inbound(conn, new)
+            if not created:
+                return row, None
+            conv = self._upsert_on_inbound(conn, new.from_number, sender, name=new.contact_name, text=summary,
+                                           at=new.received_at, whatsapp=new.channel == "whatsapp", now=now)
+            conn.execute("UPDATE inbound_messages SET conversation_id = ? WHERE id = ?", (conv.id, row.id))
+        return row.model_copy(update={"conversation_id": conv.id}), conv
 
     def inbound(self, inbound_id: int) -> InboundRow | None:
         row = self.store.conn.execute("SELECT * FROM inbound_messages WHERE id = ?", (inbound_id,)).fetchone()
@@ -167,24 +182,28 @@ class ConversationQueries:
                    whatsapp: bool, now: float | None = None) -> Conversation:
         """Open or update the contact's conversation for a customer's message: it waits for an answer."""
         now = time.time() if now is None else now
-        wa = at if whatsapp else None
         with self.store.write() as conn:
-            conn.execute(
-                "INSERT INTO conversations (number, sender, contact_name, last_text, last_inbound_at,"
-                " last_whatsapp_at, awaiting_reply, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
-                " ON CONFLICT (number, sender) DO UPDATE SET"
-                " contact_name = coalesce(excluded.contact_name, conversations.contact_name),"
-                " last_text = excluded.last_text, awaiting_reply = 1, updated_at = excluded.updated_at,"
-                " last_inbound_at = CASE WHEN conversations.last_inbound_at IS NULL"
-                "   OR excluded.last_inbound_at > conversations.last_inbound_at"
-                "   THEN excluded.last_inbound_at ELSE conversations.last_inbound_at END,"
-                " last_whatsapp_at = CASE WHEN excluded.last_whatsapp_at IS NOT NULL AND"
-                "   (conversations.last_whatsapp_at IS NULL OR excluded.last_whatsapp_at > conversations.last_whatsapp_at)"
-                "   THEN excluded.last_whatsapp_at ELSE conversations.last_whatsapp_at END",
-                (number, sender, name, text[:500], at, wa, now, now))
-            row = conn.execute("SELECT * FROM conversations WHERE number = ? AND sender = ?",
-                               (number, sender)).fetchone()
-        found = _conversation(row)
+            return self._upsert_on_inbound(conn, number, sender, name=name, text=text, at=at, whatsapp=whatsapp,
+                                           now=now)
+
+    def _upsert_on_inbound(self, conn: Any, number: str, sender: str, *, name: str | None, text: str, at: float,
+                           whatsapp: bool, now: float) -> Conversation:
+        wa = at if whatsapp else None
+        conn.execute(
+            "INSERT INTO conversations (number, sender, contact_name, last_text, last_inbound_at,"
+            " last_whatsapp_at, awaiting_reply, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
+            " ON CONFLICT (number, sender) DO UPDATE SET"
+            " contact_name = coalesce(excluded.contact_name, conversations.contact_name),"
+            " last_text = excluded.last_text, awaiting_reply = 1, updated_at = excluded.updated_at,"
+            " last_inbound_at = CASE WHEN conversations.last_inbound_at IS NULL"
+            "   OR excluded.last_inbound_at > conversations.last_inbound_at"
+            "   THEN excluded.last_inbound_at ELSE conversations.last_inbound_at END,"
+            " last_whatsapp_at = CASE WHEN excluded.last_whatsapp_at IS NOT NULL AND"
+            "   (conversations.last_whatsapp_at IS NULL OR excluded.last_whatsapp_at > conversations.last_whatsapp_at)"
+            "   THEN excluded.last_whatsapp_at ELSE conversations.last_whatsapp_at END",
+            (number, sender, name, text[:500], at, wa, now, now))
+        found = _conversation(conn.execute("SELECT * FROM conversations WHERE number = ? AND sender = ?",
+                                           (number, sender)).fetchone())
         assert found is not None
         return found
 

@@ -101,15 +101,10 @@ class ConversationEngine:
         return answer
 
     def ingest_message(self, msg: InboundMessage) -> str:
-        row, created = self.queries.add_inbound(new_inbound(msg))
+        row, conv = self.queries.ingest(new_inbound(msg), msg.sender or msg.provider, summary=summary(msg))
         self.ingested += 1
-        if not created:
+        if conv is None:
             return "duplicate"  # the provider re-delivered it: nothing changes
-        at = row.received_at
-        conv = self.queries.on_inbound(msg.from_number, msg.sender or msg.provider, name=msg.contact_name,
-                                       text=summary(msg), at=at, whatsapp=msg.channel == "whatsapp")
-        self.queries.link_inbound(row.id, conv.id)
-        row = row.model_copy(update={"conversation_id": conv.id})
         self._run_hooks(self.on_message, row, msg)
         self.worker.put(row.id)
         return "stored"

@@ -76,7 +76,8 @@ class Replies:
         if refusal is not None:
             return ReplyResult("refused", refusal)
         # TextUs answers on the channel the customer last wrote on (SMS or WhatsApp).
-        channel = "whatsapp" if conv.sender == "textus" and self.queries.last_channel(conv.id) == "whatsapp" else None
+        whatsapp = conv.sender == "textus" and self.queries.last_channel(conv.id) == "whatsapp"
+        channel: Literal["whatsapp"] | None = "whatsapp" if whatsapp else None
         req = SendRequest(sender=conv.sender, to=conv.number, text=msg.text, idem_key=reply_key(msg.channel, msg.ts),
                           user_id=msg.user, user_tz=user_tz, channel_id=msg.channel, source="slack-thread",
                           channel=channel)
