@@ -49,6 +49,8 @@ class InboundRow(BaseModel):
     slack_channel: str | None = None
     slack_ts: str | None = None
     posted: bool = False
+    posting_owner: str | None = None
+    posting_until: float | None = None
 
     @classmethod
     def from_db(cls, row: Any) -> InboundRow:
@@ -130,11 +132,37 @@ class ConversationQueries:
         with self.store.write() as conn:
             conn.execute("UPDATE inbound_messages SET conversation_id = ? WHERE id = ?", (conversation_id, inbound_id))
 
-    def mark_posted(self, inbound_id: int, channel: str | None, ts: str | None) -> None:
-        """Shown in Slack (or nowhere to show it: posted with no ts, listed by /sms inbox)."""
+    def mark_posted(self, inbound_id: int, channel: str | None, ts: str | None,
+                    new_thread_of: int | None = None) -> None:
+        """Shown in Slack (or nowhere to show it: posted with no ts, listed by /sms inbox). With
+        `new_thread_of`, the post opened that conversation's thread (same transaction)."""
+        now = time.time()
         with self.store.write() as conn:
-            conn.execute("UPDATE inbound_messages SET posted = 1, slack_channel = ?, slack_ts = ? WHERE id = ?",
-                         (channel, ts, inbound_id))
+            conn.execute("UPDATE inbound_messages SET posted = 1, slack_channel = ?, slack_ts = ?,"
+                         " posting_until = NULL WHERE id = ?", (channel, ts, inbound_id))
+            if new_thread_of is not None:
+                conn.execute("UPDATE conversations SET thread_channel = ?, thread_ts = ?, thread_at = ?,"
+                             " updated_at = ? WHERE id = ?", (channel, ts, now, now, new_thread_of))
+
+    def release_post(self, inbound_id: int, owner: str) -> None:
+        """Slack refused the post: the claim goes (a fallback, or another process, may post it)."""
+        with self.store.write() as conn:
+            conn.execute("UPDATE inbound_messages SET posting_owner = NULL, posting_until = NULL"
+                         " WHERE id = ? AND posting_owner = ?", (inbound_id, owner))
+
+    def claim_post(self, inbound_id: int, owner: str, lease: float, now: float | None = None) -> str | None:
+        """Claim showing a message, once across processes (one write): "fresh", or "retry" when an
+        earlier claim by another process ran out (it may have posted: look before posting
+        again); None when it is posted or another process holds it."""
+        now = time.time() if now is None else now
+        with self.store.write() as conn:
+            row = conn.execute("SELECT posted, posting_owner, posting_until FROM inbound_messages WHERE id = ?"
+                               f"{self.store.lock_sql}", (inbound_id,)).fetchone()
+            if row is None or row[0] or (row[2] is not None and row[2] > now and row[1] != owner):
+                return None
+            conn.execute("UPDATE inbound_messages SET posting_owner = ?, posting_until = ? WHERE id = ?",
+                         (owner, now + lease, inbound_id))
+        return "retry" if row[2] is not None and row[1] != owner else "fresh"
 
     def unposted(self, limit: int = 500) -> list[InboundRow]:
         rows = self.store.conn.execute(

@@ -177,6 +177,8 @@ MIGRATIONS: list[str] = [
         slack_channel TEXT,
         slack_ts TEXT,
         posted INTEGER NOT NULL DEFAULT 0,
+        posting_owner TEXT,
+        posting_until REAL,
         UNIQUE (provider, provider_message_id)
     );
     CREATE INDEX inbound_conversation ON inbound_messages (conversation_id, received_at);

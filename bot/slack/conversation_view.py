@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.core.input.phone import display
 from bot.core.ports import Posted
-from bot.slack.once import PostOnce
+from bot.slack.once import POST_LEASE, find_post, metadata, process_owner
 from bot.slack.outbox import SlackOutbox
 from bot.slack.text import MESSAGE_TEXT, cap, escape, shown
 from providers.base import redact
@@ -78,7 +78,7 @@ class SlackConversationView:
         self.outbox = outbox
         self.label = label
         self.secrets = secrets
-        self.once = PostOnce(client, store)
+        self.owner = process_owner()
         self.bird_key = bird_key
         # The key only ever goes to Bird's hosts (or the configured Bird API, e.g. a test server).
         self.bird_hosts = {"bird.com"} | ({urlsplit(bird_api_url).netloc} if bird_api_url else set())
@@ -92,18 +92,16 @@ class SlackConversationView:
         text = inbound_text(conversation, message, self.label(conversation.sender), new_thread=thread_ts is None,
                             mention=mention, window_until=window_until)
         key = f"inbound:{message.id}"
-
-        def recorded() -> bool:
-            fresh = self.queries.inbound(message.id)
-            return fresh is None or fresh.posted
-
-        def record(channel_: str, ts: str) -> None:
-            # At once: another process waiting for this post's lease then sees it done.
-            self.queries.mark_posted(message.id, channel_, ts)
-
-        data = self.once.post(key, channel, lambda meta: self._post(channel, text, thread_ts, meta),
-                              record, recorded, thread_ts=thread_ts, inbound_id=message.id)
+        # Claimed on the message's own row (one write), not with a lease of its own: showing
+        # customers' messages must not hold the store's write lock longer than storing them.
+        claim = self.queries.claim_post(message.id, self.owner, POST_LEASE)
+        if claim is None:
+            return None  # posted, or another process is posting it
+        if claim == "retry" and (found := find_post(self.client, channel, key, thread_ts)):
+            return Posted(channel, found)  # the earlier poster died after posting
+        data = self._post(channel, text, thread_ts, metadata(key, inbound_id=message.id))
         if not data or not data.get("ts"):
+            self.queries.release_post(message.id, self.owner)
             return None
         posted = Posted(str(data.get("channel") or channel), str(data["ts"]))
         self._bird_media(message, posted.channel, thread_ts or posted.ts)

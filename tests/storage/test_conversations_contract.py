@@ -60,3 +60,19 @@ def test_the_latest_send_thread_counts(store: Store) -> None:
     found = q.latest_send_thread(NUMBER, "twlo")
     assert found is not None and found.ts == f"{NOW + 10}" and found.created_by == "U1"
     assert q.latest_send_thread(NUMBER, "bird") is None
+
+
+def test_showing_a_message_is_claimed_once_across_processes(store: Store) -> None:
+    q = ConversationQueries(store)
+    row, _ = q.add_inbound(inbound())
+    assert q.claim_post(row.id, "A", 30, now=NOW) == "fresh"
+    assert q.claim_post(row.id, "A", 30, now=NOW + 1) == "fresh"  # the holder may try again (a fallback)
+    assert q.claim_post(row.id, "B", 30, now=NOW + 5) is None  # held
+    assert q.claim_post(row.id, "B", 30, now=NOW + 40) == "retry"  # A died: B looks in Slack first
+    q.release_post(row.id, "B")
+    assert q.claim_post(row.id, "C", 30, now=NOW + 41) == "fresh"
+    conv = q.on_inbound(NUMBER, "twlo", name=None, text="hi", at=NOW, whatsapp=False, now=NOW)
+    q.mark_posted(row.id, "C9", "7.7", new_thread_of=conv.id)
+    assert q.claim_post(row.id, "D", 30, now=NOW + 100) is None  # posted
+    fresh = q.get(conv.id)
+    assert fresh is not None and (fresh.thread_channel, fresh.thread_ts) == ("C9", "7.7")

@@ -160,15 +160,16 @@ class ConversationEngine:
             # The thread is out of reach (deleted, archived channel): a new one in the inbox.
             target = self._new_thread_target(conv)
             posted = self._post(conv, row, target) if target is not None else None
-        if posted is not None and target is not None and target.thread_ts is None:
-            self.queries.set_thread(conv.id, posted.channel, posted.ts, time.time())
+        opened = posted is not None and target is not None and target.thread_ts is None
         if posted is None:
             log.warning("inbound message #%s is not in Slack: listed by /sms inbox and the App Home", row.id)
-        self.queries.mark_posted(row.id, posted.channel if posted else None, posted.ts if posted else None)
+        self.queries.mark_posted(row.id, posted.channel if posted else None, posted.ts if posted else None,
+                                 new_thread_of=conv.id if opened else None)
 
     def _posted_elsewhere(self, inbound_id: int) -> bool:
+        """Posted, or being posted by another process (a refused post releases its claim)."""
         fresh = self.queries.inbound(inbound_id)
-        return fresh is not None and fresh.posted
+        return fresh is None or fresh.posted or (fresh.posting_until or 0.0) > time.time()
 
     def _post(self, conv: Conversation, row: InboundRow, target: Target) -> Posted | None:
         if self.view is None:
