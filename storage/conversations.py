@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -83,6 +83,16 @@ class SendThread(BaseModel):
     created_at: float
 
 
+class ThreadUpdate(NamedTuple):
+    """A conversation's thread from now on (`at`: when that thread was made or adopted)."""
+
+    conversation_id: int
+    channel: str
+    ts: str
+    at: float
+    mention: str | None = None
+
+
 def _conversation(row: Any) -> Conversation | None:
     return Conversation.model_validate(dict(row)) if row else None
 
@@ -133,16 +143,14 @@ class ConversationQueries:
             conn.execute("UPDATE inbound_messages SET conversation_id = ? WHERE id = ?", (conversation_id, inbound_id))
 
     def mark_posted(self, inbound_id: int, channel: str | None, ts: str | None,
-                    new_thread_of: int | None = None) -> None:
-        """Shown in Slack (or nowhere to show it: posted with no ts, listed by /sms inbox). With
-        `new_thread_of`, the post opened that conversation's thread (same transaction)."""
-        now = time.time()
+                    thread: ThreadUpdate | None = None) -> None:
+        """Shown in Slack (or nowhere to show it: posted with no ts, listed by /sms inbox); with
+        `thread`, the conversation's thread changes in the same transaction."""
         with self.store.write() as conn:
             conn.execute("UPDATE inbound_messages SET posted = 1, slack_channel = ?, slack_ts = ?,"
                          " posting_until = NULL WHERE id = ?", (channel, ts, inbound_id))
-            if new_thread_of is not None:
-                conn.execute("UPDATE conversations SET thread_channel = ?, thread_ts = ?, thread_at = ?,"
-                             " updated_at = ? WHERE id = ?", (channel, ts, now, now, new_thread_of))
+            if thread is not None:
+                self._set_thread(conn, thread)
 
     def release_post(self, inbound_id: int, owner: str) -> None:
         """Slack refused the post: the claim goes (a fallback, or another process, may post it)."""
@@ -237,9 +245,13 @@ class ConversationQueries:
 
     def set_thread(self, conversation_id: int, channel: str, ts: str, at: float, mention: str | None = None) -> None:
         with self.store.write() as conn:
-            conn.execute("UPDATE conversations SET thread_channel = ?, thread_ts = ?, thread_at = ?,"
-                         " mention = coalesce(?, mention), updated_at = ? WHERE id = ?",
-                         (channel, ts, at, mention, time.time(), conversation_id))
+            self._set_thread(conn, ThreadUpdate(conversation_id, channel, ts, at, mention))
+
+    @staticmethod
+    def _set_thread(conn: Any, t: ThreadUpdate) -> None:
+        conn.execute("UPDATE conversations SET thread_channel = ?, thread_ts = ?, thread_at = ?,"
+                     " mention = coalesce(?, mention), updated_at = ? WHERE id = ?",
+                     (t.channel, t.ts, t.at, t.mention, time.time(), t.conversation_id))
 
     def answered(self, number: str, sender: str, by: str | None = None, now: float | None = None) -> bool:
         """A send to the contact went out: nobody needs to answer any more. False: no conversation."""

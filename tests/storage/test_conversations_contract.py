@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.conversations import ConversationQueries, NewInbound
+from storage.conversations import ConversationQueries, NewInbound, ThreadUpdate
 from storage.store import NewMessage, Store, Viewer
 
 NOW = 1_800_000_000.0
@@ -72,7 +72,7 @@ def test_showing_a_message_is_claimed_once_across_processes(store: Store) -> Non
     q.release_post(row.id, "B")
     assert q.claim_post(row.id, "C", 30, now=NOW + 41) == "fresh"
     conv = q.on_inbound(NUMBER, "twlo", name=None, text="hi", at=NOW, whatsapp=False, now=NOW)
-    q.mark_posted(row.id, "C9", "7.7", new_thread_of=conv.id)
+    q.mark_posted(row.id, "C9", "7.7", ThreadUpdate(conv.id, "C9", "7.7", NOW))
     assert q.claim_post(row.id, "D", 30, now=NOW + 100) is None  # posted
     fresh = q.get(conv.id)
     assert fresh is not None and (fresh.thread_channel, fresh.thread_ts) == ("C9", "7.7")

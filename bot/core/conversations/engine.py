@@ -23,7 +23,7 @@ from bot.core.conversations.worker import IdWorker
 from bot.core.ports import Posted
 from bot.core.ports_conversations import ConversationView
 from providers.inbound import ConsentEvent, InboundMessage, InboundResult
-from storage.conversations import Conversation, ConversationQueries, InboundRow, NewInbound
+from storage.conversations import Conversation, ConversationQueries, InboundRow, NewInbound, ThreadUpdate
 from storage.store import MessageRow, Store
 
 log = logging.getLogger("smsbot.conversations")
@@ -37,6 +37,7 @@ class Target(NamedTuple):
     channel: str
     thread_ts: str | None  # None: open a new thread
     mention: str | None
+    adopted_at: float | None = None  # a send's thread newer than the conversation's: when it was made
 
 
 def log_consent(event: ConsentEvent) -> None:
@@ -134,8 +135,7 @@ class ConversationEngine:
         """Where the contact's messages go: the most recent thread used with them, else a new one."""
         latest = self.queries.latest_send_thread(conv.number, conv.sender)
         if latest is not None and (conv.thread_at is None or latest.created_at > conv.thread_at):
-            self.queries.set_thread(conv.id, latest.channel, latest.ts, latest.created_at, mention=latest.created_by)
-            return Target(latest.channel, latest.ts, latest.created_by or conv.mention)
+            return Target(latest.channel, latest.ts, latest.created_by or conv.mention, latest.created_at)
         if conv.thread_channel and conv.thread_ts:
             return Target(conv.thread_channel, conv.thread_ts, conv.mention)
         return self._new_thread_target(conv)
@@ -160,11 +160,17 @@ class ConversationEngine:
             # The thread is out of reach (deleted, archived channel): a new one in the inbox.
             target = self._new_thread_target(conv)
             posted = self._post(conv, row, target) if target is not None else None
-        opened = posted is not None and target is not None and target.thread_ts is None
-        if posted is None:
+        if posted is None or target is None:
             log.warning("inbound message #%s is not in Slack: listed by /sms inbox and the App Home", row.id)
-        self.queries.mark_posted(row.id, posted.channel if posted else None, posted.ts if posted else None,
-                                 new_thread_of=conv.id if opened else None)
+            self.queries.mark_posted(row.id, None, None)
+            return
+        # The conversation's thread from now on: the one just opened, or the send's it adopted.
+        thread = None
+        if target.thread_ts is None:
+            thread = ThreadUpdate(conv.id, posted.channel, posted.ts, time.time(), None)
+        elif target.adopted_at is not None:
+            thread = ThreadUpdate(conv.id, target.channel, target.thread_ts, target.adopted_at, target.mention)
+        self.queries.mark_posted(row.id, posted.channel, posted.ts, thread)
 
     def _posted_elsewhere(self, inbound_id: int) -> bool:
         """Posted, or being posted by another process (a refused post releases its claim)."""
