@@ -126,3 +126,13 @@ def test_with_no_inbox_a_message_is_kept_for_the_inbox_listing(make: Callable[..
     flush(e2e)
     rows = ConversationQueries(e2e.rt.store).all_inbound()
     assert [r.text for r in rows] == ["Anyone there?"] and rows[0].posted and rows[0].slack_ts is None
+
+
+def test_a_file_alone_in_the_thread_is_not_sent_and_the_person_is_told(make: Callable[..., E2E]) -> None:
+    e2e = make()
+    channel, thread = conversation_thread(e2e, "twlo", sociocs_post, sociocs_inbound("Can we come at 8?"))
+    reply(e2e, channel, thread, "", subtype="file_share", files=[{"id": "F1", "name": "menu.pdf"}])
+    told = e2e.slack.wait_for("chat.postEphemeral", lambda c: "Files shared in the thread" in c["params"]["text"])
+    assert told[-1]["params"]["user"] == "U1"
+    flush(e2e)
+    assert len(provider_sends(e2e, "twlo")) == 1

@@ -50,7 +50,9 @@ def new_inbound(msg: InboundMessage) -> NewInbound:
     return NewInbound(
         provider=msg.provider, provider_message_id=msg.provider_message_id, sender=msg.sender,
         channel=msg.channel, from_number=msg.from_number, to_number=msg.to_number,
-        contact_name=msg.contact_name, text=msg.text,
+        contact_name=msg.contact_name,
+        # A kind of message we do not render (a Bird location...) still says that it came.
+        text=msg.text or (f"[a {msg.unsupported_type} message: see it at the provider]" if msg.unsupported_type else ""),
         media=[m.model_dump(exclude_none=True) for m in msg.media],
         received_at=msg.received_at.timestamp() if msg.received_at else time.time(),
     )

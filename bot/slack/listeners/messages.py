@@ -25,6 +25,8 @@ log = logging.getLogger("smsbot.listeners.messages")
 
 CHANGES = ("message_changed", "message_deleted")
 REPLY_SUBTYPES = (None, "thread_broadcast", "file_share")
+FILES_NOTE = (":paperclip: Files shared in the thread are not sent to the customer; nothing was sent. "
+              "Send a public link with `/sms send --image URL` (or the form) instead.")
 
 
 def ack_event(ack: Ack) -> None:
@@ -66,15 +68,24 @@ def on_message(ctx: AppContext, event: dict[str, Any], client: WebClient) -> Non
             replies.changed(str(event["channel"]), ts)
         return
     msg = thread_message(event)
-    if msg is None or not msg.text:
+    if msg is None:
+        return
+    if not msg.text:  # a file alone: files do not go to the customer, say so rather than drop it
+        if event.get("files") and replies.queries.by_thread(msg.channel, msg.thread_ts) is not None:
+            _tell(client, msg, FILES_NOTE)
         return
     result = replies.handle(msg, user_tz=None)
     if result.kind == "refused" and result.message:
-        try:
-            client.chat_postEphemeral(channel=msg.channel, user=msg.user, thread_ts=msg.thread_ts,
-                                      text=result.message)
-        except Exception as exc:  # the person is not reachable there: nothing was sent anyway
-            log.warning("refusal not shown: %s", type(exc).__name__)
+        _tell(client, msg, result.message)
+    elif result.kind == "queued" and event.get("files"):
+        _tell(client, msg, "The text goes to the customer; the files shared with it do not.")
+
+
+def _tell(client: WebClient, msg: ThreadMessage, text: str) -> None:
+    try:
+        client.chat_postEphemeral(channel=msg.channel, user=msg.user, thread_ts=msg.thread_ts, text=text)
+    except Exception as exc:  # the person is not reachable there: nothing was sent anyway
+        log.warning("refusal not shown: %s", type(exc).__name__)
 
 
 def register(app: App, ctx: AppContext) -> None:
