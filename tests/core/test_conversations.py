@@ -109,7 +109,8 @@ def test_consent_events_reach_their_hooks_and_bad_hooks_do_not_stop_ingest(store
     event = ConsentEvent(action="opted_out", number=NUMBER, source="textus_event", provider="textus")
     assert eng.ingest(InboundResult(consent=event)) == "consent"
     assert eng.ingest(InboundResult(message=message(), consent=event)) == "stored"
-    assert got == ["opted_out", "opted_out"]
+    assert eng.ingest(InboundResult(message=message(), consent=event)) == "duplicate"
+    assert got == ["opted_out", "opted_out"]  # a re-delivered message does not repeat its fact
 
 
 def test_the_window_opens_with_a_whatsapp_message_for_24_hours(store: Store) -> None:

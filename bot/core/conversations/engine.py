@@ -95,13 +95,16 @@ class ConversationEngine:
 
     def ingest(self, result: InboundResult) -> str:
         """Store what a webhook carried; returns what happened (stored, duplicate, consent)."""
-        answer = "ignored"
         if result.message is not None:
             answer = self.ingest_message(result.message)
-        if result.consent is not None:
+            # A fact riding on a message (Sociocs is_blocked) counts once, with the message.
+            if result.consent is not None and answer != "duplicate":
+                self._run_hooks(self.on_consent, result.consent)
+            return answer
+        if result.consent is not None:  # TextUs opt-out events: the hooks dedupe on provider_ref
             self._run_hooks(self.on_consent, result.consent)
-            answer = answer if result.message is not None else "consent"
-        return answer
+            return "consent"
+        return "ignored"
 
     def ingest_message(self, msg: InboundMessage) -> str:
         row, conv = self.queries.ingest(new_inbound(msg), msg.sender or msg.provider, summary=summary(msg))
