@@ -50,3 +50,5 @@ def test_simulate_inbound_goes_through_the_webhook_path_to_the_inbox(make: Calla
     inbox = e2e.command("inbox", user_id="U1").json()
     assert inbox["response_type"] == "ephemeral" and "1 conversation(s) waiting" in inbox["text"]
     assert "+1 617-555-1313" in inbox["text"] and "archives/C2/p" in inbox["text"]
+    status = e2e.command("status +16175551313", user_id="U1").json()
+    assert "*Their messages*" in str(status["blocks"]) and "hi &lt;!here&gt;" in str(status["blocks"])
