@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bot.app.main import main
-from bot.cli.history import run_webhooks
+from bot.cli.history import run_export, run_webhooks
 from bot.cli.main import build_parser
 from bot.core.config import Settings
 from storage.store import NewMessage, Store
@@ -170,3 +170,22 @@ def test_webhooks_register_says_what_is_missing_and_never_prints_keys(capsys: py
     assert "Sociocs: skipped; set SOCIOCS_WEBHOOK_SECRET first" in out
     assert "Bird: Bird rejects the access key: check BIRD_API_KEY." in out
     assert "wrong-bird-key-xyz" not in out and fake.sociocs == {} and fake.bird == []
+
+
+def test_export_inbound_writes_customers_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from storage import open_store
+    from storage.conversations import ConversationQueries, NewInbound
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    store = open_store(url)
+    q = ConversationQueries(store)
+    q.ingest(NewInbound(provider="sociocs", provider_message_id="m1", sender="twlo", channel="sms",
+                        from_number="+16175551212", text="=HYPERLINK(1)", received_at=1_800_000_000.0),
+             "twlo", summary="x")
+    store.close()
+    settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+    args = build_parser().parse_args(["export", "--since", "2020-01-01", "--inbound"])
+    assert run_export(args, settings) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("id,received_at,from,name,sender,provider")
+    assert "+16175551212" in out[1] and "'=HYPERLINK(1)" in out[1]  # formulas defused, as for sends

@@ -136,3 +136,17 @@ def test_a_file_alone_in_the_thread_is_not_sent_and_the_person_is_told(make: Cal
     assert told[-1]["params"]["user"] == "U1"
     flush(e2e)
     assert len(provider_sends(e2e, "twlo")) == 1
+
+
+def test_a_send_that_fell_back_to_a_dm_converses_there(make: Callable[..., E2E]) -> None:
+    e2e = make()
+    e2e.slack.add_channel("C9", "secret", member=False)
+    e2e.command(f"send {NUMBER} Your table is ready", user_id="U7", channel_id="C9")
+    row = e2e.wait(lambda: (r := e2e.rt.store.get(1)) and r.status_ts and r, 5, "the send in the DM")
+    assert str(row.thread_channel).startswith("D")
+    sociocs_post(e2e, sociocs_inbound("Can we come at 8?"))
+    posts_in(e2e, str(row.thread_channel), str(row.thread_ts), "Can we come at 8?")
+    flush(e2e)
+    reply(e2e, str(row.thread_channel), str(row.thread_ts), "Yes", user="U7", channel_type="im")
+    sends = e2e.wait(lambda: provider_sends(e2e, "twlo")[1:], 5, "the reply from the DM")
+    assert sends[0].json["text"] == "Yes"
