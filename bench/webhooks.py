@@ -1,7 +1,10 @@
-"""Delivery webhooks end to end: signed Sociocs status events over HTTP into the real web app.
+"""Provider webhooks end to end: signed Sociocs status events, then customers' messages
+(issue 13), over HTTP into the real web app.
 
 Prints events ingested per second (the HTTP answer comes after the event is stored) and
-the Slack calls made per 1,000 events (thread updates are coalesced per message).
+the Slack calls made per 1,000 events (thread updates are coalesced per message); then
+inbound messages per second (stored, 10% re-delivered) and how long until each one was
+posted in its send's thread.
 
 The app (uvicorn + Starlette + the store + the delivery thread) runs in this process like
 `smsbot run`; fake Slack and the HTTP clients run in other processes so they do not share
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -105,14 +109,16 @@ def main() -> None:
             sms_notify_channel="C2", sms_notify_on="failures",
         )
         rt = build_runtime(settings, with_worker=False)
-        delivery = rt.ctx.extras["delivery"]
+        delivery = rt.ctx.delivery
+        assert delivery is not None and rt.conversations is not None
         store = rt.store
 
         # Sent messages with a thread and a status line, as the dispatcher leaves them.
         pids: list[str] = []
         for i in range(args.messages):
-            mid, _ = store.enqueue(NewMessage(idem_key=f"b{i}", sender="twlo", to_number="+16175551212",
-                                              payload={"to": "+16175551212", "text": f"m{i}"}, summary=f"m{i}",
+            number = f"+1617555{i % 10000:04d}"
+            mid, _ = store.enqueue(NewMessage(idem_key=f"b{i}", sender="twlo", to_number=number,
+                                              payload={"to": number, "text": f"m{i}"}, summary=f"m{i}",
                                               due_at=time.time(), created_by="U1", channel_id="C1"))
             store.claim_one(mid, "bench")
             store.mark_sending(mid, "bench")
@@ -139,29 +145,23 @@ def main() -> None:
 
         port = rt.start_web(host="127.0.0.1", port=0)
         calls_before = delivery.outbox.calls
-        start = ctx.Event()
-        out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-        procs = [ctx.Process(target=run_clients, args=("127.0.0.1", port, bodies[i::args.clients],
-                                                       args.connections, start, out), daemon=True)
-                 for i in range(args.clients)]
-        for p in procs:
-            p.start()
-        time.sleep(1.0)  # let the clients sign their requests first
-        start.set()
-        results = [out.get(timeout=300) for _ in procs]
-        for p in procs:
-            p.join(10)
-        began = min(r[0] for r in results)
-        ended = max(r[1] for r in results)
-        failures = sum(r[2] for r in results)
-        elapsed = ended - began
+        elapsed, failures = blast(ctx, port, bodies, args)
         drain_start = time.perf_counter()
         delivery.outbox.flush(120)
         drained = time.perf_counter() - drain_start
         calls = delivery.outbox.calls - calls_before
         counts = dict(store.conn.execute("SELECT delivery, count(*) FROM messages GROUP BY delivery").fetchall())
         stored = store.conn.execute("SELECT count(*) FROM delivery_events").fetchone()[0]
-        delivery.stop()
+
+        # Customers answer: one message per send (10% re-delivered), each into its send's thread.
+        replies = [inbound_event(i) for i in range(args.messages)]
+        replies += rng.sample(replies, len(replies) // 10)
+        rng.shuffle(replies)
+        in_elapsed, in_failures = blast(ctx, port, [json.dumps(e).encode() for e in replies], args)
+        shown_start = time.perf_counter()
+        rt.conversations.flush(300)
+        shown = time.perf_counter() - shown_start
+        inbound_stored = store.conn.execute("SELECT count(*) FROM inbound_messages").fetchone()[0]
         rt.stop()
     slack_stop.set()
     slack_proc.join(5)
@@ -173,6 +173,32 @@ def main() -> None:
     print(f"distinct events stored:   {stored}; messages by delivery: {counts}")
     print(f"Slack calls:              {calls} ({1000 * calls / len(events):.0f} per 1,000 events); "
           f"thread updates drained {drained:.2f} s after the last answer")
+    print(f"inbound posted:           {len(replies)} ({inbound_stored} distinct stored; non-200 answers: {in_failures})")
+    print(f"inbound per second:       {len(replies) / in_elapsed:,.0f} messages/s (all answered in {in_elapsed:.2f} s); "
+          f"all in their threads {shown:.2f} s after the last answer")
+
+
+def inbound_event(i: int) -> dict[str, object]:
+    return {"message_id": f"IN{i:06d}", "event": "message", "provider": "twlo", "channel_key": "twlo_1",
+            "direction": "incoming", "from": f"1617555{i % 10000:04d}", "to": "15550001111",
+            "text": f"reply {i}", "timestamp": int(time.time() * 1000)}
+
+
+def blast(ctx: Any, port: int, bodies: list[bytes], args: argparse.Namespace) -> tuple[float, int]:
+    """Post `bodies` from the client processes at once; (seconds from first to last answer, non-200s)."""
+    start = ctx.Event()
+    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    procs = [ctx.Process(target=run_clients, args=("127.0.0.1", port, bodies[i::args.clients],
+                                                   args.connections, start, out), daemon=True)
+             for i in range(args.clients)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let the clients sign their requests first
+    start.set()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(10)
+    return max(r[1] for r in results) - min(r[0] for r in results), sum(r[2] for r in results)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from storage.schema import migrate
 from storage.store import Store
 
 # Tables whose key is a generated `id`: an INSERT into them returns it (sqlite3's lastrowid).
-ID_TABLES = frozenset({"messages", "delivery_events", "bulk_jobs"})
+ID_TABLES = frozenset({"messages", "delivery_events", "bulk_jobs", "conversations", "inbound_messages"})
 NOTIFY_CHANNEL = "smsbot_due"
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
 

@@ -138,6 +138,53 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 7: conversations (issue 13): one per contact (number, sender) with the Slack thread its
+    # replies land in, and every inbound message once (unique per provider and provider id).
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        number TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        contact_name TEXT,
+        thread_channel TEXT,
+        thread_ts TEXT,
+        thread_at REAL,
+        mention TEXT,
+        last_text TEXT,
+        last_inbound_at REAL,
+        last_whatsapp_at REAL,
+        last_outbound_at REAL,
+        awaiting_reply INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (number, sender)
+    );
+    CREATE INDEX conversations_thread ON conversations (thread_channel, thread_ts);
+    CREATE INDEX conversations_waiting ON conversations (awaiting_reply, last_inbound_at);
+    CREATE TABLE inbound_messages (
+        id INTEGER PRIMARY KEY,
+        provider TEXT NOT NULL,
+        provider_message_id TEXT NOT NULL,
+        sender TEXT,
+        channel TEXT NOT NULL,
+        from_number TEXT NOT NULL,
+        to_number TEXT,
+        contact_name TEXT,
+        text TEXT NOT NULL DEFAULT '',
+        media TEXT NOT NULL DEFAULT '[]',
+        received_at REAL NOT NULL,
+        conversation_id INTEGER,
+        slack_channel TEXT,
+        slack_ts TEXT,
+        posted INTEGER NOT NULL DEFAULT 0,
+        posting_owner TEXT,
+        posting_until REAL,
+        UNIQUE (provider, provider_message_id)
+    );
+    CREATE INDEX inbound_conversation ON inbound_messages (conversation_id, received_at);
+    CREATE INDEX inbound_from ON inbound_messages (from_number, received_at);
+    CREATE INDEX inbound_unposted ON inbound_messages (posted) WHERE posted = 0;
+    """,
 ]
 LATEST = len(MIGRATIONS)
 # Any constant: every process that migrates a PostgreSQL database takes this lock first.

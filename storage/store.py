@@ -116,6 +116,9 @@ class NewMessage(BaseModel):
     response_url: str | None = None
     needs_announce: bool = True
     bulk_job_id: int | None = None
+    # Set when the send belongs to an existing thread (a reply in a conversation's thread).
+    thread_channel: str | None = None
+    thread_ts: str | None = None
 
 
 class Viewer(BaseModel):

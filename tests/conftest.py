@@ -159,6 +159,13 @@ class E2E:
     def settle(self, timeout: float = 5.0) -> None:
         settle(self.rt, timeout)
 
+    def open_whatsapp_window(self, number: str = "+16175551212", sender: str = "twlowa") -> None:
+        """As if the customer had just written on WhatsApp: free-form sends to them may go (issue 13)."""
+        from storage.conversations import ConversationQueries
+
+        ConversationQueries(self.rt.store).on_inbound(number, sender, name=None, text="hi", at=time.time(),
+                                                      whatsapp=True)
+
     def thread_replies(self, channel: str | None = None) -> list[dict[str, Any]]:
         return [c for c in self.slack.calls_to("chat.postMessage") if c["params"].get("thread_ts")
                 and (channel is None or c["params"].get("channel") == channel)]

@@ -17,6 +17,8 @@ from starlette.applications import Starlette
 from bot.app.web import build_web
 from bot.core.bulk.engine import BulkEngine
 from bot.core.config import Settings
+from bot.core.conversations.engine import ConversationEngine
+from bot.core.conversations.replies import Replies
 from bot.core.delivery.engine import DeliveryEngine
 from bot.core.delivery.rules import reports_on
 from bot.core.dispatch import Dispatcher
@@ -28,6 +30,7 @@ from bot.slack.announcer import Notifier
 from bot.slack.app import build_app
 from bot.slack.bulk_view import SlackBulkView
 from bot.slack.context import AppContext
+from bot.slack.conversation_view import SlackConversationView
 from bot.slack.delivery_view import SlackDeliveryView, delivery_client
 from bot.slack.metered import slack_client
 from bot.webhooks.routes import handlers as webhook_handlers
@@ -60,6 +63,7 @@ class Runtime:
     lead: Leadership | None = None
     bulk: BulkEngine | None = None
     delivery: DeliveryEngine | None = None
+    conversations: ConversationEngine | None = None
     bolt: App | None = None
     web: Starlette | None = None
     _server: uvicorn.Server | None = None
@@ -203,6 +207,8 @@ def build_runtime(
             rt.bulk = ctx.bulk = build_bulk(ctx)
             rt.bulk.metrics = metrics
             rt.delivery = ctx.delivery = build_delivery(ctx, secrets, lead)
+            rt.conversations = ctx.conversations = build_conversations(ctx, secrets, http_client)
+            rt.conversations.on_message.append(lambda _row, msg: metrics.inbound(msg.provider))
             if lead is not None:
                 rt.bulk.lead = lead.leads
         if with_web:
@@ -212,6 +218,24 @@ def build_runtime(
         raise
     start_slack_engines(ctx, lead)
     return rt
+
+
+def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client | None) -> ConversationEngine:
+    """Customers' messages: the engine over its Slack view (posts beside the delivery outbox)."""
+    settings = ctx.settings
+    outbox = ctx.delivery.view.outbox if ctx.delivery is not None and isinstance(
+        ctx.delivery.view, SlackDeliveryView) else None
+    bird_key = settings.bird_api_key.get_secret_value() if settings.bird_api_key else None
+    view = SlackConversationView(ctx.client, ctx.store, outbox, label=ctx.senders.label, secrets=secrets,
+                                 bird_key=bird_key, bird_api_url=settings.bird_api_url, http=http)
+    engine = ConversationEngine(ctx.store, view, inbox_channel=settings.sms_inbox_channel,
+                                notify_channel=settings.sms_notify_channel)
+    engine.replies = replies = Replies(ctx.store, ctx.service, ctx.allowed, view)
+    if ctx.dispatcher is not None:
+        ctx.dispatcher.on_final += [replies.progressed, engine.sandbox_echo]
+    if ctx.delivery is not None:
+        ctx.delivery.notices.on_changed.append(replies.progressed)
+    return engine
 
 
 def build_dispatcher(settings: Settings, store: Store, senders: Senders, notifier: Notifier,
@@ -238,7 +262,7 @@ def build_web_app(ctx: AppContext, metrics: Metrics | None = None) -> tuple[App,
     bolt = build_app(ctx)  # a CatalogError propagates: start-up stops with file:line
     if ctx.delivery is None:
         raise RuntimeError("the web app needs the delivery engine (with_slack)")
-    webhooks = webhook_handlers(ctx.delivery, ctx.settings, metrics)
+    webhooks = webhook_handlers(ctx.delivery, ctx.settings, metrics, ctx.conversations)
     settings = ctx.settings
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     web = build_web(bolt, ctx.store, webhooks=webhooks, signing_secret=secret, max_body=settings.sms_max_body_bytes,
@@ -263,5 +287,8 @@ def start_slack_engines(ctx: AppContext, lead: Leadership | None = None) -> None
             # A new leader redraws the lines a dead one left out of date.
             delivery = ctx.delivery
             lead.on_gain.append(delivery.redraw_dirty)
+    if ctx.conversations is not None:
+        ctx.conversations.start()
+        ctx.on_stop.insert(0, ctx.conversations.stop)  # before the delivery outbox its notes use
     if lead is not None:
         ctx.on_stop.append(lead.stop)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import IO, Any
@@ -17,10 +18,12 @@ import click
 
 from bot.cli.main import APP, configured
 from bot.cli.output import counting
+from bot.cli.simulate import write_inbound_csv
 from bot.core.config import Settings
 from bot.core.visibility import viewer_for
 from providers.base import redact
 from storage import open_store
+from storage.conversations import ConversationQueries
 from storage.figures import Figures
 from storage.store import MessageRow, Viewer
 
@@ -89,8 +92,9 @@ def export_viewer(settings: Settings, user: str | None) -> Viewer:
 @click.option("--out", default=None, help="file to write (default: stdout)")
 @click.option("--user", default=None, metavar="U123",
               help="only what this Slack user may see in /sms status (default: every confirmed message)")
-def export_command(since: float, out: str | None, user: str | None) -> int:
-    return run_export(SimpleNamespace(since=since, out=out, user=user), configured())
+@click.option("--inbound", is_flag=True, help="customers' messages instead of sends")
+def export_command(since: float, out: str | None, user: str | None, inbound: bool) -> int:
+    return run_export(SimpleNamespace(since=since, out=out, user=user, inbound=inbound), configured())
 
 
 def run_export(args: Any, settings: Settings) -> int:
@@ -100,6 +104,8 @@ def run_export(args: Any, settings: Settings) -> int:
     # configured secret into a file people pass around: every cell is redacted on the way out.
     secrets = settings.secret_values()
     viewer = export_viewer(settings, getattr(args, "user", None))
+    if getattr(args, "inbound", False):  # customers' messages instead (issue 13)
+        return _export_inbound(args, store, viewer, secrets)
     total = Figures(store).count_since(args.since, viewer)
     with counting("Export", total) as advance:
         rows = store.since(args.since, viewer)
@@ -110,4 +116,13 @@ def run_export(args: Any, settings: Settings) -> int:
             count = write_csv(rows, sys.stdout, secrets, advance)
     if args.out:
         print(f"Wrote {count} message(s) to {args.out}.", file=sys.stderr)
+    return 0
+
+
+def _export_inbound(args: Any, store: Any, viewer: Viewer, secrets: list[str]) -> int:
+    rows = ConversationQueries(store).all_inbound(args.since, viewer)
+    with open(args.out, "w", newline="", encoding="utf-8") if args.out else nullcontext(sys.stdout) as fh:
+        count = write_inbound_csv(rows, fh, secrets, _cell, _iso)
+    if args.out:
+        print(f"Wrote {count} customer message(s) to {args.out}.", file=sys.stderr)
     return 0

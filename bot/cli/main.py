@@ -48,7 +48,7 @@ UNCONFIGURED: dict[str, Callable[[argparse.Namespace], int]] = {}
 SETUP_HINT = "run `smsbot doctor` to check the whole set-up, and see README.md \"Set-up\" for the steps"
 #: the modules that add commands to APP when imported (a new one: add it here)
 MODULES = ("bot.cli.schedules", "bot.cli.bulk", "bot.cli.templates", "bot.cli.history", "bot.cli.webhooks",
-           "bot.cli.doctor")
+           "bot.cli.doctor", "bot.cli.simulate")
 
 
 class CliEngines(Protocol):

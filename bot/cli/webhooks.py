@@ -2,9 +2,9 @@
 
 Webhook registration, per provider:
 - Sociocs: POST /webhook-subscriptions once per configured channel (twlo, twlowa, gswa),
-  events ["status_updates"], subscriber_reference_id `smsbot-<code>`. Sociocs updates the
+  events ["messages", "status_updates"], subscriber_reference_id `smsbot-<code>`. Sociocs updates the
   subscription with the same reference id, so running this again (or with a new URL) is safe.
-- Bird: GET /workspaces/{ws}/webhook-subscriptions first (Bird's list endpoint, 100 a page)
+- Bird (sms.outbound for delivery reports, sms.inbound for customers' messages): GET /workspaces/{ws}/webhook-subscriptions first (Bird's list endpoint, 100 a page)
   and only POST when no subscription for this URL, event and channel exists. Bird does not
   show the signing key of an existing subscription: after changing BIRD_WEBHOOK_SIGNING_KEY,
   delete the old subscription in Bird and run this again.
@@ -55,7 +55,7 @@ def register_sociocs(settings: Settings, base: str, client: httpx.Client, secret
         provider = SociocsProvider(code, api_key, str(_secret(getattr(settings, f"sociocs_channel_key_{code}"))),
                                    base_url=settings.sociocs_api_url, client=client)
         prepared = provider.build_webhook_subscription(f"{base}/webhooks/sociocs", secret, f"smsbot-{code}",
-                                                       events=["status_updates"])
+                                                       events=["messages", "status_updates"])
         try:
             resp = _send(client, prepared)
         except httpx.HTTPError as exc:
@@ -63,13 +63,16 @@ def register_sociocs(settings: Settings, base: str, client: httpx.Client, secret
             continue
         payload = _json(resp)
         if resp.status_code == 200 and payload.get("status") == "success":
-            lines.append(f"Sociocs {code}: subscribed {base}/webhooks/sociocs to status_updates "
+            lines.append(f"Sociocs {code}: subscribed {base}/webhooks/sociocs to messages and status_updates "
                          f"(reference smsbot-{code}).")
         elif resp.status_code in (401, 403):
             lines.append(f"Sociocs {code}: Sociocs rejects the API key: check SOCIOCS_API_KEY.")
         else:
             lines.append(f"Sociocs {code}: failed ({resp.status_code}): {redact(_words(payload, resp), secrets)}")
     return lines
+
+
+BIRD_EVENTS = ("sms.outbound", "sms.inbound")
 
 
 def register_bird(settings: Settings, base: str, client: httpx.Client, secrets: list[str]) -> list[str]:
@@ -82,24 +85,32 @@ def register_bird(settings: Settings, base: str, client: httpx.Client, secrets: 
         return ["Bird: skipped; set BIRD_WEBHOOK_SIGNING_KEY first (it signs the events)."]
     provider = BirdProvider(api_key, settings.bird_workspace_id, settings.bird_channel_id,
                             base_url=settings.bird_api_url, client=client)
-    url = f"{base}/webhooks/bird"
-    event = "sms.outbound"
+    lines: list[str] = []
+    for event in BIRD_EVENTS:  # delivery reports, then customers' messages (issue 13)
+        lines.append(_bird_subscribe(provider, settings, f"{base}/webhooks/bird", key, event, client, secrets))
+        if "rejects the access key" in lines[-1] or "could not reach" in lines[-1]:
+            break
+    return lines
+
+
+def _bird_subscribe(provider: Any, settings: Settings, url: str, key: str, event: str, client: httpx.Client,
+                    secrets: list[str]) -> str:
     prepared = provider.build_webhook_subscription(url, key, event=event)
     wanted = prepared.json_body or {}
     try:
         existing = _bird_existing(client, prepared.url, prepared.headers)
         if any(_same_bird_subscription(s, wanted) for s in existing):
-            return [f"Bird: already subscribed {url} to {event}; nothing changed."]
+            return f"Bird: already subscribed {url} to {event}; nothing changed."
         resp = _send(client, prepared)
     except httpx.HTTPError as exc:
-        return [f"Bird: could not reach Bird ({type(exc).__name__})."]
+        return f"Bird: could not reach Bird ({type(exc).__name__})."
     except PermissionError:
-        return ["Bird: Bird rejects the access key: check BIRD_API_KEY."]
+        return "Bird: Bird rejects the access key: check BIRD_API_KEY."
     if 200 <= resp.status_code < 300:
-        return [f"Bird: subscribed {url} to {event} for channel {settings.bird_channel_id}."]
+        return f"Bird: subscribed {url} to {event} for channel {settings.bird_channel_id}."
     if resp.status_code in (401, 403):
-        return ["Bird: Bird rejects the access key: check BIRD_API_KEY."]
-    return [f"Bird: failed ({resp.status_code}): {redact(_words(_json(resp), resp), secrets)}"]
+        return "Bird: Bird rejects the access key: check BIRD_API_KEY."
+    return f"Bird: failed ({resp.status_code}) for {event}: {redact(_words(_json(resp), resp), secrets)}"
 
 
 def _bird_existing(client: httpx.Client, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -140,7 +151,8 @@ def textus_instructions(settings: Settings, base: str) -> list[str]:
     secret_note = ("use the value of TEXTUS_WEBHOOK_SECRET as its secret" if _secret(settings.textus_webhook_secret)
                    else "set TEXTUS_WEBHOOK_SECRET to the secret TextUs shows")
     return [f"TextUs: set this up by hand in TextUs (Settings -> Integrations -> Webhooks): URL {base}/webhooks/textus, "
-            f"events message.delivered, message.failed, message.unknown; {secret_note}."]
+            f"events message.delivered, message.failed, message.unknown, message.received, contact.opted_out,"
+            f" contact.opted_in; {secret_note}."]
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

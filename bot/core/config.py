@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     sms_bulk_users: str = ""
     sms_misfire_grace: float = Field(default=900.0, ge=0)  # seconds (15 minutes)
     sms_notify_channel: str | None = None
+    # Where a customer's message opens a thread when the contact has none (issue 13)
+    sms_inbox_channel: str | None = None
     sms_notify_on: Literal["all", "failures", "none"] = "failures"
     sms_templates_file: str | None = None
     sms_worker_concurrency: int = Field(default=16, ge=1, le=256)

@@ -17,12 +17,14 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from bot.core.conversations.window import row_refusal
 from bot.core.group_commit import OutcomeWriter
 from bot.core.meter import DispatchMeter
 from bot.core.outcomes import Outcome, backoff, outcome_of
 from bot.core.ports import Announcer
 from bot.core.senders import Senders
 from providers.base import OutboundMessage, Provider, ProviderError, SendResult
+from storage.conversations import ConversationQueries
 from storage.store import MessageRow, Store
 
 log = logging.getLogger("smsbot.worker")
@@ -285,11 +287,9 @@ class Dispatcher:
             return self._inflight
 
     def stop(self, timeout: float = 10.0, *, deadline: float | None = None) -> int:
-        """Stop gracefully: calls in flight get until `deadline` (monotonic; default `timeout`
-        from now) to answer and have their real outcome recorded; rows claimed but not
-        started go back to pending. Returns how many calls were still running at the
-        deadline: those rows are recorded unknown (and reported), as a crash would leave them.
-        """
+        """Stop gracefully: calls in flight get until `deadline` (monotonic; default `timeout` from now)
+        to answer; rows claimed but not started go back to pending. Returns how many calls were still
+        running at the deadline: those rows are recorded unknown (and reported), as after a crash."""
         self.request_stop()
         self._stop.set()
         self._wake.set()
@@ -470,6 +470,8 @@ class Dispatcher:
 
     def _call(self, provider: Provider, row: MessageRow) -> MessageRow | None:
         """The provider call for a row committed `sending` (row.attempts counts this one)."""
+        if refusal := row_refusal(ConversationQueries(self.store), row.sender, row.to_number, row.payload):
+            return self._report(self._writer.record(row.id, "failed", error=refusal, error_kind="window"))
         msg = OutboundMessage.model_validate(row.payload)
         msg.reference = f"smsbot-{row.id}"
         try:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from bot.core.conversations.window import window_refusal
 from bot.core.input.phone import InvalidNumber, normalize
 from bot.core.senders import Senders
 from providers.base import ContactSaving, OutboundMessage, Provider, TemplateSend
+from storage.conversations import ConversationQueries
 from storage.store import NewMessage, Store
 
 # Twilio's limit for one message (about 10 SMS segments); the send modal caps input at it too.
@@ -120,9 +122,13 @@ class SendService:
         self.default_region = default_region
         self._wake = wake or (lambda: None)
         self.max_days = max_days
+        self.conversations = ConversationQueries(store)
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
+
+    def wake(self) -> None:
+        self._wake()
 
     def prepare(self, req: SendRequest, now: float | None = None) -> Prepared:
         now = time.time() if now is None else now
@@ -134,6 +140,11 @@ class SendService:
         msg = outbound_message(req, to)
         check_message(msg, provider)
         due, scheduled = self._due(req, now)
+        # Checked for the time it will go (a schedule); the dispatcher checks again then.
+        refusal = window_refusal(self.conversations, sender_name, to, msg.channel, msg.template is not None,
+                                 datetime.fromtimestamp(due, UTC))
+        if refusal is not None:
+            raise UserError(refusal, field="text")
         new = NewMessage(
             idem_key=req.idem_key,
             sender=sender_name,

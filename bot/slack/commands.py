@@ -22,6 +22,7 @@ HELP_EXAMPLES: list[tuple[str, str]] = [
     ("/sms list", "Your pending scheduled messages (--all for everyone's)."),
     ("/sms cancel 42", "Cancel scheduled message 42."),
     ("/sms status +16175551212", "History of messages to a number (or a message id)."),
+    ("/sms inbox", "Customers waiting for an answer (reply in their thread; `//` starts a note)."),
     ("/sms senders", "Which senders are configured."),
     ("/sms help", "This help."),
 ]

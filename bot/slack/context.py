@@ -18,6 +18,7 @@ from storage.store import MessageRow, Store
 
 if TYPE_CHECKING:
     from bot.core.bulk.engine import BulkEngine
+    from bot.core.conversations.engine import ConversationEngine
     from bot.core.delivery.engine import DeliveryEngine
     from bot.core.dispatch import Dispatcher
     from bot.core.templates import Catalog
@@ -54,6 +55,7 @@ class AppContext:
     dispatcher: Dispatcher | None = None
     bulk: BulkEngine | None = None
     delivery: DeliveryEngine | None = None
+    conversations: ConversationEngine | None = None
     lazy: LazyExecutor | None = None
     template_catalog: Catalog | None = None
     template_command: Callable[[SendCommand], tuple[TemplateSend, Any]] | None = None

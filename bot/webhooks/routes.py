@@ -1,4 +1,7 @@
-"""POST /webhooks/sociocs|bird|textus: signed delivery reports from the providers.
+"""POST /webhooks/sociocs|bird|textus: signed delivery reports and customers' messages.
+
+Inbound messages and opt-out facts (providers/inbound.py) go to ConversationEngine.ingest;
+anything else is tried as a delivery report (providers/events.py) as before.
 
 Order of checks: secret configured (else 401), size (Content-Length over SMS_MAX_BODY_BYTES:
 413 before reading anything; without one the body is read in chunks and refused at the limit),
@@ -19,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot.core.config import Settings
+from bot.core.conversations.engine import ConversationEngine
 from bot.core.delivery.engine import DeliveryEngine
 from bot.core.metrics import Metrics
 from bot.webhooks.body import read_capped
 from providers.bird import verify_bird_signature
 from providers.events import DeliveryEvent, parse_bird_event, parse_sociocs_event, parse_textus_event
+from providers.inbound import InboundPayloadError, InboundResult, parse_inbound
 from providers.sociocs import verify_sociocs_signature
 from providers.textus import verify_textus_signature
 
@@ -85,9 +90,39 @@ def _secret(settings: Settings, variable: str) -> str | None:
 INGEST_RESULTS = {"applied": "accepted", "duplicate or stale": "duplicate", "ignored": "ignored"}
 
 
+INBOUND_RESULTS = {"stored": "accepted", "duplicate": "duplicate", "consent": "accepted", "ignored": "ignored"}
+
+
+def read_payload(name: str, body: bytes, parse: Parser) -> tuple[InboundResult | None, DeliveryEvent | None, Any]:
+    """(inbound result, delivery event, payload); raises ValueError when it is neither readable."""
+    payload = json.loads(body)
+    try:
+        inbound = parse_inbound(name, payload)
+    except InboundPayloadError:
+        event = parse(payload)
+        if event is None:  # a message event we cannot use: recorded in the log, not retried for ever
+            log.warning("%s webhook: an inbound message without a usable sender number or id; ignored", name)
+        return None, event, payload
+    if inbound is not None:
+        return inbound, None, payload
+    return None, parse(payload), payload
+
+
+async def ingest_inbound(conversations: ConversationEngine | None, name: str,
+                         inbound: InboundResult) -> tuple[Response, str | None]:
+    if conversations is None:
+        return JSONResponse({"ok": True, "result": "inbound messages are not handled here"}), "ignored"
+    try:
+        result = await run_in_threadpool(conversations.ingest, inbound)
+    except Exception:
+        log.exception("storing a %s inbound message failed", name)
+        return JSONResponse({"ok": False, "error": "try again"}, status_code=503), None
+    return JSONResponse({"ok": True, "result": result}), INBOUND_RESULTS.get(result, "other")
+
+
 def make_handler(delivery: DeliveryEngine, settings: Settings, name: str,
-                 metrics: Metrics | None = None) -> WebhookHandler:
-    handle_one = _handler(delivery, settings, name)
+                 metrics: Metrics | None = None, conversations: ConversationEngine | None = None) -> WebhookHandler:
+    handle_one = _handler(delivery, settings, name, conversations)
 
     async def handle(request: Request) -> Response:
         response, result = await handle_one(request)
@@ -98,8 +133,8 @@ def make_handler(delivery: DeliveryEngine, settings: Settings, name: str,
     return handle
 
 
-def _handler(delivery: DeliveryEngine, settings: Settings,
-             name: str) -> Callable[[Request], Awaitable[tuple[Response, str | None]]]:
+def _handler(delivery: DeliveryEngine, settings: Settings, name: str,
+             conversations: ConversationEngine | None) -> Callable[[Request], Awaitable[tuple[Response, str | None]]]:
     """The handler proper: its answer, and the result to count (None: not counted, a 503)."""
     variable, verify, parse = PROVIDERS[name]
 
@@ -117,14 +152,15 @@ def _handler(delivery: DeliveryEngine, settings: Settings,
             return JSONResponse({"ok": False, "error": "invalid signature"}, status_code=401), "bad_signature"
         reference = None
         try:
-            payload = json.loads(body)
-            event = parse(payload)
+            inbound, event, payload = read_payload(name, body, parse)
             if name == "bird" and isinstance(payload, dict):
                 reference = _bird_reference(payload)
         except (ValueError, RecursionError) as exc:  # JSON (nesting too), pydantic and the parsers' own errors
             # Never log the body: it holds phone numbers and message text.
             log.warning("%s webhook refused: malformed (%d bytes, %s)", name, len(body), type(exc).__name__)
             return JSONResponse({"ok": False, "error": "malformed payload"}, status_code=400), "malformed"
+        if inbound is not None:
+            return await ingest_inbound(conversations, name, inbound)
         if event is None:
             return JSONResponse({"ok": True, "result": "not a delivery status"}), "ignored"
         try:
@@ -138,10 +174,10 @@ def _handler(delivery: DeliveryEngine, settings: Settings,
     return handle
 
 
-def handlers(delivery: DeliveryEngine, settings: Settings,
-             metrics: Metrics | None = None) -> dict[str, WebhookHandler]:
+def handlers(delivery: DeliveryEngine, settings: Settings, metrics: Metrics | None = None,
+             conversations: ConversationEngine | None = None) -> dict[str, WebhookHandler]:
     """One handler per provider, for /webhooks/<provider>, counted in `metrics` when given."""
-    return {name: make_handler(delivery, settings, name, metrics) for name in PROVIDERS}
+    return {name: make_handler(delivery, settings, name, metrics, conversations) for name in PROVIDERS}
 
 
 def register(hooks: dict[str, WebhookHandler], delivery: DeliveryEngine, settings: Settings) -> None:

@@ -137,22 +137,24 @@ def test_webhooks_register_subscribes_sociocs_and_bird_idempotently(capsys: pyte
     args = BASE + "/"
     assert run_webhooks(args, settings, client=client) == 0
     first = capsys.readouterr().out
-    assert "Sociocs twlo: subscribed https://sms.example.com/webhooks/sociocs to status_updates" in first
+    assert "Sociocs twlo: subscribed https://sms.example.com/webhooks/sociocs to messages and status_updates" in first
     assert "Sociocs gswa: subscribed" in first and "twlowa" not in first
     assert f"Bird: subscribed {BASE}/webhooks/bird to sms.outbound for channel {BIRD_CH}." in first
+    assert f"Bird: subscribed {BASE}/webhooks/bird to sms.inbound for channel {BIRD_CH}." in first  # replies
     assert "TextUs: set this up by hand" in first and f"{BASE}/webhooks/textus" in first
     assert set(fake.sociocs) == {"smsbot-twlo", "smsbot-gswa"}
-    assert fake.sociocs["smsbot-twlo"]["events"] == ["status_updates"]
+    assert fake.sociocs["smsbot-twlo"]["events"] == ["messages", "status_updates"]
     assert fake.sociocs["smsbot-twlo"]["webhook_url"] == f"{BASE}/webhooks/sociocs"
     assert fake.sociocs["smsbot-twlo"]["secret"] == "soc-hook-secret"
-    assert len(fake.bird) == 1 and fake.bird[0]["url"] == f"{BASE}/webhooks/bird"
+    assert [b["event"] for b in fake.bird] == ["sms.outbound", "sms.inbound"]
+    assert fake.bird[0]["url"] == f"{BASE}/webhooks/bird"
     assert fake.bird[0]["eventFilters"] == [{"key": "channelId", "value": BIRD_CH}]
 
     # Again: Sociocs upserts on the same reference ids, Bird finds its subscription.
     assert run_webhooks(args, settings, client=client) == 0
     again = capsys.readouterr().out
     assert "Bird: already subscribed" in again
-    assert set(fake.sociocs) == {"smsbot-twlo", "smsbot-gswa"} and len(fake.bird) == 1
+    assert set(fake.sociocs) == {"smsbot-twlo", "smsbot-gswa"} and len(fake.bird) == 2
     assert "soc-hook-secret" not in first + again and "bird-hook-key" not in first + again
 
 
@@ -166,3 +168,22 @@ def test_webhooks_register_says_what_is_missing_and_never_prints_keys(capsys: py
     assert "Sociocs: skipped; set SOCIOCS_WEBHOOK_SECRET first" in out
     assert "Bird: Bird rejects the access key: check BIRD_API_KEY." in out
     assert "wrong-bird-key-xyz" not in out and fake.sociocs == {} and fake.bird == []
+
+
+def test_export_inbound_writes_customers_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage import open_store
+    from storage.conversations import ConversationQueries, NewInbound
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    store = open_store(url)
+    q = ConversationQueries(store)
+    q.ingest(NewInbound(provider="sociocs", provider_message_id="m1", sender="twlo", channel="sms",
+                        from_number="+16175551212", text="=HYPERLINK(1)", received_at=1_800_000_000.0),
+             "twlo", summary="x")
+    store.close()
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    assert run("export", "--since", "2020-01-01", "--inbound") == 0
+    out = last().stdout.splitlines()
+    assert out[0].startswith("id,received_at,from,name,sender,provider")
+    assert "+16175551212" in out[1] and "'=HYPERLINK(1)" in out[1]  # formulas defused, as for sends

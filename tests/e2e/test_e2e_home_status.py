@@ -62,6 +62,7 @@ def test_status_shows_the_history_of_a_number_in_the_viewers_time_zone(e2e: E2E)
 
 def test_app_home_shows_today_failures_and_my_schedules(e2e: E2E) -> None:
     send_and_settle(e2e, "send +16175551212 One", 1)
+    e2e.open_whatsapp_window()
     send_and_settle(e2e, "send --via twlowa +16175551212 Two", 2)
     e2e.providers.script("/message", [Fault(status=400, body={"status": "error", "errors": [{"msg": "Blocked."}]})])
     send_and_settle(e2e, "send +16175551213 Three", 3)

@@ -49,6 +49,7 @@ def test_quick_send_posts_visible_message_sends_and_reports_in_thread(e2e: E2E) 
 
 
 def test_national_number_and_sender_choice(e2e: E2E) -> None:
+    e2e.open_whatsapp_window()
     e2e.command("send --via twlowa 0617 555 1212 Hi")
     outcome_in_thread(e2e, "Accepted by Twilio WhatsApp")
     body = sociocs_sends(e2e)[0].json

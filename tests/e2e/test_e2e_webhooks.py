@@ -151,6 +151,7 @@ def test_only_failures_reach_the_channel_by_default(make: Callable[..., E2E]) ->
 
 def test_duplicate_and_out_of_order_events_change_nothing(make: Callable[..., E2E]) -> None:
     e2e = make()
+    e2e.open_whatsapp_window()
     row = sent_row(e2e, "send --via twlowa +16175551212 Hi")
     pid = row.provider_message_id
     for status in ("delivered", "delivered", "sent", "delivered"):
@@ -253,6 +254,7 @@ def test_malformed_bodies_get_400_and_are_logged_without_content(make: Callable[
 
 def test_rate_limited_thread_updates_are_coalesced_and_the_last_state_wins(make: Callable[..., E2E]) -> None:
     e2e = make()
+    e2e.open_whatsapp_window()
     row = sent_row(e2e, "send --via twlowa +16175551212 Hi")
     e2e.slack.fail_next("chat.update", status=429, retry_after=1)
     for status in ("sent", "delivered", "read"):

@@ -338,6 +338,8 @@ class FakeProviders:
         self.sociocs_jobs = _BoundedStore(max_stored)
         self.bird_messages = _BoundedStore(max_stored)
         self.textus_messages = _BoundedStore(max_stored)
+        #: Bird media served at /media/<path> (only with the access key), as media.api.bird.com does
+        self.bird_media: dict[str, bytes] = {}
         # phone -> OptOut, as GET /{account}/opt_outs lists them (inbound-notes.md)
         self.textus_opt_outs = _BoundedStore(max_stored)
         self._requests: list[RecordedRequest] = []
@@ -454,6 +456,12 @@ class FakeProviders:
         if path == "/messages" and method == "GET":
             return self._sociocs_list(headers, query)
         parts = path.strip("/").split("/")
+        if parts[0] == "media" and method == "GET":  # Bird's media host: the access key is required
+            if headers.get("authorization") != f"AccessKey {self.bird_access_key}":
+                return self._bird_error(401, "Unauthorized", "The access key is missing or invalid.")
+            data = self.bird_media.get("/".join(parts[1:]))
+            return (200, data, {"Content-Type": "image/png"}) if data is not None else self._bird_error(
+                404, "NotFound", "Media not found.")
         if parts[0] == "workspaces":
             return self._bird(method, parts, headers, body)
         if len(parts) == 2 and parts[1] == "messages" and method == "POST":

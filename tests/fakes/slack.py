@@ -309,6 +309,8 @@ class FakeSlack:
             "chat.delete": self._chat_delete,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
+            "conversations.join": self._conversations_join,
+            "reactions.add": self._reactions_add,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
@@ -881,6 +883,41 @@ class FakeSlack:
         channel_id = "G" + "".join(sorted(users))
         self._im_ids.add(channel_id)
         return {"channel": {"id": channel_id}}
+
+    def _conversations_join(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Public channels only (channels:join); a private one answers method_not_supported_for_channel_type."""
+        info = self.channels.get(str(params.get("channel") or ""))
+        if info is None:
+            raise SlackError("channel_not_found")
+        if info["is_private"]:
+            raise SlackError("method_not_supported_for_channel_type")
+        info["is_member"] = True
+        return {"channel": {"id": info["id"], "name": info["name"], "is_member": True}}
+
+    def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, message = self._find_message(params.get("channel"), params.get("timestamp"))
+        name = str(params.get("name") or "")
+        if not name:
+            raise SlackError("invalid_name")
+        reactions = message.setdefault("reactions", [])
+        if any(r["name"] == name for r in reactions):
+            raise SlackError("already_reacted")
+        reactions.append({"name": name, "users": [self.bot_user_id], "count": 1})
+        return {}
+
+    def add_user_message(self, channel: str, text: str, user: str = "U1", thread_ts: str | None = None) -> str:
+        """A person's message as Slack stores it (so reactions and replies can find it); its ts."""
+        with self._lock:
+            ts = self._next_ts()
+            message = {"type": "message", "user": user, "text": text, "ts": ts, "team": self.team_id}
+            if thread_ts:
+                message["thread_ts"] = thread_ts
+            self._messages[(channel, ts)] = {"channel": channel, **message}
+            return ts
+
+    def reactions_on(self, channel: str, ts: str) -> list[str]:
+        message = self._messages.get((channel, ts)) or {}
+        return [r["name"] for r in message.get("reactions", [])]
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id = params.get("user")

@@ -39,9 +39,18 @@ METHOD_SCOPES: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     # private channels only (DMs are not read back, so no im:history / mpim:history).
     "conversations_history": (("conversations.history",), frozenset({"channels:history", "groups:history"})),
     "conversations_replies": (("conversations.replies",), frozenset({"channels:history", "groups:history"})),
+    # Conversations (issue 13): replies are marked; the bot joins a public channel it posts a
+    # customer's message in, or Slack would never send it the replies there.
+    "reactions_add": (("reactions.add",), frozenset({"reactions:write"})),
+    "conversations_join": (("conversations.join",), frozenset({"channels:join"})),
 }
 # Events the app subscribes to -> the scopes Slack requires to receive them.
-EVENT_SCOPES: dict[str, frozenset[str]] = {"app_home_opened": frozenset()}
+EVENT_SCOPES: dict[str, frozenset[str]] = {
+    "app_home_opened": frozenset(),
+    "message": frozenset({"channels:history", "groups:history", "im:history"}),
+}
+# A Bolt event name -> the manifest subscriptions delivering it (message events come per kind of channel).
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {"message": ("message.channels", "message.groups", "message.im")}
 WEB_METHODS = {name for name in vars(WebClient) if not name.startswith("_")}
 
 
@@ -91,4 +100,5 @@ def test_manifest_scopes_are_exactly_what_the_code_uses() -> None:
 
 def test_manifest_subscribes_to_exactly_the_events_the_code_handles() -> None:
     _, events = _calls()
-    assert sorted(_manifest()["settings"]["event_subscriptions"]["bot_events"]) == sorted(events)
+    expected = [name for event in events for name in SUBSCRIPTIONS.get(event, (event,))]
+    assert sorted(_manifest()["settings"]["event_subscriptions"]["bot_events"]) == sorted(expected)

@@ -9,6 +9,7 @@ import pytest
 
 from storage import copy_store, open_store
 from storage.bulk import BulkStore, DraftRow, NewBulkJob
+from storage.conversations import ConversationQueries, NewInbound
 from storage.copy import redact_url
 from storage.delivery import DeliveryQueries
 from storage.store import NewMessage, Store
@@ -35,8 +36,14 @@ def _fill(store: Store) -> dict[str, int]:
     BulkStore(store).create_draft(job, (DraftRow(f"+1555111000{n}", None, "{}", "x") for n in range(2)), now=NOW)
     store.pause_sender("bird", NOW + 60)
     store.try_lead("reconcile", "old", ttl=5)
+    conversations = ConversationQueries(store)  # issue 13: a customer's message and its conversation
+    row, _ = conversations.add_inbound(NewInbound(provider="bird", provider_message_id="in1", sender="bird",
+                                                  channel="sms", from_number="+15550009999", text="hi",
+                                                  received_at=NOW))
+    conversations.link_inbound(row.id, conversations.on_inbound("+15550009999", "bird", name=None, text="hi",
+                                                                at=NOW, whatsapp=False, now=NOW).id)
     return {"messages": 6, "delivery_events": 1, "seen_requests": 1, "sender_health": 1, "bulk_jobs": 1,
-            "sender_limits": 1, "leases": 1}
+            "sender_limits": 1, "leases": 1, "conversations": 1, "inbound_messages": 1}
 
 
 def test_copy_is_complete_idempotent_and_stops_the_old_store(tmp_path: Path, pg_url: str) -> None:

@@ -12,10 +12,12 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from bot.core.bulk.loops import Loop
+from bot.core.conversations.window import row_refusal
 from bot.core.dispatch import Limiters, SharedLimiter
 from bot.core.outcomes import Outcome, outcome_of
 from providers.base import BulkRecipient, BulkResult, OutboundMessage, ProviderError
 from storage.bulk import BatchRow, BulkJob
+from storage.conversations import ConversationQueries
 
 if TYPE_CHECKING:
     from bot.core.bulk.engine import BulkEngine
@@ -114,6 +116,10 @@ class BatchRunner(Loop):
             jobs.finish_batch(job.id, ids, "failed", error=f"Sender '{job.sender}' is no longer configured.",
                               error_kind="config")
             return
+        rows = self._window_open(job, rows)
+        if not rows:
+            return
+        ids = [r.id for r in rows]
         bulk: BulkSender = provider  # has send_bulk (checked above)
         attempt = jobs.attempts_of(ids[0])
         recipients = [BulkRecipient(to=r.to, name=r.name) for r in rows]
@@ -127,6 +133,15 @@ class BatchRunner(Loop):
         else:
             jobs.finish_batch(job.id, ids, "sent", provider_job_id=result.job_id)
             self._count(job, "sent", len(ids))
+
+    def _window_open(self, job: BulkJob, rows: list[BatchRow]) -> list[BatchRow]:
+        """WhatsApp free text: recipients whose 24-hour window is closed fail before the call."""
+        queries = ConversationQueries(self.engine.store)
+        refusals = {r.id: row_refusal(queries, job.sender, r.to, {}) for r in rows}
+        closed = [i for i, why in refusals.items() if why]
+        if closed:
+            self.engine.jobs.finish_batch(job.id, closed, "failed", error=refusals[closed[0]], error_kind="window")
+        return [r for r in rows if not refusals[r.id]]
 
     def _record(self, job: BulkJob, ids: list[int], outcome: Outcome) -> None:
         if outcome.pause is not None:

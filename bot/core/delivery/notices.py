@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.core.delivery.rules import delivery_failed
 from bot.core.ports_delivery import DeliveryView
 from storage.store import MessageRow
@@ -14,11 +16,15 @@ class Notices:
         self.view = view
         self.notify_channel = notify_channel
         self.notify_on = notify_on
+        #: called with each row a delivery event moved forward (conversations mark replies)
+        self.on_changed: list[Callable[[MessageRow], None]] = []
 
     def changed(self, row: MessageRow) -> None:
         """A delivery event moved the row forward."""
         if row.bulk_job_id is not None:
             return  # bulk progress and summaries are the bulk job's
+        for hook in self.on_changed:
+            hook(row)
         if row.thread_ts:
             # The store flagged the line (status_dirty) in the event's own transaction.
             self.view.line_changed(row.id)

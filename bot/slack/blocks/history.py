@@ -193,11 +193,14 @@ def home_view(
     viewer_tz: str,
     now: float,
     label_for: Callable[[str], str],
+    inbox: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "smsbot today"}},
         _context(f"As of {when_text(now, viewer_tz)}"),
     ]
+    if inbox:  # customers waiting for an answer first: that is what someone has to act on
+        blocks.extend([*inbox, {"type": "divider"}])
     blocks.extend(_sections([_figure_line(fig) for fig in figures], "Nothing sent today yet."))
     blocks.append({"type": "divider"})
     blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Latest failures"}})

@@ -14,10 +14,12 @@ from slack_sdk import WebClient
 
 from bot.core.visibility import viewer_for
 from bot.slack.blocks.history import figures_by_sender, home_view
+from bot.slack.blocks.inbox import INBOX_SHOWN, inbox_blocks
 from bot.slack.blocks.schedules import schedule_list_blocks
 from bot.slack.context import AppContext
 from bot.slack.listeners._bind import bind
 from bot.slack.text import fit
+from storage.conversations import ConversationQueries
 from storage.delivery import DeliveryQueries
 
 log = logging.getLogger("smsbot.listeners.home")
@@ -73,7 +75,9 @@ def build_home(ctx: AppContext, user_id: str, now: float | None = None) -> dict[
     today = list(ctx.store.since(start_of_day(now, tz), viewer))
     figures = figures_by_sender(today, ctx.senders.label, reports_on)
     failures = DeliveryQueries(ctx.store).latest_failures(viewer, FAILURES_SHOWN)
-    return home_view(figures, failures, schedule_blocks(ctx, user_id, tz, now), tz, now, ctx.senders.label)
+    waiting = ConversationQueries(ctx.store).waiting(viewer, INBOX_SHOWN)
+    return home_view(figures, failures, schedule_blocks(ctx, user_id, tz, now), tz, now, ctx.senders.label,
+                     inbox=inbox_blocks(waiting, ctx.senders.label, now) if waiting else ())
 
 
 def publish_home(ctx: AppContext, client: WebClient, user_id: str) -> None:

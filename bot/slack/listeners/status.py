@@ -9,8 +9,10 @@ from slack_bolt import App
 from bot.core.input.phone import InvalidNumber, display, normalize
 from bot.core.visibility import viewer_for
 from bot.slack.blocks.history import history_blocks
+from bot.slack.blocks.inbox import inbound_section
 from bot.slack.context import AppContext, SubCommand
 from bot.slack.text import escape
+from storage.conversations import ConversationQueries
 from storage.store import MessageRow, Viewer
 
 USAGE = "Usage: `/sms status +16175551212` or `/sms status 42` (a message id from a thread)."
@@ -51,6 +53,8 @@ def fast_status(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
     rows = ctx.store.history(number, viewer, limit=HISTORY_LIMIT)
     tz = ctx.user_tz(body.get("user_id"))
     text, blocks = history_blocks(rows, f"Messages to {display(number)}", tz, ctx.senders.label)
+    blocks += inbound_section(ConversationQueries(ctx.store).inbound_from(number, viewer, HISTORY_LIMIT),
+                              ctx.senders.label, tz)
     return {"response_type": "ephemeral", "text": text, "blocks": blocks}
 
 

@@ -1,0 +1,189 @@
+"""Customers' messages in: stored once, attached to their contact's conversation, shown in Slack.
+
+`ConversationEngine.ingest` is what the webhooks, the sandbox echo and `smsbot simulate
+inbound` call. The answer goes back once the message is stored; showing it in Slack runs on
+one background thread (`IdWorker`), and messages stored but never shown (a crash, Slack
+down) are shown at the next start. A message is never dropped: with no thread and no
+channel to open one in, it stays listed by `/sms inbox` and the App Home.
+
+Two seams for other features (consent, issue 14): `on_message` hooks run for each newly
+stored message, `on_consent` hooks for each provider opt-out/opt-in fact.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from bot.core.conversations.replies import Replies
+from bot.core.conversations.window import window_until
+from bot.core.conversations.worker import IdWorker
+from bot.core.ports import Posted
+from bot.core.ports_conversations import ConversationView
+from providers.inbound import ConsentEvent, InboundMessage, InboundResult
+from storage.conversations import Conversation, ConversationQueries, InboundRow, NewInbound, ThreadUpdate
+from storage.store import MessageRow, Store
+
+log = logging.getLogger("smsbot.conversations")
+
+ECHO_SUFFIX = "0000"  # sandbox sends to such numbers get an answer back (sandbox_echo)
+MessageHook = Callable[[InboundRow, InboundMessage], None]
+ConsentHook = Callable[[ConsentEvent], None]
+
+
+class Target(NamedTuple):
+    channel: str
+    thread_ts: str | None  # None: open a new thread
+    mention: str | None
+    adopted_at: float | None = None  # a send's thread newer than the conversation's: when it was made
+
+
+def log_consent(event: ConsentEvent) -> None:
+    """The default consent hook: record the fact in the log (acting on it is issue 14's)."""
+    log.info("consent event from %s: %s (%s, number ending %s)", event.provider, event.action, event.source,
+             event.number[-4:])
+
+
+def new_inbound(msg: InboundMessage) -> NewInbound:
+    return NewInbound(
+        provider=msg.provider, provider_message_id=msg.provider_message_id, sender=msg.sender,
+        channel=msg.channel, from_number=msg.from_number, to_number=msg.to_number,
+        contact_name=msg.contact_name,
+        # A kind of message we do not render (a Bird location...) still says that it came.
+        text=msg.text or (f"[a {msg.unsupported_type} message: see it at the provider]" if msg.unsupported_type else ""),
+        media=[m.model_dump(exclude_none=True) for m in msg.media],
+        received_at=msg.received_at.timestamp() if msg.received_at else time.time(),
+    )
+
+
+def summary(msg: InboundMessage) -> str:
+    media = f"[{len(msg.media)} attachment{'s' if len(msg.media) > 1 else ''}]" if msg.media else ""
+    return " ".join(p for p in (msg.text.strip(), media) if p) or f"[{msg.unsupported_type or 'empty'} message]"
+
+
+class ConversationEngine:
+    def __init__(self, store: Store, view: ConversationView | None, *, inbox_channel: str | None = None,
+                 notify_channel: str | None = None) -> None:
+        self.store = store
+        self.queries = ConversationQueries(store)
+        self.view = view
+        self.inbox_channel = inbox_channel
+        self.notify_channel = notify_channel
+        self.on_message: list[MessageHook] = []
+        self.on_consent: list[ConsentHook] = [log_consent]
+        self.worker = IdWorker(self.show, poll=lambda: [r.id for r in self.queries.unposted(100)])
+        #: answering from threads (set by the composition root, which has the SendService)
+        self.replies: Replies | None = None
+        self.ingested = 0
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        for row in self.queries.unposted():
+            self.worker.put(row.id)
+        self.worker.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.worker.stop(timeout)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return self.worker.flush(timeout)
+
+    # -- in
+
+    def ingest(self, result: InboundResult) -> str:
+        """Store what a webhook carried; returns what happened (stored, duplicate, consent)."""
+        if result.message is not None:
+            answer = self.ingest_message(result.message)
+            # A fact riding on a message (Sociocs is_blocked) counts once, with the message.
+            if result.consent is not None and answer != "duplicate":
+                self._run_hooks(self.on_consent, result.consent)
+            return answer
+        if result.consent is not None:  # TextUs opt-out events: the hooks dedupe on provider_ref
+            self._run_hooks(self.on_consent, result.consent)
+            return "consent"
+        return "ignored"
+
+    def ingest_message(self, msg: InboundMessage) -> str:
+        row, conv = self.queries.ingest(new_inbound(msg), msg.sender or msg.provider, summary=summary(msg))
+        self.ingested += 1
+        if conv is None:
+            return "duplicate"  # the provider re-delivered it: nothing changes
+        self._run_hooks(self.on_message, row, msg)
+        self.worker.put(row.id)
+        return "stored"
+
+    @staticmethod
+    def _run_hooks(hooks: list[Callable[..., None]], *args: object) -> None:
+        for hook in hooks:
+            try:
+                hook(*args)
+            except Exception:
+                log.exception("an inbound hook failed")
+
+    def sandbox_echo(self, row: MessageRow) -> None:
+        """The sandbox answers sends to numbers ending in 0000, through the same path as a webhook,
+        so demos and tests see two-way traffic without a provider account."""
+        if row.sender != "sandbox" or row.status != "sent" or not row.to_number.endswith(ECHO_SUFFIX):
+            return
+        text = str(row.payload.get("text") or "") if isinstance(row.payload, dict) else ""
+        # The sandbox has no provider family of its own; its echoes are keyed apart by id.
+        self.ingest_message(InboundMessage(
+            provider="sociocs", sender="sandbox", channel="sms", from_number=row.to_number,
+            text=f"Echo: {text}"[:1600], provider_message_id=f"sandbox-echo-{row.id}"))
+
+    # -- out to people
+
+    def place(self, conv: Conversation) -> Target | None:
+        """Where the contact's messages go: the most recent thread used with them, else a new one."""
+        latest = self.queries.latest_send_thread(conv.number, conv.sender)
+        if latest is not None and (conv.thread_at is None or latest.created_at > conv.thread_at):
+            return Target(latest.channel, latest.ts, latest.created_by or conv.mention, latest.created_at)
+        if conv.thread_channel and conv.thread_ts:
+            return Target(conv.thread_channel, conv.thread_ts, conv.mention)
+        return self._new_thread_target(conv)
+
+    def _new_thread_target(self, conv: Conversation) -> Target | None:
+        channel = self.inbox_channel or self.notify_channel
+        return Target(channel, None, conv.mention) if channel else None
+
+    def show(self, inbound_id: int) -> None:
+        """Post one stored message where its conversation lives (runs on the worker thread)."""
+        row = self.queries.inbound(inbound_id)
+        if row is None or row.posted or row.conversation_id is None:
+            return
+        conv = self.queries.get(row.conversation_id)
+        if conv is None:
+            return
+        target = self.place(conv)
+        posted = self._post(conv, row, target) if target is not None else None
+        if posted is None and self._posted_elsewhere(row.id):
+            return  # another process posted it (the post is claimed once across the fleet)
+        if posted is None and target is not None and target.thread_ts is not None:
+            # The thread is out of reach (deleted, archived channel): a new one in the inbox.
+            target = self._new_thread_target(conv)
+            posted = self._post(conv, row, target) if target is not None else None
+        if posted is None or target is None:
+            log.warning("inbound message #%s is not in Slack: listed by /sms inbox and the App Home", row.id)
+            self.queries.mark_posted(row.id, None, None)
+            return
+        # The conversation's thread from now on: the one just opened, or the send's it adopted.
+        thread = None
+        if target.thread_ts is None:
+            thread = ThreadUpdate(conv.id, posted.channel, posted.ts, time.time(), None)
+        elif target.adopted_at is not None:
+            thread = ThreadUpdate(conv.id, target.channel, target.thread_ts, target.adopted_at, target.mention)
+        self.queries.mark_posted(row.id, posted.channel, posted.ts, thread)
+
+    def _posted_elsewhere(self, inbound_id: int) -> bool:
+        """Posted, or being posted by another process (a refused post releases its claim)."""
+        fresh = self.queries.inbound(inbound_id)
+        return fresh is None or fresh.posted or (fresh.posting_until or 0.0) > time.time()
+
+    def _post(self, conv: Conversation, row: InboundRow, target: Target) -> Posted | None:
+        if self.view is None:
+            return None
+        return self.view.post_inbound(conv, row, channel=target.channel, thread_ts=target.thread_ts,
+                                      mention=target.mention, window_until=window_until(conv.last_whatsapp_at))
