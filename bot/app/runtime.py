@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from bot.app.web import build_web
 from bot.core.bulk.engine import BulkEngine
 from bot.core.config import Settings
+from bot.core.consent.book import ConsentBook
 from bot.core.delivery.engine import DeliveryEngine
 from bot.core.delivery.rules import reports_on
 from bot.core.dispatch import Dispatcher
@@ -198,10 +199,12 @@ def build_runtime(
     store.redactor = partial(redact, secrets=secrets)
     client = slack_client(settings)
     notifier = Notifier(client, store, senders.label, secrets=secrets)
-    service = SendService(store, senders, default_region=settings.sms_default_region)
+    consent = ConsentBook(store, settings)
+    service = SendService(store, senders, default_region=settings.sms_default_region, consent=consent)
     dispatcher = build_dispatcher(settings, store, senders, notifier, poll_interval) if with_worker else None
     if dispatcher is not None:
         service.set_wake(dispatcher.wake)
+        dispatcher.on_final.append(consent.record_send_error)  # Twilio 21610, TextUs "opted out"
     ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier,
                      client=client, dispatcher=dispatcher)
     metrics = Metrics()
@@ -240,7 +243,7 @@ def build_dispatcher(settings: Settings, store: Store, senders: Senders, notifie
 
 
 def build_bulk(ctx: AppContext) -> BulkEngine:
-    return BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier),
+    return BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier), consent=ctx.service.consent, quiet=ctx.service.quiet,
                       dispatcher=ctx.dispatcher, max_attempts=ctx.settings.sms_max_attempts)
 
 

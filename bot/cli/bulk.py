@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     when = when_from(args)
     rt = wiring().engines(settings)
-    engine = BulkEngine(rt.store, rt.senders, dispatcher=rt.dispatcher, progress_interval=1.0,
+    engine = BulkEngine(rt.store, rt.senders, dispatcher=rt.dispatcher, consent=rt.service.consent, quiet=rt.service.quiet, progress_interval=1.0,
                         max_attempts=settings.sms_max_attempts)
     try:
         sender = (args.via or rt.senders.default).strip().lower()

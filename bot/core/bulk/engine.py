@@ -29,6 +29,8 @@ from bot.core.bulk.draft import DRAFT_CHUNK, Draft, DraftRequest, Recipients
 from bot.core.bulk.models import BulkPlan, BulkSummary, Progress
 from bot.core.bulk.progress import ProgressTracker
 from bot.core.bulk.wording import summary_text, when_words
+from bot.core.consent.book import ConsentBook
+from bot.core.consent.quiet import QuietPolicy
 from bot.core.dispatch import Dispatcher, SharedLimiter
 from bot.core.ports import BulkView
 from bot.core.senders import Senders
@@ -71,8 +73,12 @@ class BulkEngine:
         max_attempts: int = 5,
         lease: float | None = None,
         misfire_grace: float | None = None,
+        consent: ConsentBook | None = None,
+        quiet: QuietPolicy | None = None,
     ) -> None:
         self.store = store
+        self.consent = consent or ConsentBook(store)
+        self.quiet = quiet or QuietPolicy(self.consent.settings.sms_quiet_hours)
         self.jobs = BulkStore(store)
         self._redraw_lock = threading.Lock()
         self.senders = senders
@@ -159,7 +165,7 @@ class BulkEngine:
         req = DraftRequest(text=text, sender=sender, allow_duplicates=allow_duplicates, when=when,
                            idem_key=idem_key, user_id=user_id, user_name=user_name, user_tz=user_tz,
                            channel_id=channel_id, source=source, source_label=source_label)
-        return Draft(self.jobs, self.senders).build(recipients, req, now=now)
+        return Draft(self.jobs, self.senders, self.consent, self.quiet).build(recipients, req, now=now)
 
     def confirm(self, job_id: int, post: bool = True) -> BulkJob | None:
         """Start a draft: post the visible progress message, then release its rows.
