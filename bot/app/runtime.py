@@ -204,7 +204,7 @@ def build_runtime(
     dispatcher = build_dispatcher(settings, store, senders, notifier, poll_interval) if with_worker else None
     if dispatcher is not None:
         service.set_wake(dispatcher.wake)
-        dispatcher.on_final.append(consent.record_send_error)  # Twilio 21610, TextUs "opted out"
+        dispatcher.on_final.append(consent.on_final)  # Twilio 21610, TextUs "opted out"
     ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier,
                      client=client, dispatcher=dispatcher)
     metrics = Metrics()

@@ -91,12 +91,13 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     req = SendRequest(
         sender=args.via, to=args.to, name=args.name, text=args.text, image_urls=args.image or [],
         video_url=args.video, file_url=args.file, file_content_type=args.file_type, when=when,
-        idem_key=f"cli:{time.time_ns()}", source="cli", user_name="cli",
+        idem_key=f"cli:{time.time_ns()}", source="cli", user_name="cli", quiet_ok=args.quiet_ok,
     )
     try:
         message_id, _ = rt.service.submit(req)
     except UserError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        hint = " (--quiet-ok sends now; --at sets a time)" if "quiet hours" in exc.message else ""
+        print(f"error: {exc.message}{hint}", file=sys.stderr)
         rt.stop()
         return 2
     if when is not None:
@@ -145,6 +146,7 @@ def build_parser(processes: dict[str, tuple[str, Command]] | None = None) -> arg
     send.add_argument("--file-type", default=None)
     send.add_argument("--at", default=None, help='when, e.g. "tomorrow 9am" or ISO 8601')
     send.add_argument("--tz", default="UTC", help="time zone for --at (default UTC)")
+    send.add_argument("--quiet-ok", action="store_true", help="send now even in the recipient's quiet hours")
     for name, (help_text, (configure, _run)) in EXTENSIONS.items():
         configure(sub.add_parser(name, help=help_text))
     return parser
@@ -216,7 +218,8 @@ def _load_extensions() -> None:
     """Import feature modules that add CLI subcommands (they fill EXTENSIONS)."""
     import importlib
 
-    for module in ("bot.cli.schedules", "bot.cli.bulk", "bot.cli.templates", "bot.cli.history", "bot.cli.doctor"):
+    for module in ("bot.cli.schedules", "bot.cli.bulk", "bot.cli.templates", "bot.cli.history", "bot.cli.doctor",
+                   "bot.cli.optouts"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

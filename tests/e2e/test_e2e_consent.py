@@ -10,7 +10,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from tests.conftest import E2E
-from tests.e2e.test_e2e_bulk import confirm, engine, form_values, open_form, submit_form, summary_reply, view_text
+from tests.e2e.test_e2e_bulk import (
+    confirm,
+    engine,
+    form_values,
+    open_form,
+    submit_form,
+    summary_reply,
+    view_text,
+)
 from tests.e2e.test_e2e_schedules import schedule, thread_text, visible
 from tests.e2e.test_e2e_templates import CATALOG
 

@@ -188,6 +188,10 @@ class ConsentBook:
         found = [states[(number, f)] for f in families if (number, f) in states]
         return found[0].words() if found else "opted out"
 
+    def on_final(self, row: MessageRow) -> None:
+        """Dispatcher.on_final: a send refused because the recipient opted out records that opt-out."""
+        self.record_send_error(row)
+
     def record_send_error(self, row: MessageRow, now: float | None = None) -> bool:
         """A final row whose provider error means the recipient opted out (Twilio 21610 via
         Sociocs, TextUs "is opted out"): record that opt-out with its source. Dispatcher.on_final."""
