@@ -172,8 +172,10 @@ def build_delivery(ctx: AppContext, secrets: list[str], lead: Leadership | None 
     settings = ctx.settings
     view = SlackDeliveryView(delivery_client(ctx.client), ctx.store, secrets, label=ctx.senders.label,
                              reports_on=partial(reports_on, settings), outcome_text=ctx.notifier.outcome_text)
-    return DeliveryEngine(ctx.store, settings, ctx.senders, view, dispatcher=ctx.dispatcher,
-                          bulk=lambda: ctx.bulk, lead=lead.leads if lead is not None else None)
+    engine = DeliveryEngine(ctx.store, settings, ctx.senders, view, dispatcher=ctx.dispatcher,
+                            bulk=lambda: ctx.bulk, lead=lead.leads if lead is not None else None)
+    engine.on_changed.append(ctx.service.consent.on_final)  # a delivery failure meaning "opted out"
+    return engine
 
 
 def build_runtime(

@@ -121,3 +121,31 @@ def test_quiet_hours_hold_bulk_rows_and_ask_before_a_night_send(e2e_factory: Cal
                    ephemeral=True)
     e2e.wait(lambda: provider_sends(e2e, TO), what="the send the person chose to make now")
     assert url
+
+
+def test_a_delivery_failure_meaning_opted_out_records_the_opt_out(e2e_factory: Callable[..., E2E]) -> None:
+    from tests.e2e.test_e2e_webhooks import SOCIOCS_SECRET, sociocs_post
+
+    e2e = e2e_factory(sociocs_webhook_secret=SOCIOCS_SECRET)
+    e2e.command(f"send {TO} Hi", user_id="U1", channel_id="C1")
+    row = e2e.wait(lambda: (r := e2e.rt.store.get(1)) and r.provider_message_id and r, what="the send")
+    status = {"message_id": row.provider_message_id, "event": "status_update",
+              "event_data": {"status": "failed", "error": {"code": 21610,
+                                                           "message": "Attempt to send to unsubscribed recipient"}}}
+    assert sociocs_post(e2e, status).status_code == 200
+    state = e2e.wait(lambda: e2e.rt.service.consent.queries.state(TO, "sms"), what="the recorded opt-out")
+    assert state.source == "provider_error_21610" and state.by_recipient
+    answer = e2e.command(f"send {TO} Again", user_id="U1", channel_id="C1").json()["text"]
+    assert "via Twilio error 21610 (unsubscribed recipient)" in answer
+    e2e.settle()
+    assert len(provider_sends(e2e, TO)) == 1
+
+
+def test_a_textus_send_refused_as_opted_out_records_the_opt_out(e2e: E2E) -> None:
+    from tests.fakes.providers import Fault
+
+    assert e2e.providers is not None
+    e2e.providers.script(f"/{'my_account'}/messages", [Fault(status=422, body={"errors": {"to": ["is opted out"]}})])
+    e2e.command(f"send --via textus {TO} Hi", user_id="U1", channel_id="C1")
+    state = e2e.wait(lambda: e2e.rt.service.consent.queries.state(TO, "sms"), what="the recorded opt-out")
+    assert state.source == "provider_error_textus_opted_out"

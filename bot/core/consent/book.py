@@ -189,15 +189,18 @@ class ConsentBook:
         return found[0].words() if found else "opted out"
 
     def on_final(self, row: MessageRow) -> None:
-        """Dispatcher.on_final: a send refused because the recipient opted out records that opt-out."""
+        """Dispatcher.on_final and DeliveryEngine.on_changed: a send refused, or a delivery failed,
+        because the recipient opted out records that opt-out."""
         self.record_send_error(row)
 
     def record_send_error(self, row: MessageRow, now: float | None = None) -> bool:
         """A final row whose provider error means the recipient opted out (Twilio 21610 via
         Sociocs, TextUs "is opted out"): record that opt-out with its source. Dispatcher.on_final."""
-        if row.status != "failed" or row.error_kind == STOPPED_KIND or not row.error:
+        if row.error_kind == STOPPED_KIND:
             return False
-        source = opt_out_error_source(row.sender, row.error)
+        errors = [e for e in (row.error if row.status == "failed" else None,
+                              row.delivery_error if row.delivery == "failed" else None) if e]
+        source = next((s for e in errors if (s := opt_out_error_source(row.sender, e))), None)
         if source is None:
             return False
         family = row.consent_family
