@@ -83,14 +83,16 @@ def _marks(n: int) -> str:
 
 
 def opted_out_states(conn: Any, numbers: Sequence[str]) -> dict[tuple[str, str], ConsentState]:
-    """The opt-outs in force for these numbers, by (number, family): one indexed read."""
+    """The opt-outs in force for these numbers, by (number, family): one read on the primary key.
+
+    `opted_out` is filtered here, not in SQL: a condition on it lets a planner pick the
+    (opted_out, changed_at) index and scan every opt-out (84 ms a claim with 100,000)."""
     if not numbers:
         return {}
     rows = conn.execute(
-        f"SELECT {_STATE_COLS} FROM consent_state WHERE opted_out = 1 AND number IN ({_marks(len(numbers))})",
-        tuple(numbers),
+        f"SELECT {_STATE_COLS} FROM consent_state WHERE number IN ({_marks(len(numbers))})", tuple(numbers),
     ).fetchall()
-    return {(str(r["number"]), str(r["family"])): ConsentState.from_db(r) for r in rows}
+    return {(str(r["number"]), str(r["family"])): ConsentState.from_db(r) for r in rows if r["opted_out"]}
 
 
 def blocking(states: dict[tuple[str, str], ConsentState], number: str, family: str | None) -> ConsentState | None:
