@@ -25,7 +25,7 @@ def test_the_worker_builds_no_slack_app_but_tells_slack_about_outcomes(tmp_path:
         assert rt.bolt is None and rt.web is None
         assert rt.ctx.subcommands == {}  # no listener was registered
         assert rt.dispatcher is not None and rt.delivery is not None and rt.bulk is not None
-        assert rt.dispatcher.on_final == [rt.bulk.on_final, rt.delivery.on_final]
+        assert rt.dispatcher.on_final == [rt.service.consent.on_final, rt.bulk.on_final, rt.delivery.on_final]
     finally:
         rt.stop()
 
