@@ -108,3 +108,28 @@ def test_quiet_hours_ask_for_one_off_sends_and_move_schedules(tmp_path: Path) ->
     when = datetime.fromtimestamp(NIGHT + 600, UTC)
     moved = service.prepare(req(when=when), now=NIGHT)
     assert datetime.fromtimestamp(moved.new.due_at, UTC) == datetime(2026, 11, 30, 13, 0, tzinfo=UTC)  # 08:00 EST
+
+
+def test_quiet_hours_hold_bulk_rows_per_recipient_zone_until_the_window_opens(tmp_path: Path) -> None:
+    from bot.core.bulk.engine import BulkEngine
+    from bot.core.input.recipients import parse_pasted
+
+    book, service = book_and_service(tmp_path, sms_quiet_hours="21:00-08:00")
+    engine = BulkEngine(service.store, service.senders, consent=book, quiet=service.quiet)
+    tokyo = "+81312345678"  # 13:10 in Tokyo at NIGHT: not held
+    book.opt_out("+16175551213", ("sms",), source="keyword_STOP", by_recipient=True)
+    plan = engine.draft(parse_pasted(f"{A}\n+16175551213\n{tokyo}"), "Hi", "sandbox", allow_duplicates=False,
+                        when=None, idem_key="q1", now=NIGHT, user_tz="America/New_York")
+    assert plan.opted_out == 1 and plan.valid == 2 and plan.quiet_waiting == 1
+    assert plan.notes[0] == "1 opted out, excluded."
+    assert plan.notes[1].startswith("1 recipient in quiet hours (SMS_QUIET_HOURS, their local time): it waits")
+    assert "Mon 30 Nov 2026, 08:00 EST" in plan.notes[1]
+    engine.confirm(plan.job_id, post=False)
+    opens = datetime(2026, 11, 30, 13, 0, tzinfo=UTC).timestamp()  # 08:00 in Boston
+    store = service.store
+    first, _, _ = store.claim_sending("w", limit=10, lease=30, now=NIGHT)
+    assert [r.to_number for r in first] == [tokyo]
+    counts = engine.jobs.counts(plan.job_id, now=NIGHT)
+    assert counts["_quiet_waiting"] == 1 and counts["_quiet_until"] == int(opens)
+    assert store.claim_sending("w", limit=10, lease=30, now=opens - 1)[0] == []  # never early
+    assert [r.to_number for r in store.claim_sending("w", limit=10, lease=30, now=opens)[0]] == [A]
