@@ -182,6 +182,11 @@ class SendService:
     def _check_consent(self, req: SendRequest, to: str, family: str | None) -> None:
         """Before anything is stored (the claim checks again before the provider call)."""
         if req.consent_exempt:
+            # Only the two texts an opted-out number may get can skip the check.
+            allowed = {self.consent.settings.sms_optout_confirmation, self.consent.settings.sms_help_text} - {None}
+            if (req.text or "").strip() not in allowed or req.template is not None:
+                raise UserError("Only the opt-out confirmation (SMS_OPTOUT_CONFIRMATION) or the HELP reply "
+                                "(SMS_HELP_TEXT) may go to a number regardless of its opt-out.", field="text")
             return
         refusal = self.consent.refusal(to, family)
         if refusal is not None:

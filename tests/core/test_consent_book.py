@@ -133,3 +133,24 @@ def test_quiet_hours_hold_bulk_rows_per_recipient_zone_until_the_window_opens(tm
     assert counts["_quiet_waiting"] == 1 and counts["_quiet_until"] == int(opens)
     assert store.claim_sending("w", limit=10, lease=30, now=opens - 1)[0] == []  # never early
     assert [r.to_number for r in store.claim_sending("w", limit=10, lease=30, now=opens)[0]] == [A]
+
+
+def test_the_confirmation_goes_out_once_to_the_opted_out_number_and_nothing_else_can(tmp_path: Path) -> None:
+    from bot.core.consent.replies import reply_request
+    from bot.core.dispatch import Dispatcher
+
+    book, service = book_and_service(tmp_path, sms_optout_confirmation="Unsubscribed. Reply START to resubscribe.")
+    action = book.on_inbound_text(A, "sandbox", "STOP")
+    reply = reply_request(action, A, "sandbox", "in-1")
+    assert reply is not None and reply.consent_exempt and reply.conversation_reply
+    mid, created = service.submit(reply)
+    assert created and service.submit(reply) == (mid, False)  # a webhook retry sends nothing twice
+    with pytest.raises(UserError, match="Only the opt-out confirmation"):
+        service.submit(req(text="Buy now!", consent_exempt=True))
+    provider = service.senders.get("sandbox")
+    dispatcher = Dispatcher(service.store, service.senders, None, rates={"sandbox": 0.0})
+    row = service.store.claim_one(mid, dispatcher.owner)
+    assert row is not None and dispatcher.process(row) is not None
+    assert [m.text for m in provider.sent] == ["Unsubscribed. Reply START to resubscribe."]  # type: ignore[union-attr]
+    assert reply_request(book.on_inbound_text(A, "sandbox", "STOP"), A, "sandbox", "in-2") is None  # once
+    dispatcher.stop(timeout=1)

@@ -25,7 +25,7 @@ from bot.core.dispatch import Dispatcher
 from bot.core.input.recipients import parse_pasted
 from bot.core.senders import Senders
 from bot.core.sending import SendRequest, SendService, UserError
-from providers.base import BulkRecipient, BulkResult, OutboundMessage, SendResult
+from providers.base import BulkRecipient, BulkResult, OutboundMessage, SendResult, TemplateSend
 from providers.sandbox import SandboxProvider
 from storage.store import Store
 
@@ -40,10 +40,12 @@ class CheckingProvider(SandboxProvider):
         super().__init__()
         self.name, self.family, self.store, self.book = name, family, store, book
         self.violations: list[str] = []
+        self.texts: list[str | None] = []
         self.calls = 0
 
     def _check(self, to: str, text: str | None) -> None:
         self.calls += 1
+        self.texts.append(text)
         if text != EXEMPT and self.book.queries.opted_out([to]).get((to, self.family)):
             self.violations.append(to)
 
@@ -61,7 +63,7 @@ class CheckingProvider(SandboxProvider):
 class World:
     def __init__(self, root: Path) -> None:
         self.store = Store(str(root / "p.db"))
-        self.book = ConsentBook(self.store, Settings(_env_file=None))  # type: ignore[call-arg]
+        self.book = ConsentBook(self.store, Settings(_env_file=None, sms_help_text=EXEMPT))  # type: ignore[call-arg]
         self.providers = {"twlo": CheckingProvider("twlo", "sms", self.store, self.book),
                           "twlowa": CheckingProvider("twlowa", "whatsapp", self.store, self.book)}
         senders = Senders(dict(self.providers), "twlo")  # type: ignore[arg-type]
@@ -88,6 +90,8 @@ class World:
         exempt = kind == "exempt"
         req = SendRequest(to=to, sender=sender, text=EXEMPT if exempt else "hi", idem_key=self.key(),
                           consent_exempt=exempt, when=None)
+        if kind == "template":
+            req.text, req.template, req.template_name = None, TemplateSend(id="HX1"), "t"
         try:
             if kind == "scheduled":  # stored earlier, falls due now
                 req.when = datetime.fromtimestamp(time.time() + 60, UTC)
@@ -118,7 +122,7 @@ step = st.one_of(
     st.tuples(st.just("out"), number, family, st.booleans()),
     st.tuples(st.just("in"), number, family, st.booleans()),
     st.tuples(st.just("send"), number, st.sampled_from(["twlo", "twlowa"]),
-              st.sampled_from(["now", "scheduled", "cli", "exempt"])),
+              st.sampled_from(["now", "scheduled", "cli", "exempt", "template"])),
     st.tuples(st.just("bulk"), st.sampled_from(["hi", "hi {name}"])),
     st.just(("dispatch",)),
 )

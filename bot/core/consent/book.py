@@ -4,7 +4,7 @@ provider errors, people). No Slack, no HTTP: the edges call these entry points.
 Entry points the inbound path (issue 13) plugs into:
 - `on_inbound_text(number, sender, text, channel)` for every customer message: records
   STOP/START/HELP and returns an `InboundAction` (a thread note, and the one text to send
-  back, if any: send it with `SendRequest(consent_exempt=True, conversation_reply=True)`);
+  back, if any: submit `bot.core.consent.replies.reply_request(...)` with the SendService);
 - `apply_consent_event(ConsentEvent)` for TextUs contact.opted_out/opted_in and Sociocs
   payloads whose contact is blocked (providers/inbound.py).
 The rule: an opt-out the recipient made (a keyword, a provider event or error) is lifted only
