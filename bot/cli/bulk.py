@@ -15,7 +15,7 @@ from typing import TextIO
 
 from bot.cli.main import EXTENSIONS
 from bot.core.bulk.models import BulkPlan, Progress
-from bot.core.bulk.wording import problem_lines, when_words
+from bot.core.bulk.wording import consent_words, problem_lines, when_words
 from bot.core.config import Settings
 
 
@@ -38,7 +38,7 @@ def bar(done: int, total: int, width: int = 30) -> str:
 def progress_line(p: Progress) -> str:
     rate = f"  {p.rate:,.1f}/s" if p.rate else ""
     return (f"[{bar(p.done, p.total)}] {p.done:,}/{p.total:,}  sent {p.sent:,}  failed {p.failed:,}  "
-            f"unknown {p.unknown:,}{rate}")
+            f"unknown {p.unknown:,}{rate}{consent_words(p, None)}")
 
 
 def print_plan(plan: BulkPlan, out: TextIO) -> None:

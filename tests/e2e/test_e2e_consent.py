@@ -103,6 +103,7 @@ def test_quiet_hours_hold_bulk_rows_and_ask_before_a_night_send(e2e_factory: Cal
     shown = view_text(conf)
     assert "2 recipients in quiet hours" in shown and "they wait for the window to open" in shown
     confirm(e2e, conf)
+    e2e.slack.wait_for("chat.update", lambda c: "2 wait for quiet hours until" in c["params"].get("text", ""))
     e2e.settle()
     assert provider_sends(e2e, TO) == [] and provider_sends(e2e, OTHER) == []  # held, not dropped
     rows = [r for r in e2e.rt.store.since(0) if r.bulk_job_id]
@@ -149,3 +150,21 @@ def test_a_textus_send_refused_as_opted_out_records_the_opt_out(e2e: E2E) -> Non
     e2e.command(f"send --via textus {TO} Hi", user_id="U1", channel_id="C1")
     state = e2e.wait(lambda: e2e.rt.service.consent.queries.state(TO, "sms"), what="the recorded opt-out")
     assert state.source == "provider_error_textus_opted_out"
+
+
+def test_the_send_form_at_night_asks_once_then_sends_on_a_second_submit(e2e_factory: Callable[..., E2E]) -> None:
+    import json
+
+    from tests.fakes.slack_requests import view_submission_body
+
+    window, _ = _night_window("America/New_York")
+    e2e = e2e_factory(sms_quiet_hours=window)
+    values = {"sender": {"value": {"selected_option": "twlo"}}, "to": {"value": TO}, "text": {"value": "Night"}}
+    body = view_submission_body("send_modal", values, user_id="U1", view_id="VNIGHT",
+                                private_metadata=json.dumps({"channel_id": "C1"}))
+    first = e2e.sender.post(body, "application/x-www-form-urlencoded").json()
+    assert first["response_action"] == "errors" and "Submit again to send now" in first["errors"]["to"]
+    e2e.settle()
+    assert provider_sends(e2e, TO) == []
+    assert e2e.sender.post(body, "application/x-www-form-urlencoded").status_code == 200
+    e2e.wait(lambda: provider_sends(e2e, TO), what="the send confirmed by the second submit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -193,12 +194,30 @@ def on_submit(ctx: AppContext, ack: Ack, body: dict[str, Any]) -> None:
         if refusal:
             ack(response_action="errors", errors={"to": refusal[:150]})
             return
-        ctx.service.submit(req)
+        submit_form(ctx, req)
     except UserError as exc:
         block = FIELD_BLOCKS.get(exc.field or "text", "text")
         ack(response_action="errors", errors={block: exc.message[:2000]})
         return
     ack()
+
+
+_QUIET_ASKED: dict[str, float] = {}  # forms asked "it is night there" once: a second submit sends
+
+
+def submit_form(ctx: AppContext, req: SendRequest) -> None:
+    """The form's send; at night the first submit asks, the same form submitted again sends now."""
+    try:
+        ctx.service.submit(req)
+    except QuietPrompt as exc:
+        now = time.monotonic()
+        for key in [k for k, t in _QUIET_ASKED.items() if now - t > 900]:
+            _QUIET_ASKED.pop(key, None)
+        if _QUIET_ASKED.pop(req.idem_key, None) is None:
+            _QUIET_ASKED[req.idem_key] = now
+            raise UserError(f"It is {exc.prompt.local_time} for this recipient (quiet hours). Submit again to send "
+                            f"now, or set When to {exc.prompt.opens_local} or later.", field="to") from None
+        ctx.service.submit(req.model_copy(update={"quiet_ok": True}))
 
 
 def register(app: App, ctx: AppContext) -> None:
