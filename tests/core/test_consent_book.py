@@ -154,3 +154,14 @@ def test_the_confirmation_goes_out_once_to_the_opted_out_number_and_nothing_else
     assert [m.text for m in provider.sent] == ["Unsubscribed. Reply START to resubscribe."]  # type: ignore[union-attr]
     assert reply_request(book.on_inbound_text(A, "sandbox", "STOP"), A, "sandbox", "in-2") is None  # once
     dispatcher.stop(timeout=1)
+
+
+def test_a_bad_quiet_hours_setting_says_what_to_fix() -> None:
+    from bot.core.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=r"^SMS_QUIET_HOURS: use HH:MM-HH:MM"):
+        load_settings(_env_file=None, sms_quiet_hours="9pm to 8am")
+    with pytest.raises(ConfigError, match="the start time 25:00 is not a time of day"):
+        load_settings(_env_file=None, sms_quiet_hours="25:00-08:00")
+    assert load_settings(_env_file=None, sms_quiet_hours=" 21:00 - 08:00 ").sms_quiet_hours == "21:00-08:00"
+    assert load_settings(_env_file=None, sms_quiet_hours="").sms_quiet_hours is None

@@ -7,6 +7,8 @@ Entry points the inbound path (issue 13) plugs into:
   back, if any: submit `bot.core.consent.replies.reply_request(...)` with the SendService);
 - `apply_consent_event(ConsentEvent)` for TextUs contact.opted_out/opted_in and Sociocs
   payloads whose contact is blocked (providers/inbound.py).
+A Sociocs payload carries both a text and (when its contact is blocked) a ConsentEvent: apply
+the event first, then the text, so a START in it lifts what the same payload re-asserts.
 The rule: an opt-out the recipient made (a keyword, a provider event or error) is lifted only
 by the recipient (a keyword, a provider opt-in event); a manual one only by a manager.
 """
