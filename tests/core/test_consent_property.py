@@ -1,5 +1,6 @@
 """Property: whatever the interleaving of opt-outs, opt-ins and sends of every kind (single,
-scheduled, CLI claim_one, bulk per recipient, Sociocs bulk batches, consent-exempt replies),
+scheduled, CLI claim_one, templates, thread replies, bulk per recipient, Sociocs bulk batches,
+consent-exempt replies),
 no provider call is made for a number whose latest consent state at the call is opted out.
 
 Each step runs to its end before the next (a dispatch pass waits for its calls), so the state
@@ -90,6 +91,7 @@ class World:
         exempt = kind == "exempt"
         req = SendRequest(to=to, sender=sender, text=EXEMPT if exempt else "hi", idem_key=self.key(),
                           consent_exempt=exempt, when=None)
+        req.conversation_reply = kind == "reply"  # a thread reply: never held, still checked
         if kind == "template":
             req.text, req.template, req.template_name = None, TemplateSend(id="HX1"), "t"
         try:
@@ -122,7 +124,7 @@ step = st.one_of(
     st.tuples(st.just("out"), number, family, st.booleans()),
     st.tuples(st.just("in"), number, family, st.booleans()),
     st.tuples(st.just("send"), number, st.sampled_from(["twlo", "twlowa"]),
-              st.sampled_from(["now", "scheduled", "cli", "exempt", "template"])),
+              st.sampled_from(["now", "scheduled", "cli", "exempt", "template", "reply"])),
     st.tuples(st.just("bulk"), st.sampled_from(["hi", "hi {name}"])),
     st.just(("dispatch",)),
 )
