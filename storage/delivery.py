@@ -58,6 +58,15 @@ class DeliveryQueries:
             )
         return True, self.store.get(row.id)
 
+    def event_is_ours(self, provider: str, provider_message_id: str, status: str) -> bool:
+        """Whether this exact event is on record for one of our messages: an event the store
+        refused (apply_delivery_event's (False, None)) was then a replay, not a stranger's."""
+        return self.store.conn.execute(
+            "SELECT 1 FROM delivery_events WHERE provider = ? AND provider_message_id = ? AND status = ?"
+            " AND message_id IS NOT NULL",
+            (provider, provider_message_id, status),
+        ).fetchone() is not None
+
     def settle_unknown(self, message_id: int, status: str, *, provider_message_id: str | None = None,
                        delivery: str | None = None, error: str | None = None, now: float | None = None) -> bool:
         """unknown -> sent | failed once the provider told us which. False if it moved meanwhile."""

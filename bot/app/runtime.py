@@ -12,11 +12,6 @@ import httpx
 import uvicorn
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 from starlette.applications import Starlette
 
 from bot.app.web import build_web
@@ -35,27 +30,17 @@ from bot.slack.app import build_app
 from bot.slack.bulk_view import SlackBulkView
 from bot.slack.context import AppContext
 from bot.slack.delivery_view import SlackDeliveryView, delivery_client
+from bot.slack.metered import slack_client
 from bot.webhooks.routes import handlers as webhook_handlers
 from providers.base import redact
 from storage import open_store
+from storage.figures import Figures
 from storage.store import Store
 
 log = logging.getLogger("smsbot")
 
 
-def slack_client(settings: Settings) -> WebClient:
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    base = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
-    return WebClient(
-        token=token,
-        base_url=base,
-        timeout=10,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+__all__ = ["Runtime", "build_runtime", "slack_client"]  # slack_client: bot/slack/metered.py
 
 
 @dataclass
@@ -199,7 +184,10 @@ def build_runtime(
     secrets = settings.secret_values() + senders.secrets()
     # The one redaction point for provider text entering the store (webhooks, errors, lookups).
     store.redactor = partial(redact, secrets=secrets)
-    client = slack_client(settings)
+    metrics = Metrics()
+    metrics.watch_outbox(store.counts_by_status)
+    metrics.watch_bulk_jobs(Figures(store).bulk_jobs_by_status)
+    client = slack_client(settings, metrics)
     notifier = Notifier(client, store, senders.label, secrets=secrets)
     consent = ConsentBook(store, settings)
     service = SendService(store, senders, default_region=settings.sms_default_region, consent=consent)
@@ -207,10 +195,10 @@ def build_runtime(
     if dispatcher is not None:
         service.set_wake(dispatcher.wake)
         dispatcher.on_final.append(consent.on_final)  # Twilio 21610, TextUs "opted out"
+        dispatcher.meter.sink = metrics  # latency, lateness, 429s and pauses; final statuses:
+        dispatcher.on_final.append(dispatcher.meter.final)
     ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier,
                      client=client, dispatcher=dispatcher)
-    metrics = Metrics()
-    metrics.watch_outbox(store.counts_by_status)
     rt = Runtime(settings=settings, store=store, senders=senders, client=client, notifier=notifier,
                  service=service, ctx=ctx, metrics=metrics, dispatcher=dispatcher)
     # Workers elect one leader for the once-per-fleet work; a process alone always leads.
@@ -218,6 +206,7 @@ def build_runtime(
     try:
         if with_slack:
             rt.bulk = ctx.bulk = build_bulk(ctx)
+            rt.bulk.metrics = metrics
             rt.delivery = ctx.delivery = build_delivery(ctx, secrets, lead)
             if lead is not None:
                 rt.bulk.lead = lead.leads

@@ -6,26 +6,23 @@ so an admin (or CI) can check an edit before restarting the app.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from bot.cli.main import EXTENSIONS
-from bot.core.config import Settings
+import click
+
+from bot.cli.main import command_group, configured
 from bot.core.templates import DEFAULT_CATALOG_PATH, CatalogError, load_catalog, summarize
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="templates_command", required=True)
-    check = sub.add_parser("check", help="validate the catalog file and list its templates")
-    check.add_argument(
-        "--file",
-        default=None,
-        help=f"catalog to check (default: SMS_TEMPLATES_FILE, else {DEFAULT_CATALOG_PATH})",
-    )
+templates = command_group("templates", "check the WhatsApp template catalog")
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    path = args.file or settings.sms_templates_file or DEFAULT_CATALOG_PATH
+@templates.command("check", short_help="validate the catalog file and list its templates",
+                   help="Validate the catalog file and list its templates.")
+@click.option("--file", "path", default=None,
+              help=f"catalog to check (default: SMS_TEMPLATES_FILE, else {DEFAULT_CATALOG_PATH})")
+def check_command(path: str | None) -> int:
+    settings = configured()
+    path = path or settings.sms_templates_file or DEFAULT_CATALOG_PATH
     try:
         # Asked to check a file: a missing one is a problem, even the default name.
         catalog = load_catalog(path, must_exist=True)
@@ -35,6 +32,3 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(summarize(catalog, path))
     return 0
-
-
-EXTENSIONS["templates"] = ("check the WhatsApp template catalog", (configure, run))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from bot.core.group_commit import OutcomeWriter
+from bot.core.meter import DispatchMeter
 from bot.core.outcomes import Outcome, backoff, outcome_of
 from bot.core.ports import Announcer
 from bot.core.senders import Senders
@@ -102,12 +103,14 @@ class SharedLimiter:
     process's own pause, seen without a read.
     """
 
-    def __init__(self, store: Store, sender: str, rate: float) -> None:
+    def __init__(self, store: Store, sender: str, rate: float,
+                 on_pause: Callable[[str, bool], None] | None = None) -> None:
         self.store = store
         self.sender = sender
         self.rate = rate
         self.burst = burst_for(rate)
         self.paused_until = 0.0
+        self.on_pause = on_pause  # (sender, a new pause?): the metrics' 429 and pause counts
         self._lock = threading.Lock()
         self._checked = -1e9
         self._shared_end = 0.0  # monotonic end of the fleet-wide pause, as last read
@@ -118,6 +121,8 @@ class SharedLimiter:
 
     def pause(self, seconds: float) -> None:
         now = time.monotonic()
+        if self.on_pause is not None:
+            self.on_pause(self.sender, max(self.paused_until, self._shared_end) <= now)
         self.paused_until = max(self.paused_until, now + seconds)
         self.store.pause_sender(self.sender, self.store.clock() + seconds)
         with self._lock:
@@ -174,12 +179,17 @@ class Limiters:
         self.rates = dict(rates)
         self._made: dict[str, SharedLimiter] = {}
         self._lock = threading.Lock()
+        self.meter = DispatchMeter()  # counts 429s and pauses once given a sink
 
     def get(self, sender: str) -> SharedLimiter:
         with self._lock:
             if sender not in self._made:
-                self._made[sender] = SharedLimiter(self.store, sender, self.rates.get(sender, 10.0))
+                self._made[sender] = SharedLimiter(self.store, sender, self.rates.get(sender, 10.0),
+                                                   on_pause=self.meter.paused)
             return self._made[sender]
+
+    def limit_of(self, sender: str) -> tuple[float, int] | None:
+        return self.get(sender).limit()
 
 
 def listen_for_due(store: Store, wake: threading.Event, stop: threading.Event) -> None:
@@ -227,6 +237,7 @@ class Dispatcher:
         self.owner_prefix = f"{socket.gethostname()}:"
         self.owner = f"{self.owner_prefix}{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.limiters = Limiters(store, rates or {})
+        self.meter = self.limiters.meter  # metrics (bot/core/meter.py): silent until given a sink
         self._writer = OutcomeWriter(store)  # outcomes that finish together share a commit
         self._queued: set[int] = set()  # claimed into `sending`, call not started yet
         self._retry_in: float | None = None  # a limit held rows back: claim again then
@@ -329,9 +340,6 @@ class Dispatcher:
     def limiter(self, sender: str) -> SharedLimiter:
         return self.limiters.get(sender)
 
-    def _limit_of(self, sender: str) -> tuple[float, int] | None:
-        return self.limiters.get(sender).limit()
-
     # -- the loop
 
     def _loop(self) -> None:
@@ -379,8 +387,9 @@ class Dispatcher:
             return 0
         claimed, missed, self._retry_in = self.store.claim_sending(
             self.owner, limit=free, lease=self.sending_lease, misfire_grace=self.misfire_grace,
-            limit_of=self._limit_of,
+            limit_of=self.limiters.limit_of,
         )
+        self.meter.missed([r for r in missed if r.status == "missed"])  # the others: consent stopped them
         for row in missed:  # missed schedules, and rows the claim's consent check stopped (failed)
             if report_stopped(self, row) is None and self.notifier is not None and row.bulk_job_id is None:
                 if not row.thread_ts:
@@ -464,7 +473,7 @@ class Dispatcher:
         msg = OutboundMessage.model_validate(row.payload)
         msg.reference = f"smsbot-{row.id}"
         try:
-            result: SendResult = provider.send(msg)
+            result: SendResult = self.meter.send(provider, msg, row)
         except Exception as exc:
             if not isinstance(exc, ProviderError):
                 log.error("unexpected error sending message %s: %s", row.id, type(exc).__name__)

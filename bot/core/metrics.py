@@ -62,6 +62,8 @@ CountsFn = Callable[[], Mapping[str, int]]
 
 def bound(value: object, allowed: Iterable[str]) -> str:
     """`value` lower-cased when it is one of `allowed`, else "other"."""
+    if isinstance(value, str) and value in allowed:  # the usual case, without a copy
+        return value
     text = str(value).strip().lower() if value is not None else ""
     return text if text in allowed else OTHER
 
@@ -105,6 +107,9 @@ class Metrics:
     def __init__(self, senders: Iterable[str] = SENDERS, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.senders: tuple[str, ...] = tuple(s.lower() for s in senders)
+        # labels() takes microseconds (a lock, a key built); the engines call per message, so
+        # each series' child is looked up once and kept (the label values are bounded).
+        self._kids: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._build_counters()
         self._build_histograms()
         self._outbox = _CountsCollector(
@@ -157,6 +162,12 @@ class Metrics:
         for state in (*BULK_STATES, OTHER):
             self._bulk_transitions.labels(state)
 
+    def _kid(self, family: Any, *values: str) -> Any:
+        kid = self._kids.get((id(family), values))
+        if kid is None:
+            kid = self._kids[(id(family), values)] = family.labels(*values)
+        return kid
+
     # -- bounding
 
     def sender(self, value: object) -> str:
@@ -164,9 +175,9 @@ class Metrics:
 
     # -- what happened
 
-    def sent(self, sender: str, status: str) -> None:
-        """A message reached a final status (sent, failed, unknown, canceled, missed)."""
-        self._messages.labels(self.sender(sender), bound(status, FINAL_STATUSES)).inc()
+    def sent(self, sender: str, status: str, count: int = 1) -> None:
+        """`count` messages reached a final status (sent, failed, unknown, canceled, missed)."""
+        self._kid(self._messages, self.sender(sender), bound(status, FINAL_STATUSES)).inc(count)
 
     @contextmanager
     def provider_call(self, sender: str) -> Iterator[None]:
@@ -178,37 +189,37 @@ class Metrics:
             self.observe_provider_call(sender, time.perf_counter() - start)
 
     def observe_provider_call(self, sender: str, seconds: float) -> None:
-        self._provider_latency.labels(self.sender(sender)).observe(max(0.0, seconds))
+        self._kid(self._provider_latency, self.sender(sender)).observe(max(0.0, seconds))
 
     def schedule_lateness(self, sender: str, seconds: float) -> None:
         """How long after its due time a message was picked up (early counts as 0)."""
-        self._lateness.labels(self.sender(sender)).observe(max(0.0, seconds))
+        self._kid(self._lateness, self.sender(sender)).observe(max(0.0, seconds))
 
     def rate_limited(self, sender: str) -> None:
-        self._rate_limited.labels(self.sender(sender)).inc()
+        self._kid(self._rate_limited, self.sender(sender)).inc()
 
     def paused(self, sender: str) -> None:
-        self._pauses.labels(self.sender(sender)).inc()
+        self._kid(self._pauses, self.sender(sender)).inc()
 
     def webhook(self, provider: str, result: str) -> None:
         """One webhook event: accepted, duplicate, bad_signature, malformed or ignored."""
-        self._webhooks.labels(bound(provider, PROVIDERS), bound(result, WEBHOOK_RESULTS)).inc()
+        self._kid(self._webhooks, bound(provider, PROVIDERS), bound(result, WEBHOOK_RESULTS)).inc()
 
     def inbound(self, provider: str) -> None:
-        self._inbound.labels(bound(provider, PROVIDERS)).inc()
+        self._kid(self._inbound, bound(provider, PROVIDERS)).inc()
 
     def opt_out(self, provider: str) -> None:
-        self._opt_outs.labels(bound(provider, PROVIDERS)).inc()
+        self._kid(self._opt_outs, bound(provider, PROVIDERS)).inc()
 
     def slack_error(self, method: str) -> None:
-        self._slack_errors.labels(_bound_exact(method, SLACK_METHODS)).inc()
+        self._kid(self._slack_errors, _bound_exact(method, SLACK_METHODS)).inc()
 
     def slack_retry(self, method: str) -> None:
-        self._slack_retries.labels(_bound_exact(method, SLACK_METHODS)).inc()
+        self._kid(self._slack_retries, _bound_exact(method, SLACK_METHODS)).inc()
 
     def bulk_job(self, state: str) -> None:
         """A bulk job entered `state` (draft, running, paused, done...)."""
-        self._bulk_transitions.labels(bound(state, BULK_STATES)).inc()
+        self._kid(self._bulk_transitions, bound(state, BULK_STATES)).inc()
 
     # -- read at scrape time
 

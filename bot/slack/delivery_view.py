@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from bot.core.ports_delivery import SenderAlert
 from bot.slack.blocks.history import channel_notice, failure_reply, status_line
 from bot.slack.context import AppContext
+from bot.slack.metered import MeteredWebClient, counting
 from bot.slack.once import PostOnce, status_line_hooks
 from bot.slack.outbox import SlackOutbox
 from bot.slack.text import escape, shown
@@ -32,8 +33,10 @@ RECENT_SEND = 10.0  # seconds in which Notifier.report_outcome is expected to po
 def delivery_client(client: WebClient) -> WebClient:
     """A client like the app's, without built-in 429 retries: a rate limit re-renders the latest
     state instead of replaying a stale update."""
-    return WebClient(token=client.token, base_url=client.base_url, timeout=10,
-                     retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)])
+    on_retry = getattr(client, "on_retry", None)  # the app's metrics hooks, when it has them
+    return MeteredWebClient(token=client.token, base_url=client.base_url, timeout=10,
+                            retry_handlers=[counting(ConnectionErrorRetryHandler(max_retry_count=2), on_retry)],
+                            on_error=getattr(client, "on_error", None), on_retry=on_retry)
 
 
 def alert_text(alert: SenderAlert) -> str:

@@ -100,6 +100,7 @@ class SlackOutbox:
         self._thread: threading.Thread | None = None
         self.last_text: OrderedDict[int, str] = OrderedDict()  # skip no-op updates (bounded)
         self.calls = 0  # Slack calls made, for the benchmark
+        self.on_retry: Callable[[str], None] | None = getattr(client, "on_retry", None)  # metrics (metered.py)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="smsbot-delivery-slack", daemon=True)
@@ -205,6 +206,7 @@ class SlackOutbox:
             headers = response.headers or {}
             wait = float(headers.get("Retry-After", headers.get("retry-after", 1)))
             log.info("Slack rate limited delivery updates; waiting %.0f s", wait)
+            self._count_retry(kind)
             with self._cond:  # keep the work: the post at the front, the update re-marked
                 if kind == "post":
                     self._posts.appendleft(item)
@@ -220,6 +222,7 @@ class SlackOutbox:
             if attempts < RETRY_ATTEMPTS:
                 delay = backoff(attempts)
                 log.info("delivery %s failed (%s); trying again in %.1f s", kind, error, delay)
+                self._count_retry(kind)
                 with self._cond:
                     if kind == "post":
                         item.attempts = attempts
@@ -246,6 +249,10 @@ class SlackOutbox:
                     self.forget(item)
                 except Exception:
                     log.exception("forgetting the status line of #%s failed", item)
+
+    def _count_retry(self, kind: str) -> None:
+        if self.on_retry is not None:
+            self.on_retry("chat.postMessage" if kind == "post" else "chat.update")
 
     def _post(self, post: _Post) -> dict[str, Any]:
         self.calls += 1

@@ -21,10 +21,10 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from bot.app.logs import setup_logging
-from bot.app.main import main
 from bot.core.config import Settings
 from bot.core.senders import build_senders
 from storage.store import NewMessage, Store
+from tests.cli.runner import last, run
 from tests.conftest import E2E
 from tests.fakes.providers import FakeProviders, Fault
 
@@ -127,8 +127,8 @@ def test_export_never_carries_a_secret_in_any_form(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'h.db'}")
     for name, value in SECRETS.items():
         monkeypatch.setenv(name.upper(), value)
-    assert main(["export", "--since", "2000-01-01"]) == 0
-    out = capsys.readouterr().out
+    assert run("export", "--since", "2000-01-01") == 0
+    out = last().stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == len(LEAKABLE) and all(r["error"].count("***") == 6 for r in rows)
     assert leaks(out) == []

@@ -25,7 +25,8 @@ def test_the_worker_builds_no_slack_app_but_tells_slack_about_outcomes(tmp_path:
         assert rt.bolt is None and rt.web is None
         assert rt.ctx.subcommands == {}  # no listener was registered
         assert rt.dispatcher is not None and rt.delivery is not None and rt.bulk is not None
-        assert rt.dispatcher.on_final == [rt.service.consent.on_final, rt.bulk.on_final, rt.delivery.on_final]
+        assert rt.dispatcher.on_final == [rt.service.consent.on_final, rt.dispatcher.meter.final, rt.bulk.on_final,
+                                          rt.delivery.on_final]
     finally:
         rt.stop()
 
@@ -63,7 +64,7 @@ def test_python_dash_m_runs_the_console_entry() -> None:
                          text=True, timeout=60)
     assert out.returncode == 0
     for command in ("run", "serve", "worker", "send", "list", "cancel", "bulk", "templates"):
-        assert f"    {command}" in out.stdout
+        assert f"\n  {command} " in out.stdout  # one line per command under "Commands:"
 
 
 def _rules(tmp_path: Path, fake_slack: FakeSlack, **extra: object) -> tuple[ScheduleRules, Store, list[int]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.main import main
+from tests.cli.runner import last, run
 from tests.conftest import BIRD_CH, BIRD_KEY, BIRD_WS, CHANNEL_KEYS, SOCIOCS_KEY
 from tests.fakes.providers import FakeProviders, Fault
 
@@ -42,14 +42,14 @@ def test_cli_bulk_sends_with_progress_and_summary(env: FakeProviders, tmp_path: 
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     rows = "".join(f"+1617555{1700 + i:04d},P{i},{i}\n" for i in range(12))
     path = write_csv(tmp_path, "to,name,code\n" + rows + "+16175551700,Again,99\nbad,X,1\n")
-    code = main(["bulk", "--via", "bird", "--csv", str(path), "--text", "Hi {name}, code {code}"])
-    out, err = capsys.readouterr()
+    code = run("bulk", "--via", "bird", "--csv", str(path), "--text", "Hi {name}, code {code}")
+    out, err = last().stdout, last().stderr
     assert code == 0
     assert "Bulk #1: 12 recipients via Bird SMS (bird)." in out
     assert "duplicates removed: 1" in out and "Line 15: bad,X,1" in out
     assert "Preview: Hi P0, code 0" in out
     assert "12 sent, 0 failed, 0 unknown (of 12)" in out
-    assert "[##############################] 12/12" in err and "\r" in err
+    assert "Bulk #1" in err and "12/12" in err and "sent 12  failed 0  unknown 0" in err  # the bar, once done
     sent = [r.json for r in env.requests if r.path.startswith("/workspaces/")]
     assert Counter(m["receiver"]["contacts"][0]["identifierValue"] for m in sent) == \
         {f"+1617555{1700 + i:04d}": 1 for i in range(12)}
@@ -60,8 +60,8 @@ def test_cli_bulk_failures_go_to_a_csv_and_exit_1(env: FakeProviders, tmp_path: 
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     env.script("/workspaces/", [Fault(status=422, body={"code": "InvalidPayload", "message": "Blocked number."})])
     path = write_csv(tmp_path, "to\n+16175551801\n")
-    code = main(["bulk", "--via", "bird", "--csv", str(path), "--text", "Hello"])
-    out, _ = capsys.readouterr()
+    code = run("bulk", "--via", "bird", "--csv", str(path), "--text", "Hello")
+    out = last().stdout
     assert code == 1
     assert "0 sent, 1 failed, 0 unknown (of 1)" in out and "bulk-1-failures.csv" in out
     report = list(csv.DictReader(io.StringIO((tmp_path / "bulk-1-failures.csv").read_text())))
@@ -72,9 +72,9 @@ def test_cli_bulk_failures_go_to_a_csv_and_exit_1(env: FakeProviders, tmp_path: 
 def test_cli_bulk_sociocs_plain_text_uses_bulk_jobs(env: FakeProviders, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path = write_csv(tmp_path, "to,name\n+16175551901,A\n+16175551902,B\n+16175551901,A2\n")
-    assert main(["bulk", "--via", "twlo", "--csv", str(path), "--text", "Closed today",
-                 "--allow-duplicates"]) == 0
-    out, _ = capsys.readouterr()
+    assert run("bulk", "--via", "twlo", "--csv", str(path), "--text", "Closed today",
+               "--allow-duplicates") == 0
+    out = last().stdout
     bulk = [r.json for r in env.requests if r.path == "/messages/bulk"]
     assert len(bulk) == 1 and bulk[0]["duplicates_allowed"] is True
     assert [p["to"] for p in bulk[0]["recipients"]] == ["+16175551901", "+16175551902", "+16175551901"]
@@ -95,14 +95,14 @@ def test_cli_bulk_bad_input_says_why_and_sends_nothing(env: FakeProviders, tmp_p
     argv = ["bulk", "--via", "bird", "--csv", str(path), "--text", "Hi", *args]
     if "--text" in args:
         argv = ["bulk", "--via", "bird", "--csv", str(path), *args]
-    assert main(argv) == 2
-    assert message in capsys.readouterr().err
+    assert run(*argv) == 2
+    assert message in last().stderr
     assert env.requests == []
 
 
 def test_cli_send_unreadable_time_says_why_and_sends_nothing(env: FakeProviders,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    # `send` and `bulk` share one --at reader; main() answers its WhenError.
-    assert main(["send", "--via", "bird", "--to", "+16175551212", "--text", "Hi", "--at", "someday maybe"]) == 2
-    assert "error: Couldn't read 'someday maybe' as a time." in capsys.readouterr().err
+    # `send` and `bulk` share one --at reader; the root group answers its WhenError.
+    assert run("send", "--via", "bird", "--to", "+16175551212", "--text", "Hi", "--at", "someday maybe") == 2
+    assert "error: Couldn't read 'someday maybe' as a time." in last().stderr
     assert env.requests == []

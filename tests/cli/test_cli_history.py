@@ -12,11 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app.main import main
-from bot.cli.history import run_webhooks
-from bot.cli.main import build_parser
+from bot.cli.webhooks import run_webhooks
 from bot.core.config import Settings
 from storage.store import NewMessage, Store
+from tests.cli.runner import last, run
 from tests.conftest import BIRD_CH, BIRD_KEY, BIRD_WS, CHANNEL_KEYS, SOCIOCS_KEY, TEXTUS_ACCOUNT, TEXTUS_TOKEN
 
 BASE = "https://sms.example.com"
@@ -47,8 +46,8 @@ def test_export_writes_the_history_as_csv(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
-    assert main(["export", "--since", "2000-01-01"]) == 0
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert run("export", "--since", "2000-01-01") == 0
+    rows = list(csv.DictReader(io.StringIO(last().stdout)))
     assert [r["id"] for r in rows] == [str(first), str(second)]
     assert rows[0]["sent_by"] == "U1" and rows[0]["sent_by_name"] == "alice" and rows[0]["to"] == "+16175551212"
     assert rows[0]["sender"] == "twlo" and rows[0]["text"] == "Your order shipped"
@@ -59,7 +58,7 @@ def test_export_writes_the_history_as_csv(tmp_path: Path, monkeypatch: pytest.Mo
     assert rows[1]["status"] == "failed" and rows[1]["error"] == "Invalid channel_key."
 
     out = tmp_path / "out.csv"
-    assert main(["export", "--since", "2999-01-01", "--out", str(out)]) == 0
+    assert run("export", "--since", "2999-01-01", "--out", str(out)) == 0
     assert out.read_text().splitlines() == [
         "id,created_at,sent_at,sent_by,sent_by_name,to,name,sender,text,status,delivery,error,"
         "provider_message_id,source,bulk_job_id"]
@@ -77,8 +76,8 @@ def test_export_user_applies_that_persons_view(tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
 
     def exported(*extra: str) -> list[str]:
-        assert main(["export", "--since", "2000-01-01", *extra]) == 0
-        return [r["id"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))]
+        assert run("export", "--since", "2000-01-01", *extra) == 0
+        return [r["id"] for r in csv.DictReader(io.StringIO(last().stdout))]
 
     assert exported() == [str(mine), str(theirs)]  # the operator: everything
     assert exported("--user", "U2") == [str(theirs)]
@@ -86,9 +85,8 @@ def test_export_user_applies_that_persons_view(tmp_path: Path, monkeypatch: pyte
 
 
 def test_export_refuses_a_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["export", "--since", "last tuesday"])
-    assert "is not a date" in capsys.readouterr().err
+    assert run("export", "--since", "last tuesday") == 2
+    assert "is not a date" in last().stderr
 
 
 class FakeSubscriptions:
@@ -136,7 +134,7 @@ def test_webhooks_register_subscribes_sociocs_and_bird_idempotently(capsys: pyte
     fake = FakeSubscriptions()
     client = httpx.Client(transport=httpx.MockTransport(fake))
     settings = _settings("https://providers.test")
-    args = build_parser().parse_args(["webhooks", "register", "--public-url", BASE + "/"])
+    args = BASE + "/"
     assert run_webhooks(args, settings, client=client) == 0
     first = capsys.readouterr().out
     assert "Sociocs twlo: subscribed https://sms.example.com/webhooks/sociocs to status_updates" in first
@@ -162,7 +160,7 @@ def test_webhooks_register_says_what_is_missing_and_never_prints_keys(capsys: py
     fake = FakeSubscriptions()
     client = httpx.Client(transport=httpx.MockTransport(fake))
     settings = _settings("https://providers.test", sociocs_webhook_secret=None, bird_api_key="wrong-bird-key-xyz")
-    args = build_parser().parse_args(["webhooks", "register", "--public-url", BASE])
+    args = BASE
     assert run_webhooks(args, settings, client=client) == 1
     out = capsys.readouterr().out
     assert "Sociocs: skipped; set SOCIOCS_WEBHOOK_SECRET first" in out

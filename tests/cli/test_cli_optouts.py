@@ -76,12 +76,10 @@ def test_cli_send_to_an_opted_out_number_is_refused(store: Store, capsys: pytest
 
 
 def test_webhooks_register_prints_the_textus_opt_out_events(capsys: pytest.CaptureFixture[str]) -> None:
-    import argparse
-
-    from bot.cli.history import run_webhooks
+    from bot.cli.webhooks import run_webhooks
     from bot.core.config import Settings
 
     settings = Settings(_env_file=None, textus_api_token=TEXTUS_TOKEN, textus_account=TEXTUS_ACCOUNT)  # type: ignore[call-arg]
-    assert run_webhooks(argparse.Namespace(public_url="https://sms.example.com"), settings) == 0
+    assert run_webhooks("https://sms.example.com", settings) == 0
     out = capsys.readouterr().out
     assert "contact.opted_out, contact.opted_in" in out and "https://sms.example.com/webhooks/textus" in out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.main import main
+from tests.cli.runner import last, run
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "templates.example.yml"
 
@@ -37,8 +37,8 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_check_prints_the_summary_and_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "catalog.yml"
     shutil.copy(EXAMPLE, path)
-    assert main(["templates", "check", "--file", str(path)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    assert run("templates", "check", "--file", str(path)) == 0
+    out = last().stdout.splitlines()
     assert out[0] == f"{path}: 5 template(s) OK"
     assert out[1] == "  appt-confirm (twlowa, HX0123456789abcdef0123456789abcdef): 1, 2, 3"
     assert out[2] == ("  order-shipped (gswa, 7c1f0a52-3d4e-4b8f-9a61-2e5d8c0b9f13, media): "
@@ -50,10 +50,10 @@ def test_check_prints_every_problem_with_file_and_line_and_exits_1(
 ) -> None:
     path = tmp_path / "templates.yml"
     path.write_text(BROKEN, encoding="utf-8")
-    assert main(["templates", "check", "--file", str(path)]) == 1
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err.splitlines() == [
+    assert run("templates", "check", "--file", str(path)) == 1
+    captured = last()
+    assert captured.stdout == ""
+    assert captured.stderr.splitlines() == [
         f"{path}:4: template 'appt-confirm': template_id 'HX123' is not a Twilio content SID "
         "(HX followed by 32 hex characters)",
         f"{path}:5: template 'appt-confirm': placeholder {{{{2}}}} in body has no variable; add a variable '2'",
@@ -74,30 +74,28 @@ def test_check_uses_sms_templates_file_when_no_file_is_given(
             variables: [{key: 1, label: Name}]
         """), encoding="utf-8")
     monkeypatch.setenv("SMS_TEMPLATES_FILE", str(path))
-    assert main(["templates", "check"]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"{path}: 1 template(s) OK", "  hello (sandbox, hello): 1"]
+    assert run("templates", "check") == 0
+    assert last().stdout.splitlines() == [f"{path}: 1 template(s) OK", "  hello (sandbox, hello): 1"]
 
 
 def test_check_of_a_missing_file_fails_even_for_the_default_name(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["templates", "check"]) == 1
-    assert capsys.readouterr().err == "templates.yml: file not found\n"
-    assert main(["templates", "check", "--file", "nope.yml"]) == 1
-    assert capsys.readouterr().err == "nope.yml: file not found\n"
+    assert run("templates", "check") == 1
+    assert last().stderr == "templates.yml: file not found\n"
+    assert run("templates", "check", "--file", "nope.yml") == 1
+    assert last().stderr == "nope.yml: file not found\n"
 
 
 def test_check_reports_yaml_syntax_errors_with_their_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.yml"
     path.write_text("templates:\n  - name: a\n    body: [unclosed\n", encoding="utf-8")
-    assert main(["templates", "check", "--file", str(path)]) == 1
-    [line] = capsys.readouterr().err.splitlines()
+    assert run("templates", "check", "--file", str(path)) == 1
+    [line] = last().stderr.splitlines()
     assert line.startswith(f"{path}:4: YAML syntax error:")
 
 
 def test_templates_needs_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["templates"])
-    assert info.value.code == 2
-    assert "check" in capsys.readouterr().err
+    assert run("templates") == 2
+    assert "check" in last().stderr
 
 
 def test_check_refuses_an_underscore_bird_locale_and_says_what_to_write(
@@ -123,8 +121,8 @@ def test_check_refuses_an_underscore_bird_locale_and_says_what_to_write(
             locale: pt-BR
             body: Oi
         """), encoding="utf-8")
-    assert main(["templates", "check", "--file", str(path)]) == 1
-    assert capsys.readouterr().err.splitlines() == [
+    assert run("templates", "check", "--file", str(path)) == 1
+    assert last().stderr.splitlines() == [
         f"{path}:5: template 'welcome': locale 'en_US' uses an underscore; Bird takes BCP 47 locales "
         "with a hyphen: write locale: en-US",
         f"{path}:10: template 'hola': locale 'english' is not a BCP 47 locale like en or en-US "

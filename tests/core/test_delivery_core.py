@@ -105,7 +105,7 @@ def test_a_failed_delivery_redraws_the_line_tells_the_sender_and_the_channel(
     row = sent(store)
     assert delivery.ingest(event("failed")) == "applied"
     assert view.calls == [("line", row.id), ("failure", row.id), ("notice", ("C2", row.id, "failed"))]
-    assert delivery.ingest(event("failed")) == "ignored"  # the same event again: nothing new shown
+    assert delivery.ingest(event("failed")) == "duplicate or stale"  # the same event again: nothing new shown
     assert len(view.calls) == 3
 
 

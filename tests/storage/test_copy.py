@@ -7,13 +7,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.app.main import main
 from storage import copy_store, open_store
 from storage.bulk import BulkStore, DraftRow, NewBulkJob
 from storage.consent import ConsentQueries
 from storage.copy import redact_url
 from storage.delivery import DeliveryQueries
 from storage.store import NewMessage, Store
+from tests.cli.runner import last, run
 
 pytestmark = pytest.mark.postgres
 NOW = 1_800_000_000.0
@@ -92,8 +92,8 @@ def test_smsbot_migrate_command(tmp_path: Path, pg_url: str, monkeypatch: pytest
     _fill(src)
     src.close()
     monkeypatch.setenv("DATABASE_URL", pg_url)
-    assert main(["migrate", "--from", src_url]) == 0
-    out = capsys.readouterr().out
+    assert run("migrate", "--from", src_url) == 0
+    out = last().stdout
     assert "schema at version" in out and "messages: 6 row(s) copied" in out and "marked as migrated" in out
 
 
@@ -103,6 +103,6 @@ def test_smsbot_refuses_a_newer_schema_in_one_line(pg_url: str, monkeypatch: pyt
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE schema_version SET version = version + 1")
     monkeypatch.setenv("DATABASE_URL", pg_url)
-    assert main(["migrate"]) == 2
-    err = capsys.readouterr().err.strip()
+    assert run("migrate") == 2
+    err = last().stderr.strip()
     assert len(err.splitlines()) == 1 and err.startswith("smsbot: The database schema is version")

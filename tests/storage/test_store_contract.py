@@ -221,3 +221,27 @@ def test_postgres_scheme_as_platforms_write_it(pg_url: str) -> None:
 def test_now_defaults_to_the_clock(store: Store) -> None:
     before = time.time()
     assert abs(store.clock() - before) < 5
+
+
+def test_figures_and_replays_read_alike_on_both_backends(store: Store) -> None:
+    from storage.figures import Figures
+
+    figures, delivery = Figures(store), DeliveryQueries(store)
+    jobs = BulkStore(store)
+    draft, _ = jobs.create_draft(NewBulkJob(idem_key="f1", sender="bird", text="x", total=1),
+                                 iter([DraftRow("+15551110001", None, "{}", "x")]), now=NOW)
+    running, _ = jobs.create_draft(NewBulkJob(idem_key="f2", sender="bird", text="x", total=1),
+                                   iter([DraftRow("+15551110002", None, "{}", "x")]), now=NOW)
+    jobs.activate(running, now=NOW)
+    assert figures.bulk_jobs_by_status() == {"draft": 1, "running": 1}
+    mid, _ = store.enqueue(msg("f3", by="U2"), now=NOW + 10)
+    assert figures.count_since(NOW + 5) == 1  # the bulk rows were stored at NOW
+    assert figures.count_since(NOW + 5, Viewer(user_id="U1")) == 0 and figures.count_since(0) == 3
+    store.claim_due("w", now=NOW + 10)
+    store.mark_sending(mid, "w", now=NOW + 10)
+    store.record_outcome(mid, "sent", provider_message_id="pm-f", now=NOW + 10)
+    store.apply_delivery_event("bird", "pm-f", "delivered", now=NOW + 11)
+    store.apply_delivery_event("bird", "pm-stranger", "delivered", now=NOW + 11)
+    assert delivery.event_is_ours("bird", "pm-f", "delivered")  # a replay of it is a duplicate
+    assert not delivery.event_is_ours("bird", "pm-stranger", "delivered")  # not about our message
+    assert not delivery.event_is_ours("bird", "pm-f", "read")  # not received yet

@@ -126,6 +126,7 @@ class BatchRunner(Loop):
             self._record(job, ids, outcome_of(exc, bulk, attempt, self.engine.max_attempts))
         else:
             jobs.finish_batch(job.id, ids, "sent", provider_job_id=result.job_id)
+            self._count(job, "sent", len(ids))
 
     def _record(self, job: BulkJob, ids: list[int], outcome: Outcome) -> None:
         if outcome.pause is not None:
@@ -135,3 +136,9 @@ class BatchRunner(Loop):
                                            error_kind=outcome.kind)
         else:
             self.engine.jobs.finish_batch(job.id, ids, outcome.state, error=outcome.error, error_kind=outcome.kind)
+            self._count(job, outcome.state, len(ids))
+
+    def _count(self, job: BulkJob, status: str, n: int) -> None:
+        """A batch's rows reached `status` (the dispatcher's own rows are counted by its hook)."""
+        if self.engine.metrics is not None:
+            self.engine.metrics.sent(job.sender, status, n)

@@ -32,6 +32,7 @@ from bot.core.bulk.wording import summary_text, when_words
 from bot.core.consent.book import ConsentBook
 from bot.core.consent.quiet import QuietPolicy
 from bot.core.dispatch import Dispatcher, SharedLimiter
+from bot.core.meter import MetricsSink
 from bot.core.ports import BulkView
 from bot.core.senders import Senders
 from storage.bulk import BulkJob, BulkStore
@@ -97,6 +98,8 @@ class BulkEngine:
         self.runner = BatchRunner(self, batch_size)
         self._stop = threading.Event()
         self._started = False
+        #: bulk jobs by state and batch outcomes for /metrics (the runtime hands the process's Metrics)
+        self.metrics: MetricsSink | None = None
 
     # -- lifecycle
 
@@ -184,7 +187,10 @@ class BulkEngine:
                 log.exception("posting bulk #%s failed", job_id)
         self.jobs.activate(job_id, posted.channel if posted else None, posted.ts if posted else None)
         self.wake()
-        return self.jobs.get(job_id)
+        fresh = self.jobs.get(job_id)
+        if self.metrics is not None and fresh is not None:
+            self.metrics.bulk_job(fresh.status)
+        return fresh
 
     # -- people's controls
 
@@ -275,6 +281,8 @@ class BulkEngine:
         if self.view is not None:
             self._post_summary(self.view, job, p)
         self.jobs.mark_done(job.id)
+        if self.metrics is not None:
+            self.metrics.bulk_job("canceled" if p.canceled > 0 else "done")
 
     def reconciled(self, job_id: int) -> None:
         """Rows of this job were settled after the fact (see Delivery.reconcile_once).

@@ -29,7 +29,8 @@ class Ingest:
         self.on_changed: list[Callable[[MessageRow], None]] = []
 
     def __call__(self, event: DeliveryEvent, reference: str | None = None) -> str:
-        """Record one event; returns what happened: applied, duplicate or stale, unknown message."""
+        """Record one event; returns what happened: applied, duplicate or stale (a replay too),
+        or ignored (not about a message of ours)."""
         occurred = event.occurred_at.timestamp() if event.occurred_at else None
         changed, row = self.store.apply_delivery_event(
             event.provider, event.provider_message_id, event.status, event.error, occurred
@@ -39,7 +40,11 @@ class Ingest:
             row = self.adopt_by_reference(event, reference)
             changed = row is not None
         if row is None:
-            return "ignored"  # a duplicate, or a message we never sent (recorded, not an error)
+            # An exact replay of an event already recorded for one of our messages, or an
+            # event for a message we never sent (recorded, not an error).
+            if self.queries.event_is_ours(event.provider, event.provider_message_id, event.status):
+                return "duplicate or stale"
+            return "ignored"
         if not changed:
             return "duplicate or stale"
         self.notices.changed(row)
