@@ -69,6 +69,8 @@ def test_optout_stops_every_path_and_optin_restores(e2e_factory: Callable[..., E
     assert provider_sends(e2e, TO) == [] and len(provider_sends(e2e, OTHER)) == 1
     assert [e.action for e in e2e.rt.service.consent.queries.history(TO)] == ["opt_out", "opt_out"]  # sms, whatsapp
 
+    status = e2e.command(f"status {TO}", user_id="U1").json()
+    assert "via a manual opt-out (SMS)" in status["blocks"][0]["text"]["text"]
     listing = e2e.command("optouts", user_id="U1").json()["text"]
     assert "+1 617-555-1212 (SMS)" in listing and "via a manual opt-out by <@U1>: asked by phone" in listing
     assert "opted back in (SMS, WhatsApp)" in e2e.command(f"optin {TO}", user_id="U1").json()["text"]
