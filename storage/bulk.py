@@ -168,6 +168,19 @@ class BulkStore:
             )
         return job_id, True
 
+    def draft_rows(self, job_id: int) -> list[tuple[int, str, float]]:
+        """(id, number, due_at) of a draft's rows (quiet hours judged again at confirmation)."""
+        rows = self.store.conn.execute(
+            "SELECT id, to_number, due_at FROM messages WHERE bulk_job_id = ? AND status = 'draft' ORDER BY id",
+            (job_id,)).fetchall()
+        return [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+    def hold_rows(self, holds: Sequence[tuple[float, int]]) -> None:
+        """Move draft rows' due times later: (due_at, id) pairs."""
+        with self.store.write() as conn:
+            conn.executemany("UPDATE messages SET due_at = ? WHERE id = ? AND status = 'draft' AND due_at < ?",
+                             [(due, mid, due) for due, mid in holds])
+
     def discard_stale_drafts(self, older_than: float = 86400.0, now: float | None = None) -> int:
         """Drafts nobody confirmed (the modal was closed): their rows would only take space."""
         now = time.time() if now is None else now

@@ -124,7 +124,7 @@ def test_quiet_hours_hold_bulk_rows_per_recipient_zone_until_the_window_opens(tm
     assert plan.notes[0] == "1 opted out, excluded."
     assert plan.notes[1].startswith("1 recipient in quiet hours (SMS_QUIET_HOURS, their local time): it waits")
     assert "Mon 30 Nov 2026, 08:00 EST" in plan.notes[1]
-    engine.confirm(plan.job_id, post=False)
+    engine.jobs.activate(plan.job_id, now=NIGHT)  # confirmed at once (confirm() reads the real clock)
     opens = datetime(2026, 11, 30, 13, 0, tzinfo=UTC).timestamp()  # 08:00 in Boston
     store = service.store
     first, _, _ = store.claim_sending("w", limit=10, lease=30, now=NIGHT)
@@ -165,3 +165,20 @@ def test_a_bad_quiet_hours_setting_says_what_to_fix() -> None:
         load_settings(_env_file=None, sms_quiet_hours="25:00-08:00")
     assert load_settings(_env_file=None, sms_quiet_hours=" 21:00 - 08:00 ").sms_quiet_hours == "21:00-08:00"
     assert load_settings(_env_file=None, sms_quiet_hours="").sms_quiet_hours is None
+
+
+def test_a_draft_confirmed_after_quiet_hours_began_is_held_then(tmp_path: Path) -> None:
+    from bot.core.bulk.draft import recheck_quiet
+    from bot.core.bulk.engine import BulkEngine
+    from bot.core.input.recipients import parse_pasted
+
+    book, service = book_and_service(tmp_path, sms_quiet_hours="21:00-08:00")
+    engine = BulkEngine(service.store, service.senders, consent=book, quiet=service.quiet)
+    evening = datetime(2026, 12, 1, 1, 50, tzinfo=UTC).timestamp()  # 20:50 in Boston: open
+    plan = engine.draft(parse_pasted(A), "Hi", "sandbox", allow_duplicates=False, when=None, idem_key="late",
+                        now=evening)
+    assert plan.quiet_waiting == 0
+    assert recheck_quiet(engine.jobs, service.quiet, plan.job_id, evening, evening + 30, None) == 0  # soon: as drafted
+    assert recheck_quiet(engine.jobs, service.quiet, plan.job_id, evening, evening + 1200, None) == 1  # 21:10
+    [(_, _, due)] = engine.jobs.draft_rows(plan.job_id)
+    assert datetime.fromtimestamp(due, UTC) == datetime(2026, 12, 1, 13, 0, tzinfo=UTC)  # 08:00 in Boston

@@ -205,6 +205,20 @@ def consent_notes(rendered: Rendered, tz: str | None) -> list[str]:
     return notes
 
 
+def recheck_quiet(jobs: BulkStore, quiet: QuietPolicy, job_id: int, drafted_at: float, now: float,
+                  job_due: float | None) -> int:
+    """Quiet hours were judged when the draft was built; a draft confirmed later (a minute or
+    more) is judged again at its send time, so no row goes out in a window that began meanwhile.
+    Returns the rows held later than before."""
+    if not quiet.on or now - drafted_at < 60:
+        return 0
+    at = job_due if job_due is not None and job_due > now else now
+    holds = [(until, mid) for mid, to, due in jobs.draft_rows(job_id)
+             if (until := quiet.hold_until(to, max(at, due))) is not None and until > due]
+    jobs.hold_rows(holds)
+    return len(holds)
+
+
 class Draft:
     """Turns a parsed recipient list and a text into a stored draft and its plan."""
 

@@ -25,7 +25,7 @@ from typing import TextIO
 
 from bot.core.bulk import jobs as rules
 from bot.core.bulk.batches import BATCH_SIZE, BatchRunner
-from bot.core.bulk.draft import DRAFT_CHUNK, Draft, DraftRequest, Recipients
+from bot.core.bulk.draft import DRAFT_CHUNK, Draft, DraftRequest, Recipients, recheck_quiet
 from bot.core.bulk.models import BulkPlan, BulkSummary, Progress
 from bot.core.bulk.progress import ProgressTracker
 from bot.core.bulk.wording import summary_text, when_words
@@ -179,6 +179,7 @@ class BulkEngine:
             return None
         job = self.jobs.get(job_id)
         assert job is not None
+        recheck_quiet(self.jobs, self.quiet, job.id, job.created_at, time.time(), job.due_at)
         posted = None
         if post and self.view is not None and (job.channel_id or job.created_by):
             try:
