@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
+from storage.consent import stop_opted_out
 from storage.store import Store
 
 # Rows that may still be sent (or are being sent): a job with any is not finished.
@@ -40,6 +41,7 @@ class DraftRow(NamedTuple):
     name: str | None
     payload: str  # OutboundMessage JSON
     summary: str
+    due_at: float | None = None  # later than the job's: held for the recipient's quiet hours
 
 
 class NewBulkJob(BaseModel):
@@ -57,6 +59,7 @@ class NewBulkJob(BaseModel):
     user_tz: str | None = None
     channel_id: str | None = None
     source: str = "slack"
+    consent_family: str | None = None  # sms | whatsapp: whose opt-outs the claim checks (None: all)
 
 
 class BulkJob(BaseModel):
@@ -154,14 +157,29 @@ class BulkStore:
             conn.executemany(
                 "INSERT INTO messages (idem_key, sender, to_number, name, payload, summary, status, scheduled,"
                 " priority, due_at, created_at, updated_at, created_by, user_name, user_tz, source, channel_id,"
-                " needs_announce, bulk_job_id) VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                " needs_announce, bulk_job_id, consent_family)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
                 (
-                    (f"bulk:{job_id}:{n}", job.sender, r.to, r.name, r.payload, r.summary, scheduled, due, now, now,
-                     job.created_by, job.user_name, job.user_tz, job.source, job.channel_id, job_id)
+                    (f"bulk:{job_id}:{n}", job.sender, r.to, r.name, r.payload, r.summary, scheduled,
+                     max(due, r.due_at or due), now, now, job.created_by, job.user_name, job.user_tz, job.source,
+                     job.channel_id, job_id, job.consent_family)
                     for n, r in enumerate(rows)
                 ),
             )
         return job_id, True
+
+    def draft_rows(self, job_id: int) -> list[tuple[int, str, float]]:
+        """(id, number, due_at) of a draft's rows (quiet hours judged again at confirmation)."""
+        rows = self.store.conn.execute(
+            "SELECT id, to_number, due_at FROM messages WHERE bulk_job_id = ? AND status = 'draft' ORDER BY id",
+            (job_id,)).fetchall()
+        return [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+    def hold_rows(self, holds: Sequence[tuple[float, int]]) -> None:
+        """Move draft rows' due times later: (due_at, id) pairs."""
+        with self.store.write() as conn:
+            conn.executemany("UPDATE messages SET due_at = ? WHERE id = ? AND status = 'draft' AND due_at < ?",
+                             [(due, mid, due) for due, mid in holds])
 
     def discard_stale_drafts(self, older_than: float = 86400.0, now: float | None = None) -> int:
         """Drafts nobody confirmed (the modal was closed): their rows would only take space."""
@@ -187,8 +205,21 @@ class BulkStore:
         ).fetchall()
         return [BulkJob.from_db(r) for r in rows]
 
-    def counts(self, job_id: int) -> dict[str, int]:
-        return self.store.counts_by_status(job_id)
+    def counts(self, job_id: int, now: float | None = None) -> dict[str, int]:
+        """Rows per status, plus consent's figures under keys starting with "_": rows the claim
+        stopped as opted out (within "failed"), rows held for quiet hours and until when."""
+        now = time.time() if now is None else now
+        counts = self.store.counts_by_status(job_id)
+        if counts.get("failed"):
+            counts["_opted_out"] = int(self.store.conn.execute(
+                "SELECT count(*) FROM messages WHERE bulk_job_id = ? AND status = 'failed' AND error_kind = 'opted_out'",
+                (job_id,)).fetchone()[0])
+        held = self.store.conn.execute(
+            "SELECT count(*), max(due_at) FROM messages WHERE bulk_job_id = ? AND status IN ('pending', 'queued')"
+            " AND due_at > ?", (job_id, now + 1)).fetchone()
+        if held and held[0]:
+            counts["_quiet_waiting"], counts["_quiet_until"] = int(held[0]), int(held[1])
+        return counts
 
     def failures(self, job_id: int) -> Iterator[FailureRow]:
         """Every recipient that did not certainly get the message, in list order."""
@@ -465,10 +496,11 @@ class BulkStore:
             if self.store._is_migrated(conn):
                 return []
             rows = conn.execute(
-                "SELECT id, to_number, name FROM messages WHERE bulk_job_id = ? AND status = 'queued'"
-                f" AND due_at <= ? ORDER BY id LIMIT ?{self.store.skip_locked}",
+                "SELECT id, to_number, name, consent_family, consent_exempt FROM messages WHERE bulk_job_id = ?"
+                f" AND status = 'queued' AND due_at <= ? ORDER BY id LIMIT ?{self.store.skip_locked}",
                 (job_id, now, size),
             ).fetchall()
+            rows = stop_opted_out(conn, rows, now)[0]  # consent: opted-out rows fail here, counted
             conn.executemany(
                 "UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1,"
                 " updated_at = ? WHERE id = ? AND status = 'queued'",

@@ -185,6 +185,39 @@ MIGRATIONS: list[str] = [
     CREATE INDEX inbound_from ON inbound_messages (from_number, received_at);
     CREATE INDEX inbound_unposted ON inbound_messages (posted) WHERE posted = 0;
     """,
+    # 8: consent. The current opt-out state per (number, family: sms | whatsapp), an
+    # append-only audit trail of every change, and what the claim checks on each row: its
+    # family (NULL: every family's opt-outs apply) and whether it is one of the two texts an
+    # opted-out number may get (the opt-out confirmation, the HELP reply).
+    """
+    CREATE TABLE consent_state (
+        number TEXT NOT NULL,
+        family TEXT NOT NULL,
+        opted_out INTEGER NOT NULL,
+        by_recipient INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL,
+        reason TEXT,
+        actor TEXT,
+        changed_at REAL NOT NULL,
+        confirmed_at REAL,
+        PRIMARY KEY (number, family)
+    );
+    CREATE INDEX consent_state_out ON consent_state (opted_out, changed_at);
+    CREATE TABLE consent_log (
+        id INTEGER PRIMARY KEY,
+        number TEXT NOT NULL,
+        family TEXT NOT NULL,
+        action TEXT NOT NULL,
+        source TEXT NOT NULL,
+        by_recipient INTEGER NOT NULL DEFAULT 0,
+        actor TEXT,
+        reason TEXT,
+        at REAL NOT NULL
+    );
+    CREATE INDEX consent_log_number ON consent_log (number, id);
+    ALTER TABLE messages ADD COLUMN consent_family TEXT;
+    ALTER TABLE messages ADD COLUMN consent_exempt INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 LATEST = len(MIGRATIONS)
 # Any constant: every process that migrates a PostgreSQL database takes this lock first.

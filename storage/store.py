@@ -26,6 +26,7 @@ from typing import Any, Literal
 import sqlite_utils
 from pydantic import BaseModel
 
+from storage.consent import STOPPED_KIND, stop_opted_out
 from storage.schema import SchemaTooNew, migrate
 
 __all__ = ["SchemaTooNew", "Store"]
@@ -88,6 +89,8 @@ class MessageRow(BaseModel):
     lease_until: float | None = None
     provider_message_id: str | None = None
     bulk_job_id: int | None = None
+    consent_family: str | None = None  # sms | whatsapp; None: every family's opt-outs apply
+    consent_exempt: bool = False  # the opt-out confirmation or the HELP reply
 
     @classmethod
     def from_db(cls, row: sqlite3.Row | dict[str, Any]) -> MessageRow:
@@ -119,6 +122,8 @@ class NewMessage(BaseModel):
     # Set when the send belongs to an existing thread (a reply in a conversation's thread).
     thread_channel: str | None = None
     thread_ts: str | None = None
+    consent_family: str | None = None  # sms | whatsapp (bot.core.consent.rules); None: all apply
+    consent_exempt: bool = False  # the opt-out confirmation or the HELP reply only
 
 
 class Viewer(BaseModel):
@@ -483,6 +488,8 @@ class Store:
         with self.write() as conn:
             if self._is_migrated(conn):
                 return False
+            if self._stopped_by_consent(conn, message_id, owner, now):
+                return False
             cur = conn.execute(
                 "UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1,"
                 " updated_at = ? WHERE id = ? AND status = 'claimed' AND lease_owner = ?",
@@ -608,6 +615,7 @@ class Store:
             paused = [str(r[0]) for r in conn.execute(
                 "SELECT sender FROM sender_limits WHERE paused_until > ?", (self.clock(conn),)).fetchall()]
             rows, missed = self._due_rows(conn, now, limit, misfire_grace, paused)
+            rows = self._consent_check(conn, rows, now, missed)
             grants, retry_in = self._grants(conn, rows, limit_of)
             taken = []
             for r in rows:
@@ -627,6 +635,26 @@ class Store:
             sending.append(m.model_copy(update={"status": "sending", "lease_owner": owner,
                                                 "attempts": m.attempts + 1}))
         return sending, missed, retry_in
+
+    # -- consent at claim time (storage/consent.py): the last check before a provider call
+
+    def _consent_check(self, conn: Any, rows: list[Any], now: float, out: list[MessageRow]) -> list[Any]:
+        """Rows whose number is opted out become `failed` ("opted out on ... via ...") in this
+        claim's transaction and are appended to `out` (failed, not missed); returns the rest."""
+        kept, stopped = stop_opted_out(conn, rows, now)
+        for r in rows:
+            if int(r["id"]) in stopped:
+                out.append(MessageRow.from_db(r).model_copy(update={
+                    "status": "failed", "error": stopped[int(r["id"])], "error_kind": STOPPED_KIND,
+                    "lease_owner": None, "lease_until": None, "updated_at": now}))
+        return kept
+
+    def _stopped_by_consent(self, conn: Any, message_id: int, owner: str, now: float) -> bool:
+        """claim_one's row (the CLI): stopped here, in mark_sending's transaction, if opted out."""
+        row = conn.execute(
+            "SELECT id, to_number, consent_family, consent_exempt FROM messages WHERE id = ? AND status = 'claimed'"
+            " AND lease_owner = ?", (message_id, owner)).fetchone()
+        return row is not None and bool(stop_opted_out(conn, [row], now)[1])
 
     def _grants(
         self, conn: Any, rows: Sequence[Any], limit_of: Callable[[str], tuple[float, int] | None]

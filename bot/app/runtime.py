@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from bot.app.web import build_web
 from bot.core.bulk.engine import BulkEngine
 from bot.core.config import Settings
+from bot.core.consent.book import ConsentBook
 from bot.core.conversations.engine import ConversationEngine
 from bot.core.conversations.replies import Replies
 from bot.core.delivery.engine import DeliveryEngine
@@ -160,8 +161,10 @@ def build_delivery(ctx: AppContext, secrets: list[str], lead: Leadership | None 
     settings = ctx.settings
     view = SlackDeliveryView(delivery_client(ctx.client), ctx.store, secrets, label=ctx.senders.label,
                              reports_on=partial(reports_on, settings), outcome_text=ctx.notifier.outcome_text)
-    return DeliveryEngine(ctx.store, settings, ctx.senders, view, dispatcher=ctx.dispatcher,
-                          bulk=lambda: ctx.bulk, lead=lead.leads if lead is not None else None)
+    engine = DeliveryEngine(ctx.store, settings, ctx.senders, view, dispatcher=ctx.dispatcher,
+                            bulk=lambda: ctx.bulk, lead=lead.leads if lead is not None else None)
+    engine.on_changed.append(ctx.service.consent.on_final)  # a delivery failure meaning "opted out"
+    return engine
 
 
 def build_runtime(
@@ -190,10 +193,12 @@ def build_runtime(
     metrics.watch_bulk_jobs(Figures(store).bulk_jobs_by_status)
     client = slack_client(settings, metrics)
     notifier = Notifier(client, store, senders.label, secrets=secrets)
-    service = SendService(store, senders, default_region=settings.sms_default_region)
+    consent = ConsentBook(store, settings)
+    service = SendService(store, senders, default_region=settings.sms_default_region, consent=consent)
     dispatcher = build_dispatcher(settings, store, senders, notifier, poll_interval) if with_worker else None
     if dispatcher is not None:
         service.set_wake(dispatcher.wake)
+        dispatcher.on_final.append(consent.on_final)  # Twilio 21610, TextUs "opted out"
         dispatcher.meter.sink = metrics  # latency, lateness, 429s and pauses; final statuses:
         dispatcher.on_final.append(dispatcher.meter.final)
     ctx = AppContext(settings=settings, store=store, senders=senders, service=service, notifier=notifier,
@@ -253,7 +258,7 @@ def build_dispatcher(settings: Settings, store: Store, senders: Senders, notifie
 
 
 def build_bulk(ctx: AppContext) -> BulkEngine:
-    return BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier),
+    return BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier), consent=ctx.service.consent, quiet=ctx.service.quiet,
                       dispatcher=ctx.dispatcher, max_attempts=ctx.settings.sms_max_attempts)
 
 

@@ -19,11 +19,11 @@ from bot.cli.main import APP, AT_HELP, VIA_HELP, configured, now_key, when_from,
 from bot.cli.output import progress_bar
 from bot.core.bulk.engine import BulkEngine
 from bot.core.bulk.models import BulkPlan, Progress
-from bot.core.bulk.wording import problem_lines, when_words
+from bot.core.bulk.wording import consent_words, problem_lines, when_words
 
 
 def progress_note(p: Progress) -> str:
-    return f"sent {p.sent:,}  failed {p.failed:,}  unknown {p.unknown:,}"
+    return f"sent {p.sent:,}  failed {p.failed:,}  unknown {p.unknown:,}{consent_words(p, None)}"
 
 
 def print_plan(plan: BulkPlan, out: TextIO) -> None:
@@ -78,7 +78,7 @@ def run(via: str | None, csv_path: str, text: str, allow_duplicates: bool, at: s
     when = when_from(at, tz)
     rt = wiring().engines(settings)
     engine = BulkEngine(rt.store, rt.senders, dispatcher=rt.dispatcher, progress_interval=1.0,
-                        max_attempts=settings.sms_max_attempts)
+                        max_attempts=settings.sms_max_attempts, consent=rt.service.consent, quiet=rt.service.quiet)
     try:
         sender = (via or rt.senders.default).strip().lower()
         try:

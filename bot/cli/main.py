@@ -48,7 +48,7 @@ UNCONFIGURED: dict[str, Callable[[argparse.Namespace], int]] = {}
 SETUP_HINT = "run `smsbot doctor` to check the whole set-up, and see README.md \"Set-up\" for the steps"
 #: the modules that add commands to APP when imported (a new one: add it here)
 MODULES = ("bot.cli.schedules", "bot.cli.bulk", "bot.cli.templates", "bot.cli.history", "bot.cli.webhooks",
-           "bot.cli.doctor", "bot.cli.simulate")
+           "bot.cli.doctor", "bot.cli.simulate", "bot.cli.optouts")
 
 
 class CliEngines(Protocol):
@@ -155,12 +155,14 @@ AT_HELP = 'when, e.g. "tomorrow 9am" or ISO 8601'
 @click.option("--file-type", default=None)
 @click.option("--at", default=None, help=AT_HELP)
 @click.option("--tz", default="UTC", show_default=True, help="time zone for --at")
+@click.option("--quiet-ok", is_flag=True, help="send now even in the recipient's quiet hours (SMS_QUIET_HOURS)")
 def send_command(to: str, via: str | None, text: str | None, name: str | None, image: tuple[str, ...],
-                 video: str | None, file: str | None, file_type: str | None, at: str | None, tz: str) -> int:
+                 video: str | None, file: str | None, file_type: str | None, at: str | None, tz: str,
+                 quiet_ok: bool) -> int:
     from bot.cli.send import SendArgs, send
 
     return send(SendArgs(to=to, via=via, text=text, name=name, image=list(image), video=video, file=file,
-                         file_type=file_type, at=at, tz=tz), configured())
+                         file_type=file_type, at=at, tz=tz, quiet_ok=quiet_ok), configured())
 
 
 @APP.command("migrate", short_help="apply schema migrations; --from copies a SQLite store into PostgreSQL",

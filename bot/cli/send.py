@@ -21,6 +21,7 @@ class SendArgs:
     file_type: str | None = None
     at: str | None = None
     tz: str = "UTC"
+    quiet_ok: bool = False  # send now even in the recipient's quiet hours
 
 
 def send(args: SendArgs, settings: Settings) -> int:
@@ -36,12 +37,13 @@ def send(args: SendArgs, settings: Settings) -> int:
     req = SendRequest(
         sender=args.via, to=args.to, name=args.name, text=args.text, image_urls=args.image,
         video_url=args.video, file_url=args.file, file_content_type=args.file_type, when=when,
-        idem_key=now_key(), source="cli", user_name="cli",
+        idem_key=now_key(), source="cli", user_name="cli", quiet_ok=args.quiet_ok,
     )
     try:
         message_id, _ = rt.service.submit(req)
     except UserError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        hint = " (--quiet-ok sends now; --at sets a time)" if "quiet hours" in exc.message else ""
+        print(f"error: {exc.message}{hint}", file=sys.stderr)
         rt.stop()
         return 2
     if when is not None:

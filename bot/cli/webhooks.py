@@ -151,8 +151,8 @@ def textus_instructions(settings: Settings, base: str) -> list[str]:
     secret_note = ("use the value of TEXTUS_WEBHOOK_SECRET as its secret" if _secret(settings.textus_webhook_secret)
                    else "set TEXTUS_WEBHOOK_SECRET to the secret TextUs shows")
     return [f"TextUs: set this up by hand in TextUs (Settings -> Integrations -> Webhooks): URL {base}/webhooks/textus, "
-            f"events message.delivered, message.failed, message.unknown, message.received, contact.opted_out,"
-            f" contact.opted_in; {secret_note}."]
+            f"events message.delivered, message.failed, message.unknown, message.received, and contact.opted_out, "
+            f"contact.opted_in (off by default in TextUs: consent needs them); {secret_note}."]
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

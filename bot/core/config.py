@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     # `smsbot worker` serves /metrics on this port (0: a free one, logged); unset: no server.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     log_format: Literal["text", "json"] = "text"
+    # Consent (README "Consent"): the one text sent after an opt-out (unset: none; Bird and
+    # Twilio confirm STOP themselves), the automatic answer to HELP/INFO (unset: none), and
+    # quiet hours in the recipient's local time, e.g. 21:00-08:00 (unset: off).
+    sms_optout_confirmation: str | None = None
+    sms_help_text: str | None = None
+    sms_quiet_hours: str | None = None
 
     sociocs_api_key: SecretStr | None = None
     sociocs_api_url: str = "https://api.sociocs.com"
@@ -109,6 +115,21 @@ class Settings(BaseSettings):
         if v not in SENDERS:
             raise ValueError(f"needs one of {', '.join(SENDERS)}")
         return v
+
+    @field_validator("sms_quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str | None) -> str | None:
+        from bot.core.consent.rules import QuietHoursError, parse_quiet_hours
+
+        try:
+            return str(parse_quiet_hours(v)) if parse_quiet_hours(v) is not None else None
+        except QuietHoursError as exc:
+            raise ValueError(str(exc).split(": ", 1)[-1]) from None
+
+    @field_validator("sms_optout_confirmation", "sms_help_text")
+    @classmethod
+    def _blank_none(cls, v: str | None) -> str | None:
+        return v.strip() or None if v is not None else None
 
     @field_validator("slack_api_url", "sociocs_api_url", "bird_api_url", "textus_api_url")
     @classmethod

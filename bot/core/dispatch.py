@@ -389,9 +389,9 @@ class Dispatcher:
             self.owner, limit=free, lease=self.sending_lease, misfire_grace=self.misfire_grace,
             limit_of=self.limiters.limit_of,
         )
-        self.meter.missed(missed)
-        for row in missed:
-            if self.notifier is not None and row.bulk_job_id is None:
+        self.meter.missed([r for r in missed if r.status == "missed"])  # the others: consent stopped them
+        for row in missed:  # missed schedules, and rows the claim's consent check stopped (failed)
+            if report_stopped(self, row) is None and self.notifier is not None and row.bulk_job_id is None:
                 if not row.thread_ts:
                     row = self.notifier.announce(row)
                 self.notifier.report_missed(row)
@@ -464,7 +464,7 @@ class Dispatcher:
             self.store.unclaim([row.id], self.owner)  # goes back unsent, never `unknown`
             return None
         if not self.store.mark_sending(row.id, self.owner, lease=self.sending_lease):
-            return None
+            return report_stopped(self, self.store.get(row.id))  # consent stopped it, or not ours
         fresh = self.store.get(row.id)  # send exactly what is stored now
         return self._call(provider, fresh or row.model_copy(update={"attempts": row.attempts + 1}))
 
@@ -509,3 +509,13 @@ class Dispatcher:
             except Exception:
                 log.exception("on_final callback failed")
         return row
+
+
+def report_stopped(d: Dispatcher, row: MessageRow | None) -> MessageRow | None:
+    """A row the claim's consent check stopped ("not sent: opted out on ..."): told like a failure.
+    None for any other row (a missed schedule)."""
+    if row is None or row.error_kind != "opted_out":
+        return None
+    if d.notifier is not None and row.needs_announce and not row.thread_ts and row.bulk_job_id is None:
+        row = d.notifier.announce(row)
+    return d._report(row)

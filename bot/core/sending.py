@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from bot.core.consent.book import ConsentBook, send_family
+from bot.core.consent.quiet import NightPrompt, QuietPolicy
 from bot.core.conversations.window import window_refusal
 from bot.core.input.phone import InvalidNumber, normalize
 from bot.core.senders import Senders
@@ -31,6 +33,14 @@ class UserError(ValueError):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class QuietPrompt(UserError):
+    """A one-off send to a recipient in quiet hours: ask "send now / send at 08:00"."""
+
+    def __init__(self, prompt: NightPrompt) -> None:
+        super().__init__(prompt.words(), field="to")
+        self.prompt = prompt
 
 
 class SendRequest(BaseModel):
@@ -58,6 +68,12 @@ class SendRequest(BaseModel):
     channel_id: str | None = None
     response_url: str | None = None
     source: str = "slack"
+    # consent: the opt-out confirmation or HELP reply (the only texts an opted-out number may
+    # get); a reply to someone who just wrote (never held for quiet hours); a person who
+    # chose "send now" at night.
+    consent_exempt: bool = False
+    conversation_reply: bool = False
+    quiet_ok: bool = False
 
 
 class Prepared(BaseModel):
@@ -116,8 +132,13 @@ class SendService:
         default_region: str = "US",
         wake: Callable[[], None] | None = None,
         max_days: int = 365,
+        consent: ConsentBook | None = None,
+        quiet: QuietPolicy | None = None,
     ) -> None:
         self.store = store
+        # Nothing bypasses consent: without one given, the store's own book is used.
+        self.consent = consent or ConsentBook(store)
+        self.quiet = quiet or QuietPolicy(self.consent.settings.sms_quiet_hours)
         self.senders = senders
         self.default_region = default_region
         self._wake = wake or (lambda: None)
@@ -138,8 +159,11 @@ class SendService:
         except InvalidNumber as exc:
             raise UserError(str(exc), field="to") from None
         msg = outbound_message(req, to)
+        family = send_family(sender_name, req.channel, req.template is not None)
+        self._check_consent(req, to, family)
         check_message(msg, provider)
         due, scheduled = self._due(req, now)
+        due = self._quiet_due(req, to, due, scheduled, now)
         # Checked for the time it will go (a schedule); the dispatcher checks again then.
         refusal = window_refusal(self.conversations, sender_name, to, msg.channel, msg.template is not None,
                                  datetime.fromtimestamp(due, UTC))
@@ -161,8 +185,35 @@ class SendService:
             channel_id=req.channel_id,
             response_url=req.response_url,
             needs_announce=req.channel_id is not None or req.user_id is not None,
+            consent_family=family,
+            consent_exempt=req.consent_exempt,
         )
         return Prepared(new=new, message=msg)
+
+    def _check_consent(self, req: SendRequest, to: str, family: str | None) -> None:
+        """Before anything is stored (the claim checks again before the provider call)."""
+        if req.consent_exempt:
+            # Only the two texts an opted-out number may get can skip the check.
+            allowed = {self.consent.settings.sms_optout_confirmation, self.consent.settings.sms_help_text} - {None}
+            if (req.text or "").strip() not in allowed or req.template is not None:
+                raise UserError("Only the opt-out confirmation (SMS_OPTOUT_CONFIRMATION) or the HELP reply "
+                                "(SMS_HELP_TEXT) may go to a number regardless of its opt-out.", field="text")
+            return
+        refusal = self.consent.refusal(to, family)
+        if refusal is not None:
+            raise UserError(refusal, field="to")
+
+    def _quiet_due(self, req: SendRequest, to: str, due: float, scheduled: bool, now: float) -> float:
+        """A schedule in quiet hours waits for the window; a one-off send at night asks first."""
+        if req.consent_exempt or req.conversation_reply:
+            return due
+        if scheduled:
+            return self.quiet.hold_until(to, due) or due
+        if not req.quiet_ok:
+            prompt = self.quiet.night_prompt(to, now)
+            if prompt is not None:
+                raise QuietPrompt(prompt)
+        return due
 
     def _provider_for(self, req: SendRequest) -> tuple[str, Provider]:
         """(sender name, its provider); UserError naming the configured ones if unknown."""

@@ -221,6 +221,8 @@ class Notifier(Announcer):
             delivery = DELIVERY_WORDS.get(row.delivery or "accepted", row.delivery or "accepted")
             extra = f" ({detail})" if detail else ""
             return f"{icon} Accepted by {label}{pid}. Status: {delivery}.{extra}"
+        if row.status == "failed" and row.error_kind == "opted_out":  # the claim's consent check stopped it
+            return f":no_entry: Not sent: {shown(row.error or 'opted out', ERROR_SHOWN)}"
         if row.status == "failed":
             return f"{icon} Not sent by {label}: {shown(row.error or 'the provider refused it', ERROR_SHOWN)}"
         if row.status == "unknown":

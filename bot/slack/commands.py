@@ -23,6 +23,9 @@ HELP_EXAMPLES: list[tuple[str, str]] = [
     ("/sms cancel 42", "Cancel scheduled message 42."),
     ("/sms status +16175551212", "History of messages to a number (or a message id)."),
     ("/sms inbox", "Customers waiting for an answer (reply in their thread; `//` starts a note)."),
+    ("/sms optout +16175551212 asked by phone", "Opt a number out of every sender (managers)."),
+    ("/sms optin +16175551212", "Lift a manual opt-out (managers; a STOP only the customer can lift)."),
+    ("/sms optouts", "Opted-out numbers, with source and date (managers)."),
     ("/sms senders", "Which senders are configured."),
     ("/sms help", "This help."),
 ]

@@ -27,8 +27,9 @@ def test_the_worker_builds_no_slack_app_but_tells_slack_about_outcomes(tmp_path:
         assert rt.dispatcher is not None and rt.delivery is not None and rt.bulk is not None
         conversations = rt.conversations
         assert conversations is not None and conversations.replies is not None
-        assert rt.dispatcher.on_final == [rt.dispatcher.meter.final, conversations.replies.progressed,
-                                          conversations.sandbox_echo, rt.bulk.on_final, rt.delivery.on_final]
+        assert rt.dispatcher.on_final == [rt.service.consent.on_final, rt.dispatcher.meter.final,
+                                          conversations.replies.progressed, conversations.sandbox_echo,
+                                          rt.bulk.on_final, rt.delivery.on_final]
     finally:
         rt.stop()
 

@@ -342,6 +342,8 @@ class FakeProviders:
         self.bird_media: dict[str, bytes] = {}
         # phone -> OptOut, as GET /{account}/opt_outs lists them (inbound-notes.md)
         self.textus_opt_outs = _BoundedStore(max_stored)
+        # numbers (digits with country code) whose Sociocs contact is blocked: GET /contacts/isblocked/{phone}
+        self.sociocs_blocked: set[str] = set()
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._scripts: list[tuple[str | None, deque[Fault]]] = []
@@ -462,6 +464,8 @@ class FakeProviders:
             data = self.bird_media.get("/".join(parts[1:]))
             return (200, data, {"Content-Type": "image/png"}) if data is not None else self._bird_error(
                 404, "NotFound", "Media not found.")
+        if len(parts) == 3 and parts[:2] in (["contacts", "isblocked"], ["contact", "isblocked"]) and method == "GET":
+            return self._sociocs_is_blocked(headers, query, parts[2])
         if parts[0] == "workspaces":
             return self._bird(method, parts, headers, body)
         if len(parts) == 2 and parts[1] == "messages" and method == "POST":
@@ -471,6 +475,13 @@ class FakeProviders:
         return 404, {"status": "error", "errors": [{"msg": "Requested API endpoint not found."}]}, {}
 
     # ------------------------------------------------------------------ Sociocs
+
+    def _sociocs_is_blocked(self, headers: dict[str, str], query: dict[str, str], phone: str) -> Reply:
+        """GET /contacts/isblocked/{phone}: country code, `+` optional (inbound-notes.md section 1)."""
+        if not self._sociocs_authorized(headers, query):
+            return self._sociocs_error(401, "Invalid API key.")
+        return 200, {"status": "success", "data": {"is_blocked": phone.lstrip("+") in self.sociocs_blocked}}, \
+            {"Content-Type": JSON}
 
     def _sociocs_error(self, status: int, msg: str) -> Reply:
         return status, {"status": "error", "errors": [{"msg": msg}]}, {"Content-Type": JSON}

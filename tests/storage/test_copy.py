@@ -9,6 +9,7 @@ import pytest
 
 from storage import copy_store, open_store
 from storage.bulk import BulkStore, DraftRow, NewBulkJob
+from storage.consent import ConsentQueries
 from storage.conversations import ConversationQueries, NewInbound
 from storage.copy import redact_url
 from storage.delivery import DeliveryQueries
@@ -42,8 +43,13 @@ def _fill(store: Store) -> dict[str, int]:
                                                   received_at=NOW))
     conversations.link_inbound(row.id, conversations.on_inbound("+15550009999", "bird", name=None, text="hi",
                                                                 at=NOW, whatsapp=False, now=NOW).id)
+    consent = ConsentQueries(store)
+    consent.opt_out("+15550000001", "sms", source="keyword_STOP", by_recipient=True, now=NOW)
+    consent.opt_in("+15550000001", "sms", source="keyword_START", by_recipient=True, now=NOW + 1)
+    consent.opt_out("+15550000002", "whatsapp", source="manual", by_recipient=False, actor="U1", now=NOW)
     return {"messages": 6, "delivery_events": 1, "seen_requests": 1, "sender_health": 1, "bulk_jobs": 1,
-            "sender_limits": 1, "leases": 1, "conversations": 1, "inbound_messages": 1}
+            "sender_limits": 1, "leases": 1, "conversations": 1, "inbound_messages": 1, "consent_state": 2,
+            "consent_log": 3}
 
 
 def test_copy_is_complete_idempotent_and_stops_the_old_store(tmp_path: Path, pg_url: str) -> None:

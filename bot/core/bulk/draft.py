@@ -10,12 +10,15 @@ import json
 import marshal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
 from bot.core.bulk.models import PROBLEMS_SHOWN, BulkPlan, ProblemLine
+from bot.core.bulk.wording import plural, when_words
+from bot.core.consent.book import ConsentBook, send_family
+from bot.core.consent.quiet import QuietPolicy
 from bot.core.input.recipients import RecipientList, RecipientStream, Renderer, RowProblem, placeholders
 from bot.core.input.sms_segments import segment_info
 from bot.core.senders import Senders
@@ -41,7 +44,7 @@ class Spool:
 
     def __init__(self, chunk: int = DRAFT_CHUNK) -> None:
         self.chunk = chunk
-        self.rows: list[tuple[str, str | None, str, str]] = []
+        self.rows: list[tuple[str, str | None, str, str, float | None]] = []
         self.count = 0
         self.first: DraftRow | None = None
         self._file: IO[bytes] | None = None
@@ -49,7 +52,7 @@ class Spool:
     def append(self, row: DraftRow) -> None:
         if self.first is None:
             self.first = row
-        self.rows.append((row.to, row.name, row.payload, row.summary))  # a plain tuple: marshal takes no NamedTuple
+        self.rows.append((row.to, row.name, row.payload, row.summary, row.due_at))  # marshal takes no NamedTuple
         self.count += 1
         if len(self.rows) >= self.chunk:
             if self._file is None:
@@ -105,6 +108,12 @@ class Rendered:
     longest: tuple[int, int, str] | None = None  # (segments, characters, text)
     preview: str = ""
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # consent: numbers opted out of the job's family (excluded), and when each row may go
+    optouts: frozenset[str] = frozenset()
+    opted_out: int = 0
+    hold: Callable[[str], float | None] = lambda to: None
+    held: int = 0
+    held_until: float | None = None
 
     def skip(self, line: int, raw: str, reason: str) -> None:
         self.empties += 1
@@ -112,6 +121,10 @@ class Rendered:
             self.empty.append(ProblemLine(line=line, raw=raw, reason=reason))
 
     def keep(self, to: str, name: str | None, body: str) -> None:
+        due = self.hold(to)  # quiet hours at the job's time: the row waits for the window
+        if due is not None:
+            self.held += 1
+            self.held_until = max(self.held_until or due, due)
         self.named = self.named or bool(name)
         self.preview = self.preview or body
         # Segment counting walks every character; identical texts are counted once.
@@ -127,7 +140,7 @@ class Rendered:
         if name:
             payload["name"] = name
         self.spool.append(DraftRow(to, name, json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
-                                   body[:500]))
+                                   body[:500], due))
 
 
 def checked_text(text: str) -> str:
@@ -155,6 +168,9 @@ def render(recipients: Recipients, text: str, out: Rendered) -> None:
     """Every recipient's text, spooled; empty or too long ones are skipped rows."""
     renderer = Renderer(text) if placeholders(text) else None
     for r in recipients.iter_rows():
+        if r.to in out.optouts:
+            out.opted_out += 1  # never stored: the confirmation says "12 opted out, excluded"
+            continue
         body = renderer(r).strip() if renderer is not None else text
         if not body:
             out.skip(r.line, r.to, "The message is empty for this recipient (its placeholder values are blank).")
@@ -177,12 +193,51 @@ def name_note(recipients: Recipients) -> str:
             f"(\"Hi {{name}}\" sends \"Hi \"). {fix}")
 
 
+def consent_notes(rendered: Rendered, tz: str | None) -> list[str]:
+    """"12 opted out, excluded" and "30 wait for quiet hours until ...", first among the notes."""
+    notes = []
+    if rendered.opted_out:
+        notes.append(f"{rendered.opted_out:,} opted out, excluded.")
+    if rendered.held and rendered.held_until is not None:
+        notes.append(f"{plural(rendered.held, 'recipient')} in quiet hours (SMS_QUIET_HOURS, their local time): "
+                     f"{'it waits' if rendered.held == 1 else 'they wait'} for the window to open, the last until "
+                     f"{when_words(rendered.held_until, tz)}.")
+    return notes
+
+
+def recheck_quiet(jobs: BulkStore, quiet: QuietPolicy, job_id: int, drafted_at: float, now: float,
+                  job_due: float | None) -> int:
+    """Quiet hours were judged when the draft was built; a draft confirmed later (a minute or
+    more) is judged again at its send time, so no row goes out in a window that began meanwhile.
+    Returns the rows held later than before."""
+    if not quiet.on or now - drafted_at < 60:
+        return 0
+    at = job_due if job_due is not None and job_due > now else now
+    holds = [(until, mid) for mid, to, due in jobs.draft_rows(job_id)
+             if (until := quiet.hold_until(to, max(at, due))) is not None and until > due]
+    jobs.hold_rows(holds)
+    return len(holds)
+
+
 class Draft:
     """Turns a parsed recipient list and a text into a stored draft and its plan."""
 
-    def __init__(self, jobs: BulkStore, senders: Senders) -> None:
+    def __init__(self, jobs: BulkStore, senders: Senders, consent: ConsentBook | None = None,
+                 quiet: QuietPolicy | None = None) -> None:
         self.jobs = jobs
         self.senders = senders
+        self.consent = consent or ConsentBook(jobs.store)
+        self.quiet = quiet or QuietPolicy(None)
+
+    def _consent(self, rendered: Rendered, sender: str, due: float) -> str | None:
+        """The job's family; its opt-outs and quiet hours go into `rendered`."""
+        family = send_family(sender, None, False)
+        book = self.consent.queries
+        rendered.optouts = (book.opted_out_numbers(family) if family is not None
+                            else book.opted_out_numbers("sms") | book.opted_out_numbers("whatsapp"))
+        if self.quiet.on:
+            rendered.hold = lambda to: self.quiet.hold_until(to, due)
+        return family
 
     def build(self, recipients: Recipients, req: DraftRequest, now: float | None = None) -> BulkPlan:
         now = time.time() if now is None else now
@@ -193,6 +248,7 @@ class Draft:
         text = checked_text(req.text)
         due = due_time(req.when, now)
         rendered = Rendered()
+        family = self._consent(rendered, req.sender, due if due is not None else now)
         try:
             render(recipients, text, rendered)
             plan_fields = self.plan_fields(recipients, rendered, req, text, provider)
@@ -201,7 +257,7 @@ class Draft:
                 idem_key=req.idem_key, sender=req.sender, mode=plan_fields["mode"], text=text, plan=plan_fields,
                 total=rendered.spool.count, duplicates_removed=recipients.duplicates_removed,
                 invalid_rows=plan_fields["invalid"], due_at=due, created_by=req.user_id, user_name=req.user_name,
-                user_tz=req.user_tz, channel_id=req.channel_id, source=req.source,
+                user_tz=req.user_tz, channel_id=req.channel_id, source=req.source, consent_family=family,
             )
             job_id, created = self.jobs.create_draft(job, rendered.spool, now=now)
         finally:
@@ -220,6 +276,8 @@ class Draft:
         if not rendered.spool.count or rendered.longest is None or rendered.spool.first is None:
             shown: list[RowProblem | ProblemLine] = [*parsed[:3], *rendered.empty[:3]]
             first = "; ".join(f"line {p.line}: {p.reason}" for p in shown[:3])
+            if rendered.opted_out:
+                first = f"{plural(rendered.opted_out, 'recipient')} opted out, excluded. {first}"
             raise UserError(f"No valid recipients. {first}".strip(), field="recipients")
         longest = rendered.longest[2]
         found = provider.validate(OutboundMessage(to=rendered.spool.first.to, text=longest))
@@ -234,6 +292,7 @@ class Draft:
         notes = list(recipients.notes)
         if "name" in placeholders(text) and not rendered.named:
             notes.insert(0, name_note(recipients))
+        notes[:0] = consent_notes(rendered, req.user_tz)
         return {
             "sender": req.sender, "sender_label": provider.label,
             "mode": "provider_bulk" if native and not personalised else "per_recipient",
@@ -243,4 +302,5 @@ class Draft:
             "encoding": seg.encoding, "segments": seg.segments, "characters": seg.characters,
             "preview": rendered.preview, "personalised": personalised, "native_bulk_sender": native,
             "due_at": None, "user_tz": req.user_tz, "source_label": req.source_label,
+            "opted_out": rendered.opted_out, "quiet_waiting": rendered.held, "quiet_until": rendered.held_until,
         }

@@ -25,10 +25,12 @@ from typing import TextIO
 
 from bot.core.bulk import jobs as rules
 from bot.core.bulk.batches import BATCH_SIZE, BatchRunner
-from bot.core.bulk.draft import DRAFT_CHUNK, Draft, DraftRequest, Recipients
+from bot.core.bulk.draft import DRAFT_CHUNK, Draft, DraftRequest, Recipients, recheck_quiet
 from bot.core.bulk.models import BulkPlan, BulkSummary, Progress
 from bot.core.bulk.progress import ProgressTracker
 from bot.core.bulk.wording import summary_text, when_words
+from bot.core.consent.book import ConsentBook
+from bot.core.consent.quiet import QuietPolicy
 from bot.core.dispatch import Dispatcher, SharedLimiter
 from bot.core.meter import MetricsSink
 from bot.core.ports import BulkView
@@ -72,8 +74,12 @@ class BulkEngine:
         max_attempts: int = 5,
         lease: float | None = None,
         misfire_grace: float | None = None,
+        consent: ConsentBook | None = None,
+        quiet: QuietPolicy | None = None,
     ) -> None:
         self.store = store
+        self.consent = consent or ConsentBook(store)
+        self.quiet = quiet or QuietPolicy(self.consent.settings.sms_quiet_hours)
         self.jobs = BulkStore(store)
         self._redraw_lock = threading.Lock()
         self.senders = senders
@@ -162,7 +168,7 @@ class BulkEngine:
         req = DraftRequest(text=text, sender=sender, allow_duplicates=allow_duplicates, when=when,
                            idem_key=idem_key, user_id=user_id, user_name=user_name, user_tz=user_tz,
                            channel_id=channel_id, source=source, source_label=source_label)
-        return Draft(self.jobs, self.senders).build(recipients, req, now=now)
+        return Draft(self.jobs, self.senders, self.consent, self.quiet).build(recipients, req, now=now)
 
     def confirm(self, job_id: int, post: bool = True) -> BulkJob | None:
         """Start a draft: post the visible progress message, then release its rows.
@@ -173,6 +179,7 @@ class BulkEngine:
             return None
         job = self.jobs.get(job_id)
         assert job is not None
+        recheck_quiet(self.jobs, self.quiet, job.id, job.created_at, time.time(), job.due_at)
         posted = None
         if post and self.view is not None and (job.channel_id or job.created_by):
             try:

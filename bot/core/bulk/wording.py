@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from bot.core.bulk.models import PROBLEMS_SHOWN, BulkSummary, ProblemLine
+from bot.core.bulk.models import PROBLEMS_SHOWN, BulkSummary, ProblemLine, Progress
 
 CUT = "… (cut)"
 
@@ -32,6 +32,14 @@ def problem_lines(problems: list[ProblemLine], invalid: int) -> list[str]:
     return lines
 
 
+def consent_words(p: Progress, tz: str | None) -> str:
+    """" · 2 opted out (skipped) · 30 wait for quiet hours until Tue 1 Dec 2026, 08:00 EST"."""
+    out = f" · {p.opted_out:,} opted out (skipped)" if p.opted_out else ""
+    if p.quiet_waiting and p.quiet_until:
+        out += f" · {p.quiet_waiting:,} wait for quiet hours until {when_words(p.quiet_until, tz)}"
+    return out
+
+
 def summary_text(s: BulkSummary, quote: Callable[[str], str] = str) -> str:
     """The summary; `quote` makes provider-supplied text (job ids) safe for the medium."""
     p = s.progress
@@ -41,6 +49,7 @@ def summary_text(s: BulkSummary, quote: Callable[[str], str] = str) -> str:
              f"{p.sent:,} sent, {p.failed:,} failed, {p.unknown:,} unknown"
              + (f", {p.canceled:,} canceled" if p.canceled else "")
              + (f", {p.missed:,} missed" if p.missed else "")
+             + (f", {p.opted_out:,} opted out (skipped)" if p.opted_out else "")
              + f" (of {p.total:,})."]
     if p.unknown:
         lines.append("Unknown means the provider may or may not have sent it (no answer, or smsbot stopped "

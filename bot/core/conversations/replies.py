@@ -80,7 +80,7 @@ class Replies:
         channel: Literal["whatsapp"] | None = "whatsapp" if whatsapp else None
         req = SendRequest(sender=conv.sender, to=conv.number, text=msg.text, idem_key=reply_key(msg.channel, msg.ts),
                           user_id=msg.user, user_tz=user_tz, channel_id=msg.channel, source="slack-thread",
-                          channel=channel)
+                          channel=channel, conversation_reply=True)  # answering: never held for quiet hours
         try:
             prepared = self.service.prepare(req)
         except UserError as exc:

@@ -69,6 +69,11 @@ class DeliveryEngine:
         self._warned: set[str] = set()
 
     @property
+    def on_changed(self) -> list[Callable[[MessageRow], None]]:
+        """Hooks for rows a delivery event changed (the consent book records opt-out errors)."""
+        return self._ingest.on_changed
+
+    @property
     def outbox(self) -> DeliveryView:
         """The view under its old name (tests and the benchmark flush it)."""
         return self.view

@@ -25,6 +25,8 @@ class Ingest:
         self.label = label
         self.notices = notices
         self.ingested = 0
+        #: called with each row a delivery event changed (consent: a failure meaning "opted out")
+        self.on_changed: list[Callable[[MessageRow], None]] = []
 
     def __call__(self, event: DeliveryEvent, reference: str | None = None) -> str:
         """Record one event; returns what happened: applied, duplicate or stale (a replay too),
@@ -46,6 +48,8 @@ class Ingest:
         if not changed:
             return "duplicate or stale"
         self.notices.changed(row)
+        for hook in self.on_changed:
+            hook(row)
         return "applied"
 
     def adopt_by_reference(self, event: DeliveryEvent, reference: str) -> MessageRow | None:

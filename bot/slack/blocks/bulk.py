@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.core.bulk import wording
 from bot.core.bulk.models import PROBLEMS_SHOWN, BulkPlan, BulkSummary, ProblemLine, Progress
-from bot.core.bulk.wording import plural, when_words
+from bot.core.bulk.wording import consent_words, plural, when_words
 from bot.slack.blocks.send import input_block, plain, send_later_blocks, sender_options, text_input
 from bot.slack.text import cap, escape, shown
 
@@ -160,7 +160,7 @@ def confirmation_view(plan: BulkPlan) -> dict[str, Any]:
 def progress_line(p: Progress) -> str:
     rate = f" · {p.rate:,.1f}/s" if p.rate else ""
     return (f"sent {p.sent:,} · failed {p.failed:,} · unknown {p.unknown:,} · "
-            f"remaining {p.remaining:,} of {p.total:,}{rate}")
+            f"remaining {p.remaining:,} of {p.total:,}{rate}{consent_words(p, None)}")
 
 
 def progress_message(

@@ -77,7 +77,7 @@ class FileProblem(UserError):
 
 def engine_of(ctx: AppContext) -> BulkEngine:
     if ctx.bulk is None:
-        ctx.bulk = BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier),
+        ctx.bulk = BulkEngine(ctx.store, ctx.senders, view=SlackBulkView(ctx.notifier), consent=ctx.service.consent, quiet=ctx.service.quiet,
                               dispatcher=ctx.dispatcher, max_attempts=ctx.settings.sms_max_attempts)
     return ctx.bulk
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.core.sending import SendRequest, UserError
+from bot.core.sending import QuietPrompt, SendRequest, UserError
+from bot.slack.blocks.consent import quiet_prompt
 from bot.slack.blocks.send import (
     SEND_MODAL,
     parse_key_values,
@@ -33,6 +36,12 @@ def command_idem_key(body: dict[str, Any]) -> str:
 
 
 def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
+    req = command_request(ctx, body, args)
+    return req if isinstance(req, str) else submit_command(ctx, req, args)
+
+
+def command_request(ctx: AppContext, body: dict[str, Any], args: str) -> SendRequest | str:
+    """`/sms send ...` as a SendRequest, or what to tell the person."""
     try:
         cmd = parse_send(args, ctx.settings.sms_default_region)
     except CommandError as exc:
@@ -78,16 +87,25 @@ def fast_send(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
         channel_id=body.get("channel_id"),
         response_url=body.get("response_url"),
     )
+    return req
+
+
+def submit_command(ctx: AppContext, req: SendRequest, args: str) -> Any:
     try:
         message_id, created = ctx.service.submit(req)
+    except QuietPrompt as exc:  # a one-off send at night: ask "send now / send at 08:00"
+        return quiet_prompt(exc.prompt, args)
     except UserError as exc:
         return f":warning: {escape(exc.message)}"
     if not created:
         return None  # Slack retried a request we already took: say nothing twice.
-    if when is not None:
+    if req.when is not None:
         from bot.core.input.timeparse import describe_when
 
-        return f":alarm_clock: Scheduled #{message_id} for {describe_when(when, tz or 'UTC')}."
+        row = ctx.store.get(message_id)
+        when = datetime.fromtimestamp(row.due_at, UTC) if row is not None else req.when
+        moved = " (moved out of the recipient's quiet hours)" if when.timestamp() > req.when.timestamp() + 1 else ""
+        return f":alarm_clock: Scheduled #{message_id} for {describe_when(when, req.user_tz or 'UTC')}{moved}."
     return None
 
 
@@ -176,12 +194,30 @@ def on_submit(ctx: AppContext, ack: Ack, body: dict[str, Any]) -> None:
         if refusal:
             ack(response_action="errors", errors={"to": refusal[:150]})
             return
-        ctx.service.submit(req)
+        submit_form(ctx, req)
     except UserError as exc:
         block = FIELD_BLOCKS.get(exc.field or "text", "text")
         ack(response_action="errors", errors={block: exc.message[:2000]})
         return
     ack()
+
+
+_QUIET_ASKED: dict[str, float] = {}  # forms asked "it is night there" once: a second submit sends
+
+
+def submit_form(ctx: AppContext, req: SendRequest) -> None:
+    """The form's send; at night the first submit asks, the same form submitted again sends now."""
+    try:
+        ctx.service.submit(req)
+    except QuietPrompt as exc:
+        now = time.monotonic()
+        for key in [k for k, t in _QUIET_ASKED.items() if now - t > 900]:
+            _QUIET_ASKED.pop(key, None)
+        if _QUIET_ASKED.pop(req.idem_key, None) is None:
+            _QUIET_ASKED[req.idem_key] = now
+            raise UserError(f"It is {exc.prompt.local_time} for this recipient (quiet hours). Submit again to send "
+                            f"now, or set When to {exc.prompt.opens_local} or later.", field="to") from None
+        ctx.service.submit(req.model_copy(update={"quiet_ok": True}))
 
 
 def register(app: App, ctx: AppContext) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.core.consent.book import FAMILY_WORDS
 from bot.core.input.phone import InvalidNumber, display, normalize
 from bot.core.visibility import viewer_for
 from bot.slack.blocks.history import history_blocks
@@ -55,6 +56,11 @@ def fast_status(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
     text, blocks = history_blocks(rows, f"Messages to {display(number)}", tz, ctx.senders.label)
     blocks += inbound_section(ConversationQueries(ctx.store).inbound_from(number, viewer, HISTORY_LIMIT),
                               ctx.senders.label, tz)
+    states = ctx.service.consent.queries.opted_out([number])
+    if states:  # why nothing goes out to it any more, first
+        lines = "\n".join(f":no_entry: {escape(s.words())} ({FAMILY_WORDS.get(s.family, s.family)})"
+                          for s in states.values())
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": lines}}, *blocks][:50]
     return {"response_type": "ephemeral", "text": text, "blocks": blocks}
 
 
