@@ -209,6 +209,10 @@ class ConversationQueries:
         return _conversation(self.store.conn.execute(
             "SELECT * FROM conversations WHERE number = ? AND sender = ?", (number, sender)).fetchone())
 
+    def with_number(self, number: str) -> list[Conversation]:
+        rows = self.store.conn.execute("SELECT * FROM conversations WHERE number = ? ORDER BY id", (number,))
+        return [c for r in rows.fetchall() if (c := _conversation(r)) is not None]
+
     def by_thread(self, channel: str, thread_ts: str) -> Conversation | None:
         return _conversation(self.store.conn.execute(
             "SELECT * FROM conversations WHERE thread_channel = ? AND thread_ts = ? ORDER BY updated_at DESC LIMIT 1",

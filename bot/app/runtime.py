@@ -18,6 +18,7 @@ from bot.app.web import build_web
 from bot.core.bulk.engine import BulkEngine
 from bot.core.config import Settings
 from bot.core.consent.book import ConsentBook
+from bot.core.consent.inbound import ConsentInbound
 from bot.core.conversations.engine import ConversationEngine
 from bot.core.conversations.replies import Replies
 from bot.core.delivery.engine import DeliveryEngine
@@ -212,8 +213,7 @@ def build_runtime(
             rt.bulk = ctx.bulk = build_bulk(ctx)
             rt.bulk.metrics = metrics
             rt.delivery = ctx.delivery = build_delivery(ctx, secrets, lead)
-            rt.conversations = ctx.conversations = build_conversations(ctx, secrets, http_client)
-            rt.conversations.on_message.append(lambda _row, msg: metrics.inbound(msg.provider))
+            rt.conversations = ctx.conversations = build_conversations(ctx, secrets, http_client, metrics)
             if lead is not None:
                 rt.bulk.lead = lead.leads
         if with_web:
@@ -225,8 +225,10 @@ def build_runtime(
     return rt
 
 
-def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client | None) -> ConversationEngine:
-    """Customers' messages: the engine over its Slack view (posts beside the delivery outbox)."""
+def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client | None,
+                        metrics: Metrics | None = None) -> ConversationEngine:
+    """Customers' messages: the engine over its Slack view (posts beside the delivery outbox).
+    Hooks, in order: consent (a provider fact, then STOP/START/HELP), then the metrics."""
     settings = ctx.settings
     outbox = ctx.delivery.view.outbox if ctx.delivery is not None and isinstance(
         ctx.delivery.view, SlackDeliveryView) else None
@@ -236,6 +238,9 @@ def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client 
     engine = ConversationEngine(ctx.store, view, inbox_channel=settings.sms_inbox_channel,
                                 notify_channel=settings.sms_notify_channel)
     engine.replies = replies = Replies(ctx.store, ctx.service, ctx.allowed, view)
+    ConsentInbound(ctx.service.consent, ctx.service, engine, metrics).attach()
+    if metrics is not None:
+        engine.on_message.append(lambda _row, msg: metrics.inbound(msg.provider))
     if ctx.dispatcher is not None:
         ctx.dispatcher.on_final += [replies.progressed, engine.sandbox_echo]
     if ctx.delivery is not None:

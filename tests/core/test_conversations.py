@@ -104,7 +104,7 @@ def test_a_gone_thread_falls_back_to_a_new_one_and_no_channel_keeps_the_message(
 
 def test_consent_events_reach_their_hooks_and_bad_hooks_do_not_stop_ingest(store: Store) -> None:
     eng, got = engine(store, FakeView()), []
-    eng.on_consent.append(lambda event: got.append(event.action))
+    eng.on_consent.append(lambda event, _row: got.append(event.action))
     eng.on_message.append(lambda row, msg: 1 / 0)
     event = ConsentEvent(action="opted_out", number=NUMBER, source="textus_event", provider="textus")
     assert eng.ingest(InboundResult(consent=event)) == "consent"

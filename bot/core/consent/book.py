@@ -50,6 +50,7 @@ class InboundAction:
     families: tuple[str, ...]
     thread_note: str | None = None
     reply_text: str | None = None  # the opt-out confirmation or the HELP reply (consent-exempt)
+    new: tuple[str, ...] = ()  # the families this message newly opted out or back in
 
 
 def families_of(sender: str | None, channel: str | None) -> tuple[ConsentFamily, ...]:
@@ -150,18 +151,18 @@ class ConsentBook:
         source = keyword_source(text) or "keyword"
         word = source.removeprefix("keyword_")
         if kind == "opt_out":
-            self.opt_out(number, families, source=source, by_recipient=True, now=now)
+            new = self.opt_out(number, families, source=source, by_recipient=True, now=now)
             reply = self._confirmation(number, families, now)
             note = (f":no_entry: {display(number)} replied {word}: opted out "
                     f"({', '.join(FAMILY_WORDS[f] for f in families)}). Nothing more will be sent to this number"
                     + (" except the one confirmation text." if reply else "."))
-            return InboundAction(kind, families, note, reply)
+            return InboundAction(kind, families, note, reply, tuple(new))
         if kind == "opt_in":
             results = self.opt_in(number, families, source=source, by_recipient=True, now=now)
             done = [FAMILY_WORDS[f] for f, r in results.items() if r == "opted_in"]
             back = (f":white_check_mark: {display(number)} replied {word}: opted back in ({', '.join(done)})."
                     if done else None)
-            return InboundAction(kind, families, back)
+            return InboundAction(kind, families, back, new=tuple(f for f, r in results.items() if r == "opted_in"))
         if kind == "help":
             return InboundAction(kind, families, None, self.settings.sms_help_text)
         return InboundAction(None, families)

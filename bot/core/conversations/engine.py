@@ -6,13 +6,17 @@ one background thread (`IdWorker`), and messages stored but never shown (a crash
 down) are shown at the next start. A message is never dropped: with no thread and no
 channel to open one in, it stays listed by `/sms inbox` and the App Home.
 
-Two seams for other features (consent, issue 14): `on_message` hooks run for each newly
-stored message, `on_consent` hooks for each provider opt-out/opt-in fact.
+Two seams for other features (consent, issue 14): for each newly stored message, the
+`on_consent` hooks run first with the fact it carries (a Sociocs blocked contact), then the
+`on_message` hooks; a fact alone (TextUs opt-out events) runs `on_consent` with no row. A
+re-delivered message runs no hook. Hooks may leave a note for the message's thread
+(`note_after`: posted right after the message) or for a contact's thread (`note_contact`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -30,7 +34,7 @@ log = logging.getLogger("smsbot.conversations")
 
 ECHO_SUFFIX = "0000"  # sandbox sends to such numbers get an answer back (sandbox_echo)
 MessageHook = Callable[[InboundRow, InboundMessage], None]
-ConsentHook = Callable[[ConsentEvent], None]
+ConsentHook = Callable[[ConsentEvent, "InboundRow | None"], None]
 
 
 class Target(NamedTuple):
@@ -40,7 +44,7 @@ class Target(NamedTuple):
     adopted_at: float | None = None  # a send's thread newer than the conversation's: when it was made
 
 
-def log_consent(event: ConsentEvent) -> None:
+def log_consent(event: ConsentEvent, _row: InboundRow | None = None) -> None:
     """The default consent hook: record the fact in the log (acting on it is issue 14's)."""
     log.info("consent event from %s: %s (%s, number ending %s)", event.provider, event.action, event.source,
              event.number[-4:])
@@ -77,6 +81,9 @@ class ConversationEngine:
         #: answering from threads (set by the composition root, which has the SendService)
         self.replies: Replies | None = None
         self.ingested = 0
+        #: notes the hooks left for a message's thread, posted by `show` after the message
+        self._notes: dict[int, list[str]] = {}
+        self._notes_lock = threading.Lock()
 
     # -- lifecycle
 
@@ -96,24 +103,53 @@ class ConversationEngine:
     def ingest(self, result: InboundResult) -> str:
         """Store what a webhook carried; returns what happened (stored, duplicate, consent)."""
         if result.message is not None:
-            answer = self.ingest_message(result.message)
             # A fact riding on a message (Sociocs is_blocked) counts once, with the message.
-            if result.consent is not None and answer != "duplicate":
-                self._run_hooks(self.on_consent, result.consent)
-            return answer
+            return self.ingest_message(result.message, result.consent)
         if result.consent is not None:  # TextUs opt-out events: the hooks dedupe on provider_ref
-            self._run_hooks(self.on_consent, result.consent)
+            self._run_hooks(self.on_consent, result.consent, None)
             return "consent"
         return "ignored"
 
-    def ingest_message(self, msg: InboundMessage) -> str:
+    def ingest_message(self, msg: InboundMessage, consent: ConsentEvent | None = None) -> str:
         row, conv = self.queries.ingest(new_inbound(msg), msg.sender or msg.provider, summary=summary(msg))
         self.ingested += 1
         if conv is None:
             return "duplicate"  # the provider re-delivered it: nothing changes
+        # The fact before the text: a START in a blocked contact's message lifts what it re-asserts.
+        if consent is not None:
+            self._run_hooks(self.on_consent, consent, row)
         self._run_hooks(self.on_message, row, msg)
         self.worker.put(row.id)
         return "stored"
+
+    # -- notes the hooks leave
+
+    def note_after(self, inbound_id: int, text: str) -> None:
+        """A note for the thread a stored message is shown in, posted right after it."""
+        with self._notes_lock:
+            self._notes.setdefault(inbound_id, []).append(text)
+
+    def note_contact(self, number: str, text: str, sender: str | None = None) -> int:
+        """A note in the thread of the contact's conversation (with `sender`; every sender's
+        when None), or of the last send to them when they never wrote; how many were posted."""
+        if self.view is None:
+            return 0
+        convs = self.queries.with_number(number)
+        convs = [c for c in convs if sender is None or c.sender == sender]
+        threads = {(t.channel, t.thread_ts) for c in convs if (t := self.place(c)) is not None and t.thread_ts}
+        if not convs and sender is not None and (sent := self.queries.latest_send_thread(number, sender)):
+            threads.add((sent.channel, sent.ts))
+        for channel, ts in sorted(threads):
+            self.view.note(channel, ts, text)
+        return len(threads)
+
+    def _post_notes(self, inbound_id: int, where: Posted | None) -> None:
+        with self._notes_lock:
+            notes = self._notes.pop(inbound_id, [])
+        if where is None or self.view is None:
+            return
+        for text in notes:
+            self.view.note(where.channel, where.ts, text)
 
     @staticmethod
     def _run_hooks(hooks: list[Callable[..., None]], *args: object) -> None:
@@ -152,15 +188,18 @@ class ConversationEngine:
     def show(self, inbound_id: int) -> None:
         """Post one stored message where its conversation lives (runs on the worker thread)."""
         row = self.queries.inbound(inbound_id)
-        if row is None or row.posted or row.conversation_id is None:
+        conv = self.queries.get(row.conversation_id) if row is not None and row.conversation_id is not None else None
+        if row is None or row.posted or conv is None:
+            self._post_notes(inbound_id, None)
             return
-        conv = self.queries.get(row.conversation_id)
-        if conv is None:
-            return
+        self._post_notes(inbound_id, self._show(conv, row))
+
+    def _show(self, conv: Conversation, row: InboundRow) -> Posted | None:
+        """Post the message; the thread it is in now (None: not in Slack, or posted elsewhere)."""
         target = self.place(conv)
         posted = self._post(conv, row, target) if target is not None else None
         if posted is None and self._posted_elsewhere(row.id):
-            return  # another process posted it (the post is claimed once across the fleet)
+            return None  # another process posted it (the post is claimed once across the fleet)
         if posted is None and target is not None and target.thread_ts is not None:
             # The thread is out of reach (deleted, archived channel): a new one in the inbox.
             target = self._new_thread_target(conv)
@@ -168,7 +207,7 @@ class ConversationEngine:
         if posted is None or target is None:
             log.warning("inbound message #%s is not in Slack: listed by /sms inbox and the App Home", row.id)
             self.queries.mark_posted(row.id, None, None)
-            return
+            return None
         # The conversation's thread from now on: the one just opened, or the send's it adopted.
         thread = None
         if target.thread_ts is None:
@@ -176,6 +215,7 @@ class ConversationEngine:
         elif target.adopted_at is not None:
             thread = ThreadUpdate(conv.id, target.channel, target.thread_ts, target.adopted_at, target.mention)
         self.queries.mark_posted(row.id, posted.channel, posted.ts, thread)
+        return Posted(target.channel, target.thread_ts) if target.thread_ts is not None else posted
 
     def _posted_elsewhere(self, inbound_id: int) -> bool:
         """Posted, or being posted by another process (a refused post releases its claim)."""
