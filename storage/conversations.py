@@ -51,11 +51,13 @@ class InboundRow(BaseModel):
     posted: bool = False
     posting_owner: str | None = None
     posting_until: float | None = None
+    notes: list[str] = Field(default_factory=list)  # for the thread, after the message
 
     @classmethod
     def from_db(cls, row: Any) -> InboundRow:
         data = dict(row)
         data["media"] = json.loads(data.get("media") or "[]")
+        data["notes"] = json.loads(data.get("notes") or "[]")
         return cls.model_validate(data)
 
 
@@ -151,6 +153,15 @@ class ConversationQueries:
                          " posting_until = NULL WHERE id = ?", (channel, ts, inbound_id))
             if thread is not None:
                 self._set_thread(conn, thread)
+
+    def add_note(self, inbound_id: int, text: str) -> None:
+        """A note to post in the message's thread right after it (whichever process shows it)."""
+        with self.store.write() as conn:
+            row = conn.execute(f"SELECT notes FROM inbound_messages WHERE id = ?{self.store.lock_sql}",
+                               (inbound_id,)).fetchone()
+            if row is not None:
+                notes = [*json.loads(row["notes"] or "[]"), text]
+                conn.execute("UPDATE inbound_messages SET notes = ? WHERE id = ?", (json.dumps(notes), inbound_id))
 
     def release_post(self, inbound_id: int, owner: str) -> None:
         """Slack refused the post: the claim goes (a fallback, or another process, may post it)."""

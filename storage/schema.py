@@ -218,6 +218,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN consent_family TEXT;
     ALTER TABLE messages ADD COLUMN consent_exempt INTEGER NOT NULL DEFAULT 0;
     """,
+    # 9: notes the inbound hooks leave for a customer's message ("opted out"), a JSON list,
+    # kept with the message so whichever process shows it posts them after it.
+    """
+    ALTER TABLE inbound_messages ADD COLUMN notes TEXT;
+    """,
 ]
 LATEST = len(MIGRATIONS)
 # Any constant: every process that migrates a PostgreSQL database takes this lock first.

@@ -21,8 +21,12 @@ import click
 
 from bot.cli.main import command_group, configured
 from bot.core.config import Settings
+from bot.core.consent.book import ConsentBook
+from bot.core.consent.inbound import ConsentInbound
 from bot.core.conversations.engine import ConversationEngine
 from bot.core.input.phone import InvalidNumber, normalize
+from bot.core.senders import build_senders
+from bot.core.sending import SendService
 from providers.base import redact
 from providers.inbound import InboundMessage, InboundPayloadError, InboundResult, parse_inbound
 from storage import open_store
@@ -82,10 +86,17 @@ def run(args: Any, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     store = open_store(settings.database_url)
+    senders = build_senders(settings)
     try:
         engine = ConversationEngine(store, None)  # shown by the running smsbot, not from here
+        # The same consent hooks as a webhook: STOP recorded here, its thread note and any
+        # automatic reply stored for the running smsbot to post and send.
+        book = ConsentBook(store, settings)
+        service = SendService(store, senders, default_region=settings.sms_default_region, consent=book)
+        ConsentInbound(book, service, engine).attach()
         answer = engine.ingest(result)
     finally:
+        senders.close()
         store.close()
     print(f"{answer}: {args.text!r} from {number} via {args.via}. "
           "A running smsbot shows it in Slack within a few seconds (or when it starts).")

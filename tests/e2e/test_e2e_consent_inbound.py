@@ -172,3 +172,18 @@ def test_a_blocked_sociocs_contact_is_opted_out_before_its_text_is_read(make: Ca
     sociocs_post(e2e, sociocs_inbound("START", mid="b2", contact={"is_blocked": 1}))
     state = ConsentQueries(e2e.rt.store).state(TO, "sms")
     assert state is not None and not state.opted_out
+
+
+def test_simulate_inbound_stop_takes_the_webhook_path(make: Callable[..., E2E]) -> None:
+    import argparse
+
+    from bot.cli.simulate import run as simulate_run
+
+    e2e = make(sms_optout_confirmation=BYE)
+    row = sent_row(e2e, f"send {TO} Your table is ready")
+    args = argparse.Namespace(via="twlo", from_number=TO, text="STOP", whatsapp=False)
+    assert simulate_run(args, e2e.rt.settings) == 0  # another process: the running smsbot shows and sends
+    posts_in(e2e, str(row.thread_channel), str(row.thread_ts), "replied STOP: opted out (SMS)", timeout=8)
+    e2e.wait(lambda: BYE in texts_to(e2e, TO), 8, "the confirmation, sent by the running smsbot")
+    answer = e2e.command(f"send {TO} Hi", user_id="U1", channel_id="C1").json()["text"]
+    assert "via STOP reply" in answer

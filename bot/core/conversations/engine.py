@@ -16,7 +16,6 @@ re-delivered message runs no hook. Hooks may leave a note for the message's thre
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -77,13 +76,11 @@ class ConversationEngine:
         self.notify_channel = notify_channel
         self.on_message: list[MessageHook] = []
         self.on_consent: list[ConsentHook] = [log_consent]
-        self.worker = IdWorker(self.show, poll=lambda: [r.id for r in self.queries.unposted(100)])
+        self.worker = IdWorker(self.show, poll=self._unposted_settled)
+        self._unposted_seen: set[int] = set()
         #: answering from threads (set by the composition root, which has the SendService)
         self.replies: Replies | None = None
         self.ingested = 0
-        #: notes the hooks left for a message's thread, posted by `show` after the message
-        self._notes: dict[int, list[str]] = {}
-        self._notes_lock = threading.Lock()
 
     # -- lifecycle
 
@@ -97,6 +94,14 @@ class ConversationEngine:
 
     def flush(self, timeout: float = 5.0) -> bool:
         return self.worker.flush(timeout)
+
+    def _unposted_settled(self) -> list[int]:
+        """Messages another process stored and nobody showed, seen on two polls in a row: the
+        storing process's hooks have left their notes by then (this one's are put at once)."""
+        ids = [r.id for r in self.queries.unposted(100)]
+        ready = [i for i in ids if i in self._unposted_seen]
+        self._unposted_seen = set(ids) - set(ready)
+        return ready
 
     # -- in
 
@@ -125,9 +130,9 @@ class ConversationEngine:
     # -- notes the hooks leave
 
     def note_after(self, inbound_id: int, text: str) -> None:
-        """A note for the thread a stored message is shown in, posted right after it."""
-        with self._notes_lock:
-            self._notes.setdefault(inbound_id, []).append(text)
+        """A note for the thread a stored message is shown in, posted right after it (stored
+        with the message: `smsbot simulate inbound` leaves it for the running smsbot)."""
+        self.queries.add_note(inbound_id, text)
 
     def note_contact(self, number: str, text: str, sender: str | None = None) -> int:
         """A note in the thread of the contact's conversation (with `sender`; every sender's
@@ -142,14 +147,6 @@ class ConversationEngine:
         for channel, ts in sorted(threads):
             self.view.note(channel, ts, text)
         return len(threads)
-
-    def _post_notes(self, inbound_id: int, where: Posted | None) -> None:
-        with self._notes_lock:
-            notes = self._notes.pop(inbound_id, [])
-        if where is None or self.view is None:
-            return
-        for text in notes:
-            self.view.note(where.channel, where.ts, text)
 
     @staticmethod
     def _run_hooks(hooks: list[Callable[..., None]], *args: object) -> None:
@@ -190,9 +187,11 @@ class ConversationEngine:
         row = self.queries.inbound(inbound_id)
         conv = self.queries.get(row.conversation_id) if row is not None and row.conversation_id is not None else None
         if row is None or row.posted or conv is None:
-            self._post_notes(inbound_id, None)
             return
-        self._post_notes(inbound_id, self._show(conv, row))
+        where = self._show(conv, row)
+        if where is not None and self.view is not None:
+            for text in row.notes:
+                self.view.note(where.channel, where.ts, text)
 
     def _show(self, conv: Conversation, row: InboundRow) -> Posted | None:
         """Post the message; the thread it is in now (None: not in Slack, or posted elsewhere)."""
