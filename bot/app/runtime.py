@@ -227,8 +227,7 @@ def build_runtime(
 
 def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client | None,
                         metrics: Metrics | None = None) -> ConversationEngine:
-    """Customers' messages: the engine over its Slack view (posts beside the delivery outbox).
-    Hooks, in order: consent (a provider fact, then STOP/START/HELP), then the metrics."""
+    """Customers' messages: the engine over its Slack view; hooks: consent first, then metrics."""
     settings = ctx.settings
     outbox = ctx.delivery.view.outbox if ctx.delivery is not None and isinstance(
         ctx.delivery.view, SlackDeliveryView) else None
@@ -239,8 +238,7 @@ def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client 
                                 notify_channel=settings.sms_notify_channel)
     engine.replies = replies = Replies(ctx.store, ctx.service, ctx.allowed, view)
     ConsentInbound(ctx.service.consent, ctx.service, engine, metrics).attach()
-    if metrics is not None:
-        engine.on_message.append(lambda _row, msg: metrics.inbound(msg.provider))
+    engine.on_message += [lambda _row, msg: metrics.inbound(msg.provider)] if metrics is not None else []
     if ctx.dispatcher is not None:
         ctx.dispatcher.on_final += [replies.progressed, engine.sandbox_echo]
     if ctx.delivery is not None:
@@ -250,16 +248,9 @@ def build_conversations(ctx: AppContext, secrets: list[str], http: httpx.Client 
 
 def build_dispatcher(settings: Settings, store: Store, senders: Senders, notifier: Notifier,
                      poll_interval: float) -> Dispatcher:
-    return Dispatcher(
-        store,
-        senders,
-        notifier,
-        concurrency=settings.sms_worker_concurrency,
-        misfire_grace=settings.sms_misfire_grace,
-        max_attempts=settings.sms_max_attempts,
-        rates={name: settings.rate_for(name) for name in senders.names()},
-        poll_interval=poll_interval,
-    )
+    return Dispatcher(store, senders, notifier, concurrency=settings.sms_worker_concurrency,
+                      misfire_grace=settings.sms_misfire_grace, max_attempts=settings.sms_max_attempts,
+                      rates={name: settings.rate_for(name) for name in senders.names()}, poll_interval=poll_interval)
 
 
 def build_bulk(ctx: AppContext) -> BulkEngine:

@@ -15,9 +15,24 @@ import pytest
 
 from storage.consent import ConsentQueries
 from tests.conftest import E2E
-from tests.e2e.test_e2e_bulk import confirm, engine, form_values, open_form, submit_form, summary_reply, view_text
+from tests.e2e.test_e2e_bulk import (
+    confirm,
+    engine,
+    form_values,
+    open_form,
+    submit_form,
+    summary_reply,
+    view_text,
+)
 from tests.e2e.test_e2e_consent import provider_sends
-from tests.e2e.test_e2e_conversations import bird_inbound, flush, make, posts_in, sociocs_inbound, textus_inbound
+from tests.e2e.test_e2e_conversations import (
+    bird_inbound,
+    flush,
+    make,
+    posts_in,
+    sociocs_inbound,
+    textus_inbound,
+)
 from tests.e2e.test_e2e_conversations_replies import reply
 from tests.e2e.test_e2e_schedules import schedule, thread_text, visible
 from tests.e2e.test_e2e_templates import CATALOG
