@@ -76,3 +76,16 @@ def test_showing_a_message_is_claimed_once_across_processes(store: Store) -> Non
     assert q.claim_post(row.id, "D", 30, now=NOW + 100) is None  # posted
     fresh = q.get(conv.id)
     assert fresh is not None and (fresh.thread_channel, fresh.thread_ts) == ("C9", "7.7")
+
+
+def test_notes_are_kept_with_the_message_and_conversations_found_by_number(store: Store) -> None:
+    q = ConversationQueries(store)
+    row, _ = q.add_inbound(inbound())
+    assert row.notes == []
+    q.add_note(row.id, "opted out")
+    q.add_note(row.id, "second")
+    q.add_note(row.id + 99, "nowhere")  # no such message: nothing happens
+    assert q.inbound(row.id).notes == ["opted out", "second"]  # type: ignore[union-attr]
+    sms = q.on_inbound(NUMBER, "twlo", name=None, text="a", at=NOW, whatsapp=False, now=NOW)
+    wa = q.on_inbound(NUMBER, "twlowa", name=None, text="b", at=NOW, whatsapp=True, now=NOW)
+    assert [c.id for c in q.with_number(NUMBER)] == [sms.id, wa.id] and q.with_number("+15550001111") == []
