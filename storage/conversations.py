@@ -52,6 +52,7 @@ class InboundRow(BaseModel):
     posting_owner: str | None = None
     posting_until: float | None = None
     notes: list[str] = Field(default_factory=list)  # for the thread, after the message
+    hooks_pending: bool = False  # its hooks have not all run yet: a re-delivery runs them
 
     @classmethod
     def from_db(cls, row: Any) -> InboundRow:
@@ -125,16 +126,27 @@ class ConversationQueries:
     def ingest(self, new: NewInbound, sender: str, *, summary: str, now: float | None = None
                ) -> tuple[InboundRow, Conversation | None]:
         """One transaction: the message stored once, its conversation opened or updated, the two
-        linked. (row, None) for a re-delivery, which changes nothing."""
+        linked, its hooks pending. (row, None) for a re-delivery, which changes nothing, unless
+        the first delivery's hooks did not all finish: then (row, its conversation) again."""
         now = time.time() if now is None else now
         with self.store.write() as conn:
             row, created = self._insert_inbound(conn, new)
             if not created:
-                return row, None
+                pending = row.hooks_pending and row.conversation_id is not None
+                return row, self._get(conn, row.conversation_id) if pending else None
             conv = self._upsert_on_inbound(conn, new.from_number, sender, name=new.contact_name, text=summary,
                                            at=new.received_at, whatsapp=new.channel == "whatsapp", now=now)
-            conn.execute("UPDATE inbound_messages SET conversation_id = ? WHERE id = ?", (conv.id, row.id))
-        return row.model_copy(update={"conversation_id": conv.id}), conv
+            conn.execute("UPDATE inbound_messages SET conversation_id = ?, hooks_pending = 1 WHERE id = ?",
+                         (conv.id, row.id))
+        return row.model_copy(update={"conversation_id": conv.id, "hooks_pending": True}), conv
+
+    def hooks_done(self, inbound_id: int) -> None:
+        with self.store.write() as conn:
+            conn.execute("UPDATE inbound_messages SET hooks_pending = 0 WHERE id = ?", (inbound_id,))
+
+    @staticmethod
+    def _get(conn: Any, conversation_id: int | None) -> Conversation | None:
+        return _conversation(conn.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone())
 
     def inbound(self, inbound_id: int) -> InboundRow | None:
         row = self.store.conn.execute("SELECT * FROM inbound_messages WHERE id = ?", (inbound_id,)).fetchone()
@@ -159,8 +171,9 @@ class ConversationQueries:
         with self.store.write() as conn:
             row = conn.execute(f"SELECT notes FROM inbound_messages WHERE id = ?{self.store.lock_sql}",
                                (inbound_id,)).fetchone()
-            if row is not None:
-                notes = [*json.loads(row["notes"] or "[]"), text]
+            notes = json.loads(row["notes"] or "[]") if row is not None else []
+            if row is not None and text not in notes:  # hooks run again after a failure: once
+                notes = [*notes, text]
                 conn.execute("UPDATE inbound_messages SET notes = ? WHERE id = ?", (json.dumps(notes), inbound_id))
 
     def release_post(self, inbound_id: int, owner: str) -> None:

@@ -219,9 +219,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN consent_exempt INTEGER NOT NULL DEFAULT 0;
     """,
     # 9: notes the inbound hooks leave for a customer's message ("opted out"), a JSON list,
-    # kept with the message so whichever process shows it posts them after it.
+    # kept with the message so whichever process shows it posts them after it; and whether
+    # its hooks (consent: STOP) have yet to finish, so a re-delivery runs them again.
     """
     ALTER TABLE inbound_messages ADD COLUMN notes TEXT;
+    ALTER TABLE inbound_messages ADD COLUMN hooks_pending INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 LATEST = len(MIGRATIONS)

@@ -793,6 +793,10 @@ class Store:
 
     # -- de-duplication of Slack deliveries and similar
 
+    def seen(self, key: str) -> bool:
+        """Whether `first_time(key)` was called before (without recording anything)."""
+        return self.conn.execute("SELECT 1 FROM seen_requests WHERE key = ?", (key,)).fetchone() is not None
+
     def first_time(self, key: str, now: float | None = None) -> bool:
         """True the first time `key` is seen (Slack retries, webhook re-deliveries)."""
         now = time.time() if now is None else now

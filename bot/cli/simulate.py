@@ -23,7 +23,7 @@ from bot.cli.main import command_group, configured
 from bot.core.config import Settings
 from bot.core.consent.book import ConsentBook
 from bot.core.consent.inbound import ConsentInbound
-from bot.core.conversations.engine import ConversationEngine
+from bot.core.conversations.engine import ConversationEngine, HooksFailed
 from bot.core.input.phone import InvalidNumber, normalize
 from bot.core.senders import build_senders
 from bot.core.sending import SendService
@@ -94,7 +94,11 @@ def run(args: Any, settings: Settings) -> int:
         book = ConsentBook(store, settings)
         service = SendService(store, senders, default_region=settings.sms_default_region, consent=book)
         ConsentInbound(book, service, engine).attach()
-        answer = engine.ingest(result)
+        try:
+            answer = engine.ingest(result)
+        except HooksFailed as exc:  # stored; running it again runs the hooks again
+            print(f"error: {exc}; run the command again", file=sys.stderr)
+            return 1
     finally:
         senders.close()
         store.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.core.conversations.engine import ConversationEngine
+from bot.core.conversations.engine import ConversationEngine, HooksFailed
 from bot.core.conversations.replies import Replies, ThreadMessage, reply_origin
 from bot.core.conversations.window import window_refusal
 from bot.core.ports import Posted
@@ -102,15 +102,25 @@ def test_a_gone_thread_falls_back_to_a_new_one_and_no_channel_keeps_the_message(
     assert row is not None and row.posted and row.slack_ts is None
 
 
-def test_consent_events_reach_their_hooks_and_bad_hooks_do_not_stop_ingest(store: Store) -> None:
-    eng, got = engine(store, FakeView()), []
+def test_consent_events_reach_their_hooks_and_a_failed_hook_runs_again_on_the_retry(store: Store) -> None:
+    eng, got, failing = engine(store, FakeView()), [], [True]
+
+    def flaky(row: object, msg: object) -> None:
+        if failing[0]:
+            raise OSError("database locked")
+
     eng.on_consent.append(lambda event, _row: got.append(event.action))
-    eng.on_message.append(lambda row, msg: 1 / 0)
+    eng.on_message.append(flaky)
+    eng.on_message.append(lambda row, msg: got.append("text"))
     event = ConsentEvent(action="opted_out", number=NUMBER, source="textus_event", provider="textus")
     assert eng.ingest(InboundResult(consent=event)) == "consent"
-    assert eng.ingest(InboundResult(message=message(), consent=event)) == "stored"
+    with pytest.raises(HooksFailed):  # the webhook answers 503: the provider retries
+        eng.ingest(InboundResult(message=message(), consent=event))
+    assert got == ["opted_out", "opted_out", "text"]  # the fact before the text; the others still ran
+    failing[0] = False
+    assert eng.ingest(InboundResult(message=message(), consent=event)) == "stored"  # the retry: hooks again
     assert eng.ingest(InboundResult(message=message(), consent=event)) == "duplicate"
-    assert got == ["opted_out", "opted_out"]  # a re-delivered message does not repeat its fact
+    assert got == ["opted_out", "opted_out", "text", "opted_out", "text"]  # no more once they all ran
 
 
 def test_the_window_opens_with_a_whatsapp_message_for_24_hours(store: Store) -> None:

@@ -202,3 +202,27 @@ def test_simulate_inbound_stop_takes_the_webhook_path(make: Callable[..., E2E]) 
     e2e.wait(lambda: BYE in texts_to(e2e, TO), 8, "the confirmation, sent by the running smsbot")
     answer = e2e.command(f"send {TO} Hi", user_id="U1", channel_id="C1").json()["text"]
     assert "via STOP reply" in answer
+
+
+def test_a_stop_that_could_not_be_recorded_is_retried_by_the_provider(make: Callable[..., E2E],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    e2e = make()
+    book, calls = e2e.rt.service.consent, []
+    real = book.on_inbound_text
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("database is locked")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(book, "on_inbound_text", flaky)
+    post, payload = inbound("twlo", "STOP", "r1")
+    assert post(e2e, payload).status_code == 503  # the provider retries
+    assert ConsentQueries(e2e.rt.store).state(TO, "sms") is None
+    assert post(e2e, payload).json()["result"] == "stored"  # the retry runs the hooks again
+    state = ConsentQueries(e2e.rt.store).state(TO, "sms")
+    assert state is not None and state.opted_out and state.source == "keyword_STOP"
+    assert post(e2e, payload).json()["result"] == "duplicate"
+    flush(e2e)
+    assert len(calls) == 2

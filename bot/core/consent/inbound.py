@@ -43,6 +43,8 @@ class ConsentInbound:
         if row is None and not self._fresh(event):
             return
         note = self.book.apply_consent_event(event)
+        if row is None and event.provider_ref:  # applied: a re-delivery of this event changes nothing
+            self.book.store.first_time(self._seen_key(event))
         if note is None:
             return
         if event.action == "opted_out" and self.metrics is not None:
@@ -52,10 +54,13 @@ class ConsentInbound:
         else:
             self.engine.note_contact(event.number, note, event.sender)
 
+    @staticmethod
+    def _seen_key(event: ConsentEvent) -> str:
+        return f"consent-event:{event.provider}:{event.provider_ref}"
+
     def _fresh(self, event: ConsentEvent) -> bool:
         """A fact alone: not seen before (its provider id) and not older than the state it would change."""
-        if event.provider_ref and not self.book.store.first_time(
-                f"consent-event:{event.provider}:{event.provider_ref}"):
+        if event.provider_ref and self.book.store.seen(self._seen_key(event)):
             return False
         if event.occurred_at is None:
             return True

@@ -15,6 +15,7 @@ re-delivered message runs no hook. Hooks may leave a note for the message's thre
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +35,10 @@ log = logging.getLogger("smsbot.conversations")
 ECHO_SUFFIX = "0000"  # sandbox sends to such numbers get an answer back (sandbox_echo)
 MessageHook = Callable[[InboundRow, InboundMessage], None]
 ConsentHook = Callable[[ConsentEvent, "InboundRow | None"], None]
+
+
+class HooksFailed(RuntimeError):
+    """A hook failed on a stored message or fact: answer so that the provider retries."""
 
 
 class Target(NamedTuple):
@@ -111,20 +116,26 @@ class ConversationEngine:
             # A fact riding on a message (Sociocs is_blocked) counts once, with the message.
             return self.ingest_message(result.message, result.consent)
         if result.consent is not None:  # TextUs opt-out events: the hooks dedupe on provider_ref
-            self._run_hooks(self.on_consent, result.consent, None)
+            if self._run_hooks(self.on_consent, result.consent, None):
+                raise HooksFailed("a consent hook failed: the provider's retry applies the event again")
             return "consent"
         return "ignored"
 
     def ingest_message(self, msg: InboundMessage, consent: ConsentEvent | None = None) -> str:
+        """Store it, run its hooks, queue it to be shown. HooksFailed (the webhook answers 503)
+        when a hook failed: the message is kept and shown, and the provider's retry runs its
+        hooks again (a STOP is never lost to a passing database error)."""
         row, conv = self.queries.ingest(new_inbound(msg), msg.sender or msg.provider, summary=summary(msg))
         self.ingested += 1
         if conv is None:
             return "duplicate"  # the provider re-delivered it: nothing changes
         # The fact before the text: a START in a blocked contact's message lifts what it re-asserts.
-        if consent is not None:
-            self._run_hooks(self.on_consent, consent, row)
-        self._run_hooks(self.on_message, row, msg)
+        failed = self._run_hooks(self.on_consent, consent, row) if consent is not None else 0
+        failed += self._run_hooks(self.on_message, row, msg)
         self.worker.put(row.id)
+        if failed:
+            raise HooksFailed(f"{failed} hook(s) failed for inbound message #{row.id}")
+        self.queries.hooks_done(row.id)
         return "stored"
 
     # -- notes the hooks leave
@@ -149,12 +160,16 @@ class ConversationEngine:
         return len(threads)
 
     @staticmethod
-    def _run_hooks(hooks: list[Callable[..., None]], *args: object) -> None:
+    def _run_hooks(hooks: list[Callable[..., None]], *args: object) -> int:
+        """Run every hook (one failing does not stop the next); how many failed."""
+        failed = 0
         for hook in hooks:
             try:
                 hook(*args)
             except Exception:
                 log.exception("an inbound hook failed")
+                failed += 1
+        return failed
 
     def sandbox_echo(self, row: MessageRow) -> None:
         """The sandbox answers sends to numbers ending in 0000, through the same path as a webhook,
@@ -163,9 +178,10 @@ class ConversationEngine:
             return
         text = str(row.payload.get("text") or "") if isinstance(row.payload, dict) else ""
         # The sandbox has no provider family of its own; its echoes are keyed apart by id.
-        self.ingest_message(InboundMessage(
-            provider="sociocs", sender="sandbox", channel="sms", from_number=row.to_number,
-            text=f"Echo: {text}"[:1600], provider_message_id=f"sandbox-echo-{row.id}"))
+        with contextlib.suppress(HooksFailed):  # logged; the echo itself is stored and shown
+            self.ingest_message(InboundMessage(
+                provider="sociocs", sender="sandbox", channel="sms", from_number=row.to_number,
+                text=f"Echo: {text}"[:1600], provider_message_id=f"sandbox-echo-{row.id}"))
 
     # -- out to people
 
