@@ -33,8 +33,9 @@ class Conversation(BaseModel):
     updated_at: float
 
 
-class InboundRow(BaseModel):
-    id: int
+class NewInbound(BaseModel):
+    """An inbound message as the core hands it to the store."""
+
     provider: str
     provider_message_id: str
     sender: str | None = None
@@ -45,6 +46,12 @@ class InboundRow(BaseModel):
     text: str = ""
     media: list[dict[str, Any]] = Field(default_factory=list)
     received_at: float
+
+
+class InboundRow(NewInbound):
+    """A stored inbound message: what came in, and where and whether it was shown."""
+
+    id: int
     conversation_id: int | None = None
     slack_channel: str | None = None
     slack_ts: str | None = None
@@ -60,21 +67,6 @@ class InboundRow(BaseModel):
         data["media"] = json.loads(data.get("media") or "[]")
         data["notes"] = json.loads(data.get("notes") or "[]")
         return cls.model_validate(data)
-
-
-class NewInbound(BaseModel):
-    """An inbound message as the core hands it to the store."""
-
-    provider: str
-    provider_message_id: str
-    sender: str | None = None
-    channel: str
-    from_number: str
-    to_number: str | None = None
-    contact_name: str | None = None
-    text: str = ""
-    media: list[dict[str, Any]] = Field(default_factory=list)
-    received_at: float
 
 
 class SendThread(BaseModel):
