@@ -86,6 +86,7 @@ class RateLimiter:
 
 PAUSE_RECHECK = 0.01  # how stale this process's view of a fleet-wide 429 pause may be
 REAP_EVERY = 0.5  # seconds between sweeps for leases dead workers left
+ANNOUNCE_EVERY = 0.1  # seconds between looks for scheduled rows to announce while sends run
 
 
 def burst_for(rate: float) -> int:
@@ -138,6 +139,13 @@ class SharedLimiter:
 
     def paused(self) -> bool:
         return self.pause_left() > 0
+
+    def seen_unpaused(self, at: float) -> None:
+        """A claim read this sender unpaused at `at` (monotonic, taken before it): pause_left
+        needs no read of its own until PAUSE_RECHECK after that."""
+        with self._lock:
+            if at > self._checked:
+                self._shared_end, self._checked = min(self._shared_end, at), at
 
     def acquire(self, stop: threading.Event | None = None, priority: int = 0,
                 max_pause_wait: float | None = None) -> bool:
@@ -231,6 +239,7 @@ class Dispatcher:
         self._queued: set[int] = set()  # claimed into `sending`, call not started yet
         self._retry_in: float | None = None  # a limit held rows back: claim again then
         self._next_reap = 0.0
+        self._announce_at = 0.0
         self._refill = max(1, concurrency // 4)  # free threads worth a claim while calls run
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -341,17 +350,17 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher pass failed")
                 self._stop.wait(1.0)
-            if self._retry_in is not None:  # due rows a limit held back: no spinning on them
+            with self._inflight_lock:
+                busy = self._inflight > self.concurrency - self._refill
+            if busy:  # wait for a quarter of the pool (or a new row, or a stop): no 1-row claims
+                timeout = self.poll_interval
+            elif self._retry_in is not None:  # due rows a limit held back: no spinning on them
                 timeout = min(self.poll_interval, self._retry_in)
             else:
                 timeout = self.poll_interval
                 nxt = self.store.next_due_at()
                 if nxt is not None:
                     timeout = min(timeout, max(0.0, nxt - time.time()))
-            with self._inflight_lock:
-                busy = self._inflight > self.concurrency - self._refill
-            if busy:  # wait for a quarter of the pool (or a new row, or a stop): no 1-row claims
-                timeout = self.poll_interval
             with self._passed:
                 self._passes += 1
                 self._passed.notify_all()
@@ -365,22 +374,32 @@ class Dispatcher:
         Rows are claimed straight into `sending`, only as many as the shared limits let go
         now and the pool has threads for: a crash leaves unknown no more than were in flight.
         """
-        if time.monotonic() >= self._next_reap:
+        sweep = time.monotonic() >= self._next_reap  # past-grace schedules marked missed then too
+        if sweep:
             self._next_reap = time.monotonic() + REAP_EVERY
             for row in self.store.reap_expired():
                 self._report(row)
-        if self.notifier is not None:
+        with self._inflight_lock:
+            free = self.concurrency - self._inflight
+        now = time.monotonic()
+        # While sends run, passes come with every few outcomes: look for announcements at
+        # most every ANNOUNCE_EVERY then (one query less per claim); when idle, on every pass.
+        if self.notifier is not None and (free == self.concurrency or now >= self._announce_at):
+            self._announce_at = now + ANNOUNCE_EVERY
             for row in self.store.needing_announcement(limit=20):
                 if row.scheduled:
                     self.notifier.announce(row)
-        with self._inflight_lock:
-            free = self.concurrency - self._inflight
+            with self._inflight_lock:
+                free = self.concurrency - self._inflight
         if free <= 0 or self.stopping():
             return 0
+        began = time.monotonic()
         claimed, missed, self._retry_in = self.store.claim_sending(
             self.owner, limit=free, lease=self.sending_lease, misfire_grace=self.misfire_grace,
-            limit_of=self._limit_of,
+            limit_of=self._limit_of, sweep_missed=sweep,
         )
+        for sender in {r.sender for r in claimed}:  # the claim skipped paused senders
+            self.limiters.get(sender).seen_unpaused(began)
         for row in missed:
             if self.notifier is not None and row.bulk_job_id is None:
                 if not row.thread_ts:
