@@ -68,7 +68,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     path, method = scope["path"], scope["method"]
     body = await _body(receive)
     if path == "/_stats":
-        await _reply(send, 200, stats(full=b"count" not in scope.get("query_string", b"")))
+        query = scope.get("query_string", b"")
+        body_out = stats(full=b"count" not in query)
+        if b"arrivals" in query:  # every arrival time, to see how the sends were spread
+            body_out["arrivals"] = _state["arrivals"]
+        await _reply(send, 200, body_out)
     elif path == "/_reset":
         query = parse_qs(scope.get("query_string", b"").decode())
         _state.update(latency=float(query.get("latency", ["0"])[0]), arrivals=[], to=[])

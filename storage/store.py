@@ -15,6 +15,7 @@ leaves a row that may have gone out: it becomes `unknown`, never re-sent.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -54,6 +55,10 @@ def family_senders(provider: str) -> tuple[str, ...]:
 DELIVERY_RANK = {"unknown": 0, "scheduled": 1, "accepted": 2, "sent": 3, "failed": 4, "delivered": 5, "read": 6}
 
 
+#: a sender's shared limit as the claim takes it: (rate/s, burst) or (rate/s, burst, ahead s)
+Limit = tuple[float, int] | tuple[float, int, float]
+
+
 class MessageRow(BaseModel):
     id: int
     idem_key: str
@@ -88,6 +93,10 @@ class MessageRow(BaseModel):
     lease_until: float | None = None
     provider_message_id: str | None = None
     bulk_job_id: int | None = None
+    #: not stored: this row's reserved slot of its sender's shared limit, on the database's
+    #: clock (`slot_at`), and how long after the grant that is (`slot_delay`; 0: at once)
+    slot_at: float = 0.0
+    slot_delay: float = 0.0
 
     @classmethod
     def from_db(cls, row: sqlite3.Row | dict[str, Any]) -> MessageRow:
@@ -597,11 +606,13 @@ class Store:
 
     def claim_sending(
         self, owner: str, *, limit: int, lease: float, misfire_grace: float | None = None,
-        limit_of: Callable[[str], tuple[float, int] | None] = lambda sender: None, now: float | None = None,
+        limit_of: Callable[[str], Limit | None] = lambda sender: None, now: float | None = None,
         sweep_missed: bool = True,
     ) -> tuple[list[MessageRow], list[MessageRow], float | None]:
         """Claim due rows and mark them `sending` in one transaction, per sender only as many as
-        its shared token bucket (`limit_of(sender)` = (rate/s, burst); None: no limit) lets go now.
+        its shared token bucket (`limit_of(sender)` = (rate/s, burst[, ahead s]); None: no
+        limit) lets go now, or within `ahead` seconds: such a row's `slot_delay` says when
+        (the fleet's slots are spaced 1/rate apart, so no worker waits on another's claim).
 
         Returns (sending rows, missed rows, retry_in): retry_in is set when a limit held rows
         back (try again then). Paused senders' rows are not even looked at. `sweep_missed`
@@ -616,41 +627,46 @@ class Store:
                 f"SELECT sender FROM sender_limits WHERE paused_until > {clock_sql}", clock_args).fetchall()]
             rows, missed = self._due_rows(conn, now, limit, misfire_grace, paused, sweep_missed)
             grants, retry_in = self._grants(conn, rows, limit_of)
-            taken = []
+            taken: list[tuple[Any, tuple[float, float]]] = []
             for r in rows:
-                if grants[r["sender"]] > 0:
-                    grants[r["sender"]] -= 1
-                    taken.append(r)
+                if grants[r["sender"]]:
+                    taken.append((r, grants[r["sender"]].pop(0)))
             if taken:
-                ids = [r["id"] for r in taken]
+                ids = [r["id"] for r, _ in taken]
                 conn.execute(
                     "UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ?,"
                     f" attempts = attempts + 1, updated_at = ? WHERE id IN ({','.join('?' for _ in ids)})",
                     (owner, now + lease, now, *ids),
                 )
         sending = []
-        for r in taken:
+        for r, (slot_at, delay) in taken:
             m = MessageRow.from_db(r)
-            sending.append(m.model_copy(update={"status": "sending", "lease_owner": owner,
-                                                "attempts": m.attempts + 1}))
+            sending.append(m.model_copy(update={"status": "sending", "lease_owner": owner, "attempts": m.attempts + 1,
+                                                "slot_at": slot_at, "slot_delay": delay}))
         return sending, missed, retry_in
 
     def _grants(
-        self, conn: Any, rows: Sequence[Any], limit_of: Callable[[str], tuple[float, int] | None]
-    ) -> tuple[dict[str, int], float | None]:
+        self, conn: Any, rows: Sequence[Any], limit_of: Callable[[str], Limit | None]
+    ) -> tuple[dict[str, list[tuple[float, float]]], float | None]:
+        """Per sender, the slots granted, (database time, delay), one per row that may go; and
+        when to claim again."""
         wanted: dict[str, int] = {}
         for r in rows:
             wanted[r["sender"]] = wanted.get(r["sender"], 0) + 1
-        grants: dict[str, int] = {}
+        grants: dict[str, list[tuple[float, float]]] = {}
         retry_in: float | None = None
         for sender, want in wanted.items():
             lim = limit_of(sender)
             if lim is None:
-                grants[sender] = want
+                grants[sender] = [(0.0, 0.0)] * want
                 continue
-            grants[sender], _ = self._take_slots(conn, sender, want, lim[0], lim[1])
-            if grants[sender] < want:
-                wait = 1.0 / max(lim[0], 1e-9)
+            rate, burst, ahead = (*lim, 0.0)[:3]
+            granted, at, before = self._bucket(conn, sender, want, rate, burst, None, ahead)
+            # The i-th slot is due once the bucket holds i + 1 tokens again.
+            delays = [max(0.0, (i + 1 - before) / rate) for i in range(granted)]
+            grants[sender] = [(at + d, d) for d in delays]
+            if granted < want:  # come back when half the reserved window has gone by
+                wait = max(1.0 / max(rate, 1e-9), (granted + 1 - before) / rate - ahead / 2)
                 retry_in = wait if retry_in is None else min(retry_in, wait)
         return grants, retry_in
 
@@ -902,7 +918,17 @@ class Store:
     def _take_slots(
         self, conn: Any, sender: str, want: int, rate_per_s: float, burst: int, now: float | None = None
     ) -> tuple[int, float]:
-        """take_send_slots_at inside the caller's transaction (a claim takes rows and slots at once)."""
+        """take_send_slots_at inside the caller's transaction."""
+        granted, at, _ = self._bucket(conn, sender, want, rate_per_s, burst, now)
+        return granted, at
+
+    def _bucket(
+        self, conn: Any, sender: str, want: int, rate_per_s: float, burst: int, now: float | None = None,
+        ahead: float = 0.0,
+    ) -> tuple[int, float, float]:
+        """Take up to `want` tokens, or slots up to `ahead` seconds from now (the bucket then
+        goes below zero: whoever comes next waits for it to refill). Returns (granted, the
+        bucket's time, tokens before the grant)."""
         burst = max(1, burst)
         clock_sql, clock_args = self._clock_sql() if now is None else ("?", (now,))
         # The clock comes with the locked row (one round trip). Read before the lock was
@@ -920,15 +946,15 @@ class Store:
             row = conn.execute(select, (*clock_args, sender)).fetchone()
         at = max(float(row["clock"]), row["refilled_at"])
         if row["paused_until"] > at or want <= 0:
-            return 0, at
+            return 0, at, 0.0
         elapsed = at - row["refilled_at"] if row["refilled_at"] >= 0 else float(burst) / max(rate_per_s, 1e-9)
         tokens = min(float(burst), row["tokens"] + elapsed * rate_per_s)
-        granted = min(want, int(tokens))
+        granted = max(0, min(want, math.floor(tokens + ahead * rate_per_s)))
         conn.execute(
             "UPDATE sender_limits SET tokens = ?, refilled_at = ? WHERE sender = ?",
             (tokens - granted, at, sender),
         )
-        return granted, at
+        return granted, at, tokens
 
     def pause_sender(self, sender: str, until: float) -> None:
         """Every process stops sending for `sender` until `until` (a later pause never shortens)."""

@@ -22,7 +22,7 @@ from bot.core.outcomes import Outcome, backoff, outcome_of
 from bot.core.ports import Announcer
 from bot.core.senders import Senders
 from providers.base import OutboundMessage, Provider, ProviderError, SendResult
-from storage.store import MessageRow, Store
+from storage.store import Limit, MessageRow, Store
 
 log = logging.getLogger("smsbot.worker")
 
@@ -87,6 +87,10 @@ class RateLimiter:
 PAUSE_RECHECK = 0.01  # how stale this process's view of a fleet-wide 429 pause may be
 REAP_EVERY = 0.5  # seconds between sweeps for leases dead workers left
 ANNOUNCE_EVERY = 0.1  # seconds between looks for scheduled rows to announce while sends run
+# A claim may reserve a limited sender's slots this far ahead (its rows wait in their thread
+# for their slot): the fleet's claims then never leave the bucket idle between them, and no
+# more than RESERVE_AHEAD x rate rows wait `sending` before their call.
+RESERVE_AHEAD = 0.05
 
 
 def burst_for(rate: float) -> int:
@@ -113,9 +117,9 @@ class SharedLimiter:
         self._checked = -1e9
         self._shared_end = 0.0  # monotonic end of the fleet-wide pause, as last read
 
-    def limit(self) -> tuple[float, int] | None:
-        """(rate/s, burst) for the store's claim; None: unlimited."""
-        return (self.rate, self.burst) if self.rate > 0 else None
+    def limit(self) -> Limit | None:
+        """(rate/s, burst, reserve-ahead s) for the store's claim; None: unlimited."""
+        return (self.rate, self.burst, RESERVE_AHEAD) if self.rate > 0 else None
 
     def pause(self, seconds: float) -> None:
         now = time.monotonic()
@@ -174,6 +178,38 @@ class SharedLimiter:
 __all__ = ["Dispatcher", "RateLimiter", "SharedLimiter", "backoff"]  # backoff: the one policy's (bot.core.outcomes)
 
 
+class SlotClock:
+    """Turns slots reserved on the database's clock into this process's clock (time.time()).
+
+    Every claim bounds the offset (database - local) from below: its grant (`at`) came before
+    the claim returned. The largest bound seen, lowered by DRIFT a second so that clock drift
+    is followed, sends each row at its slot or a little after, never before: the fleet's
+    sends keep the spacing the bucket gave them, whichever worker and however late its claim
+    returned (anchoring on the return instead let one-second windows reach 108% of a limit).
+    """
+
+    DRIFT = 0.001
+
+    def __init__(self) -> None:
+        self._offset: float | None = None
+        self._seen = 0.0
+
+    def observe(self, granted_at: float, returned: float) -> None:
+        sample = granted_at - returned
+        if self._offset is None:
+            self._offset = sample
+        else:
+            self._offset = max(sample, self._offset - self.DRIFT * max(0.0, returned - self._seen))
+        self._seen = returned
+
+    def starts(self, rows: list[MessageRow], returned: float) -> list[float]:
+        """When each row of a claim that returned at `returned` (time.time()) may go (0: now)."""
+        for row in rows[:1]:
+            if row.slot_at:
+                self.observe(row.slot_at - row.slot_delay, returned)
+        return [row.slot_at - (self._offset or 0.0) if row.slot_at else 0.0 for row in rows]
+
+
 class Limiters:
     """One SharedLimiter per sender, made on first use (the rates come from the settings)."""
 
@@ -188,6 +224,14 @@ class Limiters:
             if sender not in self._made:
                 self._made[sender] = SharedLimiter(self.store, sender, self.rates.get(sender, 10.0))
             return self._made[sender]
+
+    def limit_of(self, sender: str) -> Limit | None:
+        return self.get(sender).limit()
+
+    def seen_unpaused(self, rows: list[MessageRow], at: float) -> None:
+        """A claim that began at `at` (monotonic) took these rows: it skipped paused senders."""
+        for sender in {r.sender for r in rows}:
+            self.get(sender).seen_unpaused(at)
 
 
 def listen_for_due(store: Store, wake: threading.Event, stop: threading.Event) -> None:
@@ -204,6 +248,17 @@ def listen_for_due(store: Store, wake: threading.Event, stop: threading.Event) -
 
 ABANDONED = ("smsbot was shutting down and the provider had not answered within the grace period "
              "(SMS_SHUTDOWN_GRACE); the message may or may not have gone out.")
+
+
+def abandon(store: Store, owner: str, report: Callable[[MessageRow], object]) -> int:
+    """Rows whose call outlived the grace period: unknown now, reported, never resent."""
+    count = 0
+    for message_id in store.sending_ids(owner):
+        final = store.record_outcome(message_id, "unknown", error=ABANDONED, error_kind="unknown")
+        if final is not None and final.status == "unknown":
+            count += 1
+            report(final)
+    return count
 
 
 class Dispatcher:
@@ -240,6 +295,7 @@ class Dispatcher:
         self._retry_in: float | None = None  # a limit held rows back: claim again then
         self._next_reap = 0.0
         self._announce_at = 0.0
+        self._slots = SlotClock()
         self._refill = max(1, concurrency // 4)  # free threads worth a claim while calls run
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -305,19 +361,9 @@ class Dispatcher:
             while self._inflight > 0 and (left := deadline - time.monotonic()) > 0:
                 self._idle.wait(min(left, 0.5))
             running = self._inflight
-        abandoned = self._abandon() if running else 0
+        abandoned = abandon(self.store, self.owner, self._report) if running else 0
         self.store.unclaim_owner(self.owner)
         return abandoned
-
-    def _abandon(self) -> int:
-        """Rows whose call outlived the grace period: unknown now, reported, never resent."""
-        count = 0
-        for message_id in self.store.sending_ids(self.owner):
-            final = self.store.record_outcome(message_id, "unknown", error=ABANDONED, error_kind="unknown")
-            if final is not None and final.status == "unknown":
-                count += 1
-                self._report(final)
-        return count
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait for a whole pass begun after this call with nothing in flight (False on timeout):
@@ -337,9 +383,6 @@ class Dispatcher:
 
     def limiter(self, sender: str) -> SharedLimiter:
         return self.limiters.get(sender)
-
-    def _limit_of(self, sender: str) -> tuple[float, int] | None:
-        return self.limiters.get(sender).limit()
 
     # -- the loop
 
@@ -381,25 +424,22 @@ class Dispatcher:
                 self._report(row)
         with self._inflight_lock:
             free = self.concurrency - self._inflight
-        now = time.monotonic()
-        # While sends run, passes come with every few outcomes: look for announcements at
-        # most every ANNOUNCE_EVERY then (one query less per claim); when idle, on every pass.
-        if self.notifier is not None and (free == self.concurrency or now >= self._announce_at):
-            self._announce_at = now + ANNOUNCE_EVERY
+        # While sends run, passes come every few outcomes: announcements are looked for at
+        # most every ANNOUNCE_EVERY then (one query less per claim); when idle, every pass.
+        if self.notifier is not None and (free == self.concurrency or time.monotonic() >= self._announce_at):
+            self._announce_at = time.monotonic() + ANNOUNCE_EVERY
             for row in self.store.needing_announcement(limit=20):
                 if row.scheduled:
                     self.notifier.announce(row)
-            with self._inflight_lock:
-                free = self.concurrency - self._inflight
         if free <= 0 or self.stopping():
             return 0
         began = time.monotonic()
         claimed, missed, self._retry_in = self.store.claim_sending(
             self.owner, limit=free, lease=self.sending_lease, misfire_grace=self.misfire_grace,
-            limit_of=self._limit_of, sweep_missed=sweep,
+            limit_of=self.limiters.limit_of, sweep_missed=sweep,
         )
-        for sender in {r.sender for r in claimed}:  # the claim skipped paused senders
-            self.limiters.get(sender).seen_unpaused(began)
+        starts = self._slots.starts(claimed, time.time())
+        self.limiters.seen_unpaused(claimed, began)
         for row in missed:
             if self.notifier is not None and row.bulk_job_id is None:
                 if not row.thread_ts:
@@ -408,8 +448,8 @@ class Dispatcher:
         with self._inflight_lock:
             self._inflight += len(claimed)
             self._queued.update(r.id for r in claimed)
-        for row in claimed:
-            future = self._pool.submit(self._run, row)
+        for row, start in zip(claimed, starts, strict=True):
+            future = self._pool.submit(self._run, row, start)
             future.add_done_callback(self._cancelled)
         return len(claimed)
 
@@ -417,9 +457,9 @@ class Dispatcher:
         if future.cancelled():  # stop() cancelled it before it ran: _run's finally never comes
             self._done_one()
 
-    def _run(self, row: MessageRow) -> None:
+    def _run(self, row: MessageRow, slot_at: float = 0.0) -> None:
         try:
-            self._send_claimed(row)
+            self._send_claimed(row, slot_at)
         except Exception:
             log.exception("processing message %s failed", row.id)
         finally:
@@ -437,9 +477,12 @@ class Dispatcher:
 
     # -- one message
 
-    def _send_claimed(self, row: MessageRow) -> MessageRow | None:
-        """A row claim_sending marked `sending` (its slot taken): the call, unless we stop or
-        the sender was paused meanwhile (then it goes back to pending, certainly unsent)."""
+    def _send_claimed(self, row: MessageRow, slot_at: float = 0.0) -> MessageRow | None:
+        """A row claim_sending marked `sending` (its slot taken, due at `slot_at`, time.time()):
+        the call, unless we stop or the sender was paused meanwhile (then it goes back to
+        pending, certainly unsent)."""
+        if row.slot_delay > 0:  # bounded, whatever the clocks say (tests freeze time)
+            self._stop.wait(max(0.0, min(row.slot_delay + RESERVE_AHEAD, slot_at - time.time())))
         if self.notifier is not None and row.needs_announce and not row.thread_ts and row.bulk_job_id is None:
             row = self.notifier.announce(row)
         provider = self.senders.get(row.sender)
