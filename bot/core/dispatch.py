@@ -296,7 +296,7 @@ class Dispatcher:
         self._next_reap = 0.0
         self._announce_at = 0.0
         self._slots = SlotClock()
-        self._refill = max(1, concurrency // 4)  # free threads worth a claim while calls run
+        self._refill = max(1, concurrency // 2)  # free threads worth a claim (a quarter: -10% msg/s)
         self._wake = threading.Event()
         self._stop = threading.Event()
         # Set from a signal handler (no locks there): claim nothing more, start no call.
@@ -395,7 +395,7 @@ class Dispatcher:
                 self._stop.wait(1.0)
             with self._inflight_lock:
                 busy = self._inflight > self.concurrency - self._refill
-            if busy:  # wait for a quarter of the pool (or a new row, or a stop): no 1-row claims
+            if busy:  # wait for half the pool (or a new row, or a stop): no 1-row claims
                 timeout = self.poll_interval
             elif self._retry_in is not None:  # due rows a limit held back: no spinning on them
                 timeout = min(self.poll_interval, self._retry_in)
@@ -469,7 +469,7 @@ class Dispatcher:
         with self._idle:
             self._inflight -= 1
             self._idle.notify_all()
-            # Claim again once a quarter of the pool is free, not for each thread that frees:
+            # Claim again once half the pool is free, not for each thread that frees:
             # a claim then takes several rows in its one transaction.
             refill = self._inflight <= self.concurrency - self._refill
         if refill:
