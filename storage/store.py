@@ -611,8 +611,9 @@ class Store:
     ) -> tuple[list[MessageRow], list[MessageRow], float | None]:
         """Claim due rows and mark them `sending` in one transaction, per sender only as many as
         its shared token bucket (`limit_of(sender)` = (rate/s, burst[, ahead s]); None: no
-        limit) lets go now, or within `ahead` seconds: such a row's `slot_delay` says when
-        (the fleet's slots are spaced 1/rate apart, so no worker waits on another's claim).
+        limit) lets go now, or within `ahead` seconds: such a row is only `claimed`, its
+        `slot_delay` says when it may become `sending` (the fleet's slots are spaced 1/rate
+        apart, so no worker waits on another's claim).
 
         Returns (sending rows, missed rows, retry_in): retry_in is set when a limit held rows
         back (try again then). Paused senders' rows are not even looked at. `sweep_missed`
@@ -631,18 +632,24 @@ class Store:
             for r in rows:
                 if grants[r["sender"]]:
                     taken.append((r, grants[r["sender"]].pop(0)))
-            if taken:
-                ids = [r["id"] for r, _ in taken]
-                conn.execute(
-                    "UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ?,"
-                    f" attempts = attempts + 1, updated_at = ? WHERE id IN ({','.join('?' for _ in ids)})",
-                    (owner, now + lease, now, *ids),
-                )
+            # A row whose slot is later is only `claimed`: a crash while it waits gives it back
+            # to pending; it becomes `sending` (mark_sending) when its slot comes.
+            now_ids = [r["id"] for r, (_, delay) in taken if delay <= 0]
+            later_ids = [r["id"] for r, (_, delay) in taken if delay > 0]
+            for status, ids, bump in (("sending", now_ids, 1), ("claimed", later_ids, 0)):
+                if ids:
+                    conn.execute(
+                        f"UPDATE messages SET status = '{status}', lease_owner = ?, lease_until = ?,"
+                        f" attempts = attempts + {bump}, updated_at = ? WHERE id IN ({','.join('?' for _ in ids)})",
+                        (owner, now + lease, now, *ids),
+                    )
         sending = []
         for r, (slot_at, delay) in taken:
             m = MessageRow.from_db(r)
-            sending.append(m.model_copy(update={"status": "sending", "lease_owner": owner, "attempts": m.attempts + 1,
-                                                "slot_at": slot_at, "slot_delay": delay}))
+            now_row = delay <= 0
+            sending.append(m.model_copy(update={
+                "status": "sending" if now_row else "claimed", "lease_owner": owner,
+                "attempts": m.attempts + 1 if now_row else m.attempts, "slot_at": slot_at, "slot_delay": delay}))
         return sending, missed, retry_in
 
     def _grants(

@@ -250,6 +250,25 @@ ABANDONED = ("smsbot was shutting down and the provider had not answered within 
              "(SMS_SHUTDOWN_GRACE); the message may or may not have gone out.")
 
 
+def hand_back(store: Store, row: MessageRow, owner: str) -> MessageRow | None:
+    """A claimed row whose call certainly never started goes back to pending (None: not sent)."""
+    if row.status == "claimed":
+        store.unclaim([row.id], owner)
+    else:
+        store.unsend([row.id], owner)
+    return None
+
+
+def commit_sending(store: Store, row: MessageRow, owner: str, lease: float) -> MessageRow | None:
+    """A row whose reserved slot came is committed `sending` before its call (None: not ours
+    any more); a row the claim made `sending` already is returned as it is."""
+    if row.status != "claimed":
+        return row
+    if not store.mark_sending(row.id, owner, lease=lease):
+        return None
+    return row.model_copy(update={"status": "sending", "attempts": row.attempts + 1})
+
+
 def abandon(store: Store, owner: str, report: Callable[[MessageRow], object]) -> int:
     """Rows whose call outlived the grace period: unknown now, reported, never resent."""
     count = 0
@@ -478,9 +497,8 @@ class Dispatcher:
     # -- one message
 
     def _send_claimed(self, row: MessageRow, slot_at: float = 0.0) -> MessageRow | None:
-        """A row claim_sending marked `sending` (its slot taken, due at `slot_at`, time.time()):
-        the call, unless we stop or the sender was paused meanwhile (then it goes back to
-        pending, certainly unsent)."""
+        """A row claim_sending took (`sending`, or `claimed` until its slot at `slot_at`): the call,
+        unless we stop or the sender was paused meanwhile (then it goes back to pending, unsent)."""
         if row.slot_delay > 0:  # bounded, whatever the clocks say (tests freeze time)
             self._stop.wait(max(0.0, min(row.slot_delay + RESERVE_AHEAD, slot_at - time.time())))
         if self.notifier is not None and row.needs_announce and not row.thread_ts and row.bulk_job_id is None:
@@ -493,8 +511,10 @@ class Dispatcher:
         if not mine:
             return None
         if give_back or (provider is not None and self.limiter(row.sender).paused()):
-            self.store.unsend([row.id], self.owner)
+            return hand_back(self.store, row, self.owner)
+        if (sending := commit_sending(self.store, row, self.owner, self.sending_lease)) is None:
             return None
+        row = sending
         if provider is None:
             return self._report(self._writer.record(
                 row.id, "failed", error=f"Sender '{row.sender}' is no longer configured.", error_kind="config"))
