@@ -62,7 +62,7 @@ def fake_bird() -> Iterator[str]:
         deadline = time.time() + 20
         while True:
             try:
-                httpx.get(f"{url}/_stats", timeout=1)
+                _CONTROL.get(f"{url}/_stats", timeout=1)
                 break
             except httpx.TransportError:
                 if time.time() > deadline:
@@ -74,17 +74,22 @@ def fake_bird() -> Iterator[str]:
         proc.wait(10)
 
 
+# One client for the bench's own calls: httpx.get() builds a client (and an SSL context,
+# ~5-10 ms of CPU) per call, and polling the fake with it took CPU from the pipeline measured.
+_CONTROL = httpx.Client(timeout=30)
+
+
 def reset(url: str, latency: float = 0.0) -> None:
-    httpx.post(f"{url}/_reset?latency={latency}")
+    _CONTROL.post(f"{url}/_reset?latency={latency}")
 
 
-def stats(url: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{url}/_stats", timeout=30).json())
+def stats(url: str, count_only: bool = False) -> dict[str, Any]:
+    return dict(_CONTROL.get(f"{url}/_stats" + ("?count" if count_only else "")).json())
 
 
 def wait_count(url: str, n: int, timeout: float) -> dict[str, Any]:
     deadline = time.time() + timeout
-    while (s := stats(url))["count"] < n:
+    while (s := stats(url, count_only=True))["count"] < n:
         if time.time() > deadline:
             raise SystemExit(f"only {s['count']} of {n} requests reached the fake in {timeout:.0f} s")
         time.sleep(0.2)
@@ -223,14 +228,36 @@ def postgres_cpu() -> float:
     return total
 
 
+def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen[str]]:
+    """`count` worker processes, returned once each logged "worker started" (on a loaded
+    machine importing takes seconds: a fixed sleep let the first seconds of a run count)."""
+    procs = [subprocess.Popen([sys.executable, "-m", "bot.app.main", "worker"], cwd=ROOT, env=env,
+                              stderr=subprocess.PIPE, text=True) for _ in range(count)]
+    ready = threading.Barrier(count + 1, timeout=60)
+
+    def follow(proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        told = False
+        for line in proc.stderr:  # read to the end so the pipe never fills
+            if not told and "worker started" in line:
+                told = True
+                ready.wait()
+            elif "ERROR" in line or "Traceback" in line:
+                sys.stderr.write(line)
+
+    for proc in procs:
+        threading.Thread(target=follow, args=(proc,), daemon=True).start()
+    ready.wait()
+    time.sleep(0.5)  # the LISTEN thread starts with the dispatcher
+    return procs
+
+
 def run_workers(fake: str, count: int, n: int, rate: float, offset: int) -> tuple[dict[str, Any], dict[str, float]]:
     with pg_schema() as url:
         store = open_store(url)
         env = {**os.environ, **bird_env(url, rate, fake), "SMSBOT_LOG_LEVEL": "WARNING"}
         env.pop("SLACK_BOT_TOKEN", None)
-        procs = [subprocess.Popen([sys.executable, "-m", "bot.app.main", "worker"], cwd=ROOT, env=env)
-                 for _ in range(count)]
-        time.sleep(2.0 + count)  # let them import and start listening
+        procs = start_workers(env, count)
         senders = build_senders(Settings(_env_file=None, **{k.lower(): v  # type: ignore[call-arg]
                                                             for k, v in bird_env(url, rate, fake).items()}))
         engine = BulkEngine(store, senders)

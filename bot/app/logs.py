@@ -72,6 +72,10 @@ def setup_logging(secrets: list[str], level: int = logging.INFO, log_format: str
             if type(existing) is logging.StreamHandler:  # ours, not pytest's capture handlers
                 existing.setFormatter(formatter_for(log_format))
     root.setLevel(level)
+    # httpx logs every request at INFO: a line per message sent (100,000 for one bulk job)
+    # says nothing the store does not; its failures reach our own log as outcomes.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     redactor = RedactSecrets(secrets)
     for existing in root.handlers:
         existing.filters = [f for f in existing.filters if not isinstance(f, RedactSecrets)]
