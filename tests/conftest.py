@@ -46,6 +46,30 @@ hypothesis_settings.register_profile("dev", deadline=None, suppress_health_check
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller collects nothing itself: it learns from each worker whether the
+    PostgreSQL store tests were deselected, so its summary still says so (tests/storage/conftest.py)."""
+    from tests.storage import conftest as storage
+
+    out = getattr(node, "workeroutput", {})
+    if out.get("pg_deselected"):
+        storage._state.update(checked=True, deselected=out["pg_deselected"], error=out.get("pg_error"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Here, not in tests/storage/conftest.py: pytest-xdist's controller loads only this conftest."""
+    from tests.storage import conftest as storage
+
+    state = storage._state
+    if state["deselected"]:
+        terminalreporter.write_line(
+            f"PostgreSQL suite NOT run ({state['deselected']} store tests here, and `make test` skips the"
+            f" e2e/fleet pass; {storage.PG_URL} unreachable: {state['error']}). Run it: start PostgreSQL there"
+            " (or set SMSBOT_TEST_DATABASE_URL), then `make test` (SMSBOT_REQUIRE_POSTGRES=1 fails if it is missing)."
+        )
+
+
 @pytest.fixture(autouse=E2E_BACKEND == "postgres")
 def e2e_database() -> Iterator[str | None]:
     """On the PostgreSQL pass: every app this test builds shares one fresh schema."""
