@@ -32,6 +32,32 @@ TEXTUS_ACCOUNT = "my_account"
 # Never let a developer's .env leak into tests.
 os.environ.pop("DATABASE_URL", None)
 
+
+def _share_default_tls_context() -> None:
+    """Every httpx.Client (and each httpx.get/post) builds a TLS context from certifi's bundle:
+    50-300 ms of CPU, and the suite makes thousands of clients that only speak plain HTTP to
+    127.0.0.1. Clients with the default verification share one context (SSLContext is meant to
+    be shared); any other verify/cert still gets its own. Tests only: the app is unchanged."""
+    import httpx._transports.default as transport
+
+    build = getattr(transport, "create_ssl_context", None)
+    if build is None:  # httpx moved it: no sharing, every test still runs as before
+        return
+    made: dict[tuple[Any, ...], Any] = {}
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in made:
+            made[key] = build(verify=True, trust_env=trust_env)
+        return made[key]
+
+    transport.create_ssl_context = shared
+
+
+_share_default_tls_context()
+
 # SMSBOT_E2E_BACKEND=postgres: the app under test (make_settings) uses a fresh schema on the
 # PostgreSQL test server per test instead of a SQLite file (Makefile: the e2e suites' PG pass).
 E2E_BACKEND = os.environ.get("SMSBOT_E2E_BACKEND", "sqlite")
