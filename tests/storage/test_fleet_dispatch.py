@@ -241,3 +241,11 @@ def test_a_claim_takes_only_what_the_limit_lets_go_singles_first(store: Store) -
     assert store.unsend([single[0]], "intruder") == 0 and store.unsend([single[0]], "w") == 1
     row = store.get(single[0])
     assert row is not None and row.status == "pending" and row.attempts == 0
+
+
+def test_a_stop_signal_landing_inside_start_still_stops_cleanly(store: Store) -> None:
+    # `smsbot worker`'s SIGTERM handler raises in the main thread, which may be between
+    # start()'s making the dispatcher thread and starting it (seen on a loaded machine: exit 1).
+    worker = Dispatcher(store, Senders({"sandbox": SandboxProvider()}, "sandbox"), None)  # type: ignore[arg-type]
+    worker._thread = threading.Thread(target=lambda: None)  # made, never started
+    assert worker.stop(timeout=1.0) == 0
