@@ -18,16 +18,21 @@ run: $(STAMP)
 # The whole suite on SQLite (the store contract tests on both backends), then, when PostgreSQL
 # is reachable or required (SMSBOT_REQUIRE_POSTGRES=1, as .ci/run sets under CI), `test-pg`.
 # Without it the first pass prints the one line saying the PostgreSQL suite was not run.
+# The first pass runs on 2 pytest-xdist processes, a whole file to each (module-scoped fakes stay shared).
+XDIST := -n 2 --dist loadfile
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 	@if [ "$${SMSBOT_REQUIRE_POSTGRES:-}" = 1 ] || $(BIN)/python -c "import sys; \
 		from tests.storage.conftest import pg_unreachable; sys.exit(pg_unreachable() is not None)"; \
 	then $(MAKE) --no-print-directory test-pg; fi
 
 # The end-to-end send/schedule/bulk suites again with the app on PostgreSQL (a fresh schema per
 # test at SMSBOT_TEST_DATABASE_URL), and the multi-process fleet test (tests/e2e/test_fleet.py).
+# On one process: the fleet's five processes (a pool of up to 10 connections each) next to
+# another e2e test's worker processes left too little of its 100 connections (it ran out here, on a
+# server other runs were also using).
 test-pg: $(STAMP)
 	SMSBOT_E2E_BACKEND=postgres SMSBOT_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -m "" \
 		tests/e2e/test_e2e_send.py tests/e2e/test_e2e_schedules.py tests/e2e/test_e2e_bulk.py tests/e2e/test_fleet.py

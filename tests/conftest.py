@@ -32,6 +32,32 @@ TEXTUS_ACCOUNT = "my_account"
 # Never let a developer's .env leak into tests.
 os.environ.pop("DATABASE_URL", None)
 
+
+def _share_default_tls_context() -> None:
+    """Every httpx.Client (and each httpx.get/post) builds a TLS context from certifi's bundle:
+    50-300 ms of CPU, and the suite makes thousands of clients that only speak plain HTTP to
+    127.0.0.1. Clients with the default verification share one context (SSLContext is meant to
+    be shared); any other verify/cert still gets its own. Tests only: the app is unchanged."""
+    import httpx._transports.default as transport
+
+    build = getattr(transport, "create_ssl_context", None)
+    if build is None:  # httpx moved it: no sharing, every test still runs as before
+        return
+    made: dict[tuple[Any, ...], Any] = {}
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in made:
+            made[key] = build(verify=True, trust_env=trust_env)
+        return made[key]
+
+    transport.create_ssl_context = shared
+
+
+_share_default_tls_context()
+
 # SMSBOT_E2E_BACKEND=postgres: the app under test (make_settings) uses a fresh schema on the
 # PostgreSQL test server per test instead of a SQLite file (Makefile: the e2e suites' PG pass).
 E2E_BACKEND = os.environ.get("SMSBOT_E2E_BACKEND", "sqlite")
@@ -44,6 +70,30 @@ hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, prin
                           suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller collects nothing itself: it learns from each worker whether the
+    PostgreSQL store tests were deselected, so its summary still says so (tests/storage/conftest.py)."""
+    from tests.storage import conftest as storage
+
+    out = getattr(node, "workeroutput", {})
+    if out.get("pg_deselected"):
+        storage._state.update(checked=True, deselected=out["pg_deselected"], error=out.get("pg_error"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Here, not in tests/storage/conftest.py: pytest-xdist's controller loads only this conftest."""
+    from tests.storage import conftest as storage
+
+    state = storage._state
+    if state["deselected"]:
+        terminalreporter.write_line(
+            f"PostgreSQL suite NOT run ({state['deselected']} store tests here, and `make test` skips the"
+            f" e2e/fleet pass; {storage.PG_URL} unreachable: {state['error']}). Run it: start PostgreSQL there"
+            " (or set SMSBOT_TEST_DATABASE_URL), then `make test` (SMSBOT_REQUIRE_POSTGRES=1 fails if it is missing)."
+        )
 
 
 @pytest.fixture(autouse=E2E_BACKEND == "postgres")

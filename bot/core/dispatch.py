@@ -375,7 +375,7 @@ class Dispatcher:
         self._stop.set()
         self._wake.set()
         deadline = time.monotonic() + timeout if deadline is None else deadline
-        if self._thread:
+        if self._thread is not None and self._thread.ident is not None:  # a stop signal can land inside start()
             self._thread.join(max(0.0, deadline - time.monotonic()))
         # Queued futures never start; rows claimed into `sending` whose call did not start
         # go back to pending (their thread finds them gone), as do claimed (CLI) rows.

@@ -467,7 +467,11 @@ def test_killed_worker_resumes_and_never_sends_twice(e2e_factory: Any, tmp_path:
     assert max(per_number.values()) == 1, "a recipient got the message twice"
     counts = e2e.rt.store.counts_by_status(1)
     assert counts == {"sent": 60 - in_flight, "unknown": in_flight}
-    assert set(per_number) == set(numbers)  # everyone else was sent after the restart
+    rows = {r["to_number"]: r["status"]
+            for r in e2e.rt.store.conn.execute("SELECT to_number, status FROM messages WHERE bulk_job_id = 1")}
+    # Everyone sent was requested (once, above); a row killed in `sending` may have died before
+    # its request left (seen under load), so it is unknown and requested at most once.
+    assert {n for n, st in rows.items() if st == "sent"} <= set(per_number) <= set(numbers) == set(rows)
     assert f"{60 - in_flight} sent, 0 failed, {in_flight} unknown (of 60)" in summary
     assert summary_reply(e2e)["params"]["thread_ts"] == post["response"]["ts"]
     assert len(report) == in_flight and all("worker stopped while sending" in r["reason"] for r in report)

@@ -48,13 +48,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     _state["deselected"] = len(pg_items)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _state["deselected"]:
-        terminalreporter.write_line(
-            f"PostgreSQL suite NOT run ({_state['deselected']} store tests here, and `make test` skips the"
-            f" e2e/fleet pass; {PG_URL} unreachable: {_state['error']}). Run it: start PostgreSQL there"
-            " (or set SMSBOT_TEST_DATABASE_URL), then `make test` (SMSBOT_REQUIRE_POSTGRES=1 fails if it is missing)."
-        )
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist (`make test`): tell the controller, which prints the summary, what was left out."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["pg_deselected"], workeroutput["pg_error"] = _state["deselected"], _state["error"]
 
 
 @contextmanager

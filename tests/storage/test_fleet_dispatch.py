@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bot.core.dispatch import Dispatcher, burst_for
+from bot.core.dispatch import Dispatcher, SharedLimiter, burst_for
 from bot.core.senders import Senders
 from providers.base import OutboundMessage, RateLimited, SendResult
 from providers.sandbox import SandboxProvider
@@ -19,12 +19,16 @@ from storage.store import NewMessage, Store
 RATE = 20.0
 
 
+_gate = threading.local()  # read_at: when the pause check that let this thread's call through read the store
+
+
 class Recorder:
-    """What the provider saw, across every worker: (arrival time, worker, reference)."""
+    """What the provider saw, across every worker: (arrival time, worker, reference, when the
+    pause check that let the call through read the store (see watch_the_pause_gate)), monotonic."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.arrivals: list[tuple[float, str, str]] = []
+        self.arrivals: list[tuple[float, str, str, float | None]] = []
         self.refuse_at: int | None = None  # answer this call (1-based) with a 429
         self.retry_after = 1.0
         self.refused: tuple[float, str] | None = None
@@ -40,11 +44,11 @@ class FakeProvider(SandboxProvider):
     def send(self, msg: OutboundMessage) -> SendResult:
         rec = self.recorder
         with rec.lock:
-            rec.arrivals.append((time.time(), self.worker, str(msg.reference)))
+            rec.arrivals.append((time.monotonic(), self.worker, str(msg.reference), getattr(_gate, "read_at", None)))
             refuse = rec.refuse_at == len(rec.arrivals)
         if refuse:
             with rec.lock:
-                rec.refused = (time.time(), self.worker)
+                rec.refused = (time.monotonic(), self.worker)
             raise RateLimited("Too many requests", status_code=429, retry_after=rec.retry_after)
         if rec.blocking:
             rec.block.wait(30)
@@ -102,34 +106,62 @@ def test_the_senders_limit_holds_across_two_workers(open_stores: Callable[[], St
     web = open_stores()
     enqueue(web, 70, "lim")
     wait_for(lambda: web.counts_by_status().get("sent", 0) == 70, 15)
-    stamps = [a for a, _, _ in rec.arrivals]
+    stamps = [a for a, *_ in rec.arrivals]
     span = max(stamps) - min(stamps)
     worst = busiest_window(stamps)
     print(f"\n{web.dialect}: 70 sends in {span:.2f}s, busiest 1-s window {worst} (limit {RATE:.0f}/s)")
-    assert len({ref for _, _, ref in rec.arrivals}) == 70 == len(rec.arrivals)  # each once
-    assert {w for _, w, _ in rec.arrivals} == {"w1", "w2"}  # both took part
+    assert len({ref for _, _, ref, _ in rec.arrivals}) == 70 == len(rec.arrivals)  # each once
+    assert {w for _, w, *_ in rec.arrivals} == {"w1", "w2"}  # both took part
     assert worst <= RATE + burst_for(RATE)
     assert span >= (70 - burst_for(RATE)) / RATE * 0.95  # 2 x 20/s would take half as long
     assert 70 / span > 0.85 * RATE  # and the limit is used, not just respected
 
 
-def test_a_429_seen_by_one_worker_pauses_both(open_stores: Callable[[], Store],
-                                             fleet: Callable[..., Dispatcher]) -> None:
+def test_a_429_seen_by_one_worker_pauses_both(open_stores: Callable[[], Store], fleet: Callable[..., Dispatcher],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     rec = Recorder()
     rec.refuse_at, rec.retry_after = 8, 1.0
+    stored = watch_the_pause_gate(monkeypatch)
     workers = [fleet(rec, name, rates={"sandbox": 40.0}) for name in ("w1", "w2")]
     for w in workers:
         w.start()
     web = open_stores()
     enqueue(web, 60, "pause")
     wait_for(lambda: web.counts_by_status().get("sent", 0) == 60, 20)
-    assert rec.refused is not None
+    assert rec.refused is not None and stored, "the 429 was never seen, or the pause never stored"
     refused_at, who = rec.refused
-    during = [(a - refused_at, w) for a, w, _ in rec.arrivals if refused_at + 0.03 < a < refused_at + 0.97]
-    assert during == [], f"requests during the 1 s pause {who}'s 429 asked for: {during}"
-    after = {w for a, w, _ in rec.arrivals if a >= refused_at + 0.97}
+    pause_stored = stored[0]
+    assert all(decided is not None for *_, decided in rec.arrivals)  # every call passed the pause gate
+    # A call whose gate was passed before the pause was stored is already in flight (it may
+    # land after the 429 on a loaded machine); one let through by a later check would be a
+    # worker ignoring the pause, however fast it sent.
+    through = [(w, round(d - pause_stored, 3)) for _, w, _, d in rec.arrivals
+               if d is not None and pause_stored <= d < refused_at + 0.97]
+    assert through == [], f"calls let through during the 1 s pause {who}'s 429 asked for: {through}"
+    after = {w for a, w, _, _ in rec.arrivals if a >= refused_at + 0.97}
     assert after == {"w1", "w2"}  # the pause ended for both
-    assert len({ref for _, _, ref in rec.arrivals}) == 60 == len(rec.arrivals) - 1  # the 429'd row once more
+    assert len({ref for _, _, ref, _ in rec.arrivals}) == 60 == len(rec.arrivals) - 1  # the 429'd row once more
+
+
+def watch_the_pause_gate(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Notes when the 429 pause was in the store (returned: committed by then), and, per
+    thread, the time of the pause read that let its next call through (Recorder reads it)."""
+    stored: list[float] = []
+    pause_sender, pause_left = Store.pause_sender, SharedLimiter.pause_left
+
+    def stored_pause(self: Store, sender: str, until: float) -> None:
+        pause_sender(self, sender, until)
+        stored.append(time.monotonic())
+
+    def gate(self: SharedLimiter) -> float:
+        left = pause_left(self)
+        if left <= 0:
+            _gate.read_at = self._checked  # when the store read this answer rests on began
+        return left
+
+    monkeypatch.setattr(Store, "pause_sender", stored_pause)
+    monkeypatch.setattr(SharedLimiter, "pause_left", gate)
+    return stored
 
 
 def test_a_row_written_elsewhere_is_sent_within_milliseconds(open_stores: Callable[[], Store],
@@ -143,7 +175,7 @@ def test_a_row_written_elsewhere_is_sent_within_milliseconds(open_stores: Callab
     for n in range(5):
         time.sleep(0.05)
         [mid] = enqueue(web, 1, f"wake{n}", priority=0)
-        written = time.time()
+        written = time.monotonic()
         wait_for(lambda n=n: len(rec.arrivals) == n + 1, 3)  # type: ignore[misc]
         latencies.append(rec.arrivals[-1][0] - written)
         assert rec.arrivals[-1][2] == f"smsbot-{mid}"
@@ -167,7 +199,7 @@ def test_a_crash_leaves_unknown_only_the_rows_in_flight(open_stores: Callable[[]
     fresh.start()
     wait_for(lambda: web.counts_by_status().get("sent", 0) == 7, 5)
     assert web.counts_by_status() == {"unknown": 3, "sent": 7}
-    in_flight = {f"smsbot-{i}" for i in ids} & {ref for _, _, ref in rec.arrivals}
+    in_flight = {f"smsbot-{i}" for i in ids} & {ref for _, _, ref, _ in rec.arrivals}
     assert {f"smsbot-{r.id}" for r in map(web.get, ids) if r and r.status == "unknown"} == in_flight
     rec.block.set()  # the old calls answer now; their outcome is never recorded over unknown
 
@@ -209,3 +241,11 @@ def test_a_claim_takes_only_what_the_limit_lets_go_singles_first(store: Store) -
     assert store.unsend([single[0]], "intruder") == 0 and store.unsend([single[0]], "w") == 1
     row = store.get(single[0])
     assert row is not None and row.status == "pending" and row.attempts == 0
+
+
+def test_a_stop_signal_landing_inside_start_still_stops_cleanly(store: Store) -> None:
+    # `smsbot worker`'s SIGTERM handler raises in the main thread, which may be between
+    # start()'s making the dispatcher thread and starting it (seen on a loaded machine: exit 1).
+    worker = Dispatcher(store, Senders({"sandbox": SandboxProvider()}, "sandbox"), None)  # type: ignore[arg-type]
+    worker._thread = threading.Thread(target=lambda: None)  # made, never started
+    assert worker.stop(timeout=1.0) == 0
