@@ -178,9 +178,9 @@ def test_token_in_form_body_is_accepted_but_not_in_json_body(fake: FakeSlack) ->
 
 def test_unknown_method_is_answered_and_recorded(fake: FakeSlack, client: WebClient) -> None:
     with pytest.raises(SlackApiError) as excinfo:
-        client.api_call("reactions.add", params={"name": "tada"})
+        client.api_call("bookmarks.add", params={"name": "tada"})
     assert slack_error(excinfo) == "unknown_method"
-    assert fake.calls_to("reactions.add")[0].params == {"name": "tada"}
+    assert fake.calls_to("bookmarks.add")[0].params == {"name": "tada"}
 
 
 def test_rate_limit_is_retried_after_retry_after(fake: FakeSlack, client: WebClient) -> None:
