@@ -28,14 +28,17 @@ test: $(STAMP)
 		from tests.storage.conftest import pg_unreachable; sys.exit(pg_unreachable() is not None)"; \
 	then $(MAKE) --no-print-directory test-pg; fi
 
-# The end-to-end send/schedule/bulk suites again with the app on PostgreSQL (a fresh schema per
-# test at SMSBOT_TEST_DATABASE_URL), and the multi-process fleet test (tests/e2e/test_fleet.py).
+# The end-to-end send/schedule/bulk, conversations and consent suites again with the app on
+# PostgreSQL (a fresh schema per test at SMSBOT_TEST_DATABASE_URL), and the multi-process fleet
+# test (tests/e2e/test_fleet.py).
 # On one process: the fleet's five processes (a pool of up to 10 connections each) next to
 # another e2e test's worker processes left too little of its 100 connections (it ran out here, on a
 # server other runs were also using).
 test-pg: $(STAMP)
 	SMSBOT_E2E_BACKEND=postgres SMSBOT_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -m "" \
-		tests/e2e/test_e2e_send.py tests/e2e/test_e2e_schedules.py tests/e2e/test_e2e_bulk.py tests/e2e/test_fleet.py
+		tests/e2e/test_e2e_send.py tests/e2e/test_e2e_schedules.py tests/e2e/test_e2e_bulk.py \
+		tests/e2e/test_e2e_conversations.py tests/e2e/test_e2e_conversations_replies.py \
+		tests/e2e/test_e2e_consent.py tests/e2e/test_e2e_consent_inbound.py tests/e2e/test_fleet.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
