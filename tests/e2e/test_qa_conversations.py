@@ -1,0 +1,72 @@
+"""QA of conversations and consent with hostile inputs, end to end over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import E2E
+from tests.e2e.test_e2e_conversations import (
+    NUMBER,
+    bird_inbound,
+    flush,
+    make,
+    posts_in,
+    sociocs_inbound,
+    textus_inbound,
+)
+from tests.e2e.test_e2e_webhooks import bird_post, sent_row, sociocs_post, textus_post
+
+__all__ = ["make"]
+
+
+def _escaped(text: str) -> str:
+    """The text as a JSON string literal that keeps \\u0000 and lone surrogates as escapes."""
+    return json.dumps(text)
+
+
+@pytest.mark.parametrize("via, post, payload", [
+    ("twlo", sociocs_post, sociocs_inbound("@TEXT@")),
+    ("bird", bird_post, bird_inbound({"type": "text", "text": {"text": "@TEXT@"}})),
+    ("textus", textus_post, textus_inbound("@TEXT@")),
+])
+def test_nul_and_lone_surrogates_in_a_reply_are_stored_and_shown_not_a_503(
+        make: Callable[..., E2E], via: str, post: Any, payload: dict[str, Any]) -> None:
+    """GSM's '@' is 0x00: a provider that decodes it badly sends \\u0000, which PostgreSQL refuses
+    in text, and a lone surrogate escape cannot be encoded as UTF-8: both once answered 503 for
+    ever (the provider retrying a message nobody would see)."""
+    e2e = make()
+    row = sent_row(e2e, f"send --via {via} {NUMBER} Your table is ready")
+    raw = json.dumps(payload).replace('"@TEXT@"', _escaped("meet at\u0000 8 \ud800 ok")).encode()
+    resp = _post_raw(post, e2e, raw)
+    assert resp.status_code == 200, resp.text
+    found = posts_in(e2e, str(row.thread_channel), str(row.thread_ts), "meet at")
+    text = found[-1]["params"]["text"]
+    assert "meet at 8 \ufffd ok" in text and "\x00" not in text
+    flush(e2e)
+
+
+def _post_raw(post: Any, e2e: E2E, raw: bytes) -> Any:
+    """The providers' signed post, with a body given as bytes."""
+    import hashlib
+    import hmac
+    import time
+
+    import httpx
+
+    from tests.e2e.test_e2e_webhooks import BIRD_SIGNING_KEY, SOCIOCS_SECRET, TEXTUS_SECRET, bird_signature
+
+    if post is sociocs_post:
+        return sociocs_post(e2e, None, raw=raw)
+    if post is textus_post:
+        sig = hmac.new(TEXTUS_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        return httpx.post(f"{e2e.url}/webhooks/textus", content=raw,
+                          headers={"Content-Type": "application/json", "X-TextUs-Signature": sig})
+    stamp = str(int(time.time()))
+    url = f"{e2e.url}/webhooks/bird"
+    assert SOCIOCS_SECRET
+    return httpx.post(url, content=raw, headers={"Content-Type": "application/json", "messagebird-request-timestamp": stamp,
+                                                "messagebird-signature": bird_signature(BIRD_SIGNING_KEY, stamp, url, raw)})
