@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -61,10 +62,11 @@ def write_csv(states: Iterable[ConsentState], out: IO[str]) -> int:
 def import_csv(book: ConsentBook, fh: IO[str], region: str) -> tuple[int, list[str]]:
     """(numbers newly opted out, problems by line); a bad line is skipped, never half-applied."""
     reader = csv.DictReader(fh)
+    rows = list(reader)  # a csv.Error is raised here, before anything is applied
     if not reader.fieldnames or "number" not in [f.strip().lower() for f in reader.fieldnames]:
         return 0, ["line 1: needs a `number` column (see `smsbot optouts --help` for the columns)"]
     added, problems = 0, []
-    for line, raw in enumerate(reader, start=2):
+    for line, raw in enumerate(rows, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         family = row.get("family", "").lower() or "all"
         if family not in (*FAMILIES, "all"):
@@ -120,9 +122,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "import":
         try:
             with open(args.file, newline="", encoding="utf-8-sig") as fh:
-                added, problems = import_csv(book, fh, settings.sms_default_region)
+                text = fh.read()  # decoded whole: a bad byte at the end imports nothing either
+            added, problems = import_csv(book, io.StringIO(text, newline=""), settings.sms_default_region)
         except OSError as exc:
             print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        except (UnicodeDecodeError, csv.Error) as exc:
+            what = (f"is not UTF-8 text (byte {exc.start}): save it as \"CSV UTF-8\"" if isinstance(exc, UnicodeDecodeError)
+                    else f"is not a readable CSV file ({exc})")
+            print(f"error: {args.file} {what}; nothing was imported.", file=sys.stderr)
             return 2
         for problem in problems:
             print(problem, file=sys.stderr)

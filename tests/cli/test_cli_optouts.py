@@ -83,3 +83,18 @@ def test_webhooks_register_prints_the_textus_opt_out_events(capsys: pytest.Captu
     assert run_webhooks("https://sms.example.com", settings) == 0
     out = capsys.readouterr().out
     assert "contact.opted_out, contact.opted_in" in out and "https://sms.example.com/webhooks/textus" in out
+
+
+@pytest.mark.parametrize("content", [
+    b"number,reason\n+16175551230,ok\n" + b"+16175551231,caf\xe9\n",  # Excel's "CSV" in Latin-1
+    b"number\n" + b"+16175551230\n" * 2000 + b"\xff\xfe garbage",  # a bad byte far past the first chunk
+    b"number,reason\n+16175551230,ok\n+16175551231," + b"x" * 200_000 + b"\n",  # a field over csv's limit
+])
+def test_import_of_a_file_it_cannot_read_says_so_and_imports_nothing(
+        store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes) -> None:
+    src = tmp_path / "bad.csv"
+    src.write_bytes(content)
+    assert main(["optouts", "import", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was imported" in err and "Traceback" not in err
+    assert list(ConsentQueries(store).all_opted_out()) == []
