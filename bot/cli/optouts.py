@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO
 
+from bot.cli.history import _cell
 from bot.cli.main import EXTENSIONS
 from bot.core.config import Settings
 from bot.core.consent.book import ConsentBook
@@ -46,7 +47,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def state_row(s: ConsentState) -> list[str]:
     when = datetime.fromtimestamp(s.changed_at, UTC).isoformat(timespec="seconds")
-    return [s.number, s.family, "yes" if s.by_recipient else "no", s.source, s.reason or "", s.actor or "", when]
+    # A reason is typed by a person: defused like message text in `smsbot export` (import undoes it).
+    return [s.number, s.family, "yes" if s.by_recipient else "no", s.source, _cell(s.reason), s.actor or "", when]
+
+
+def _undefused(reason: str) -> str:
+    """A reason as it was before export defused it (the quote `_cell` put before a formula)."""
+    return reason[1:] if reason.startswith("'") and _cell(reason[1:]) == reason else reason
 
 
 def write_csv(states: Iterable[ConsentState], out: IO[str]) -> int:
@@ -80,7 +87,7 @@ def import_csv(book: ConsentBook, fh: IO[str], region: str) -> tuple[int, list[s
         families = FAMILIES if family == "all" else (family,)
         by_recipient = row.get("by_recipient", "").lower() in YES
         new = book.opt_out(number, families, source="import", by_recipient=by_recipient, actor="cli",
-                           reason=row.get("reason") or None)
+                           reason=_undefused(row.get("reason", "")) or None)
         added += bool(new)
     return added, problems
 

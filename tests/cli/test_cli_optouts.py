@@ -98,3 +98,24 @@ def test_import_of_a_file_it_cannot_read_says_so_and_imports_nothing(
     err = capsys.readouterr().err
     assert "nothing was imported" in err and "Traceback" not in err
     assert list(ConsentQueries(store).all_opted_out()) == []
+
+
+def test_export_defuses_formulas_in_reasons_and_its_file_imports_back_unchanged(
+        store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A reason is typed by a person (`/sms optout +1... =HYPERLINK(...)`) or imported: opened in a
+    spreadsheet, the export must not run it (as `smsbot export` does for message text)."""
+    src = tmp_path / "in.csv"
+    src.write_text('number,reason\n+16175551212,"=HYPERLINK(""https://evil.example"",""x"")"\n+16175551213,-1+2\n',
+                   encoding="utf-8")
+    assert main(["optouts", "import", str(src)]) == 0
+    out = tmp_path / "out.csv"
+    assert main(["optouts", "export", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert {r["reason"] for r in rows} == {"'=HYPERLINK(\"https://evil.example\",\"x\")", "'-1+2"}
+    assert all(r["number"].startswith("+1617") for r in rows)  # numbers are left as they are
+    capsys.readouterr()
+    Store.close(store)
+    (tmp_path / "o.db").unlink()
+    assert main(["optouts", "import", str(out)]) == 0
+    reasons = {s.reason for s in ConsentQueries(Store(str(tmp_path / "o.db"))).all_opted_out()}
+    assert reasons == {"=HYPERLINK(\"https://evil.example\",\"x\")", "-1+2"}
