@@ -13,6 +13,7 @@ as soon as the event is stored; Slack updates happen on the delivery thread.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -97,10 +98,11 @@ def read_payload(name: str, body: bytes, parse: Parser) -> tuple[InboundResult |
     payload = storable_json(body)
     try:
         inbound = parse_inbound(name, payload)
-    except InboundPayloadError:
+    except InboundPayloadError as exc:
         event = parse(payload)
         if event is None:  # a message event we cannot use: recorded in the log, not retried for ever
-            log.warning("%s webhook: an inbound message without a usable sender number or id; ignored", name)
+            # The parser's reason may quote a bad number: its digits are masked.
+            log.warning("%s webhook: an inbound message ignored: %s", name, re.sub(r"\d", "#", str(exc)))
         return None, event, payload
     if inbound is not None:
         return inbound, None, payload

@@ -70,3 +70,19 @@ def _post_raw(post: Any, e2e: E2E, raw: bytes) -> Any:
     assert SOCIOCS_SECRET
     return httpx.post(url, content=raw, headers={"Content-Type": "application/json", "messagebird-request-timestamp": stamp,
                                                 "messagebird-signature": bird_signature(BIRD_SIGNING_KEY, stamp, url, raw)})
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (sociocs_inbound("hi", image_urls="https://x.example/a.png"), "image_urls is not a list"),
+    (sociocs_inbound("hi", frm="1617555121"), "is not a possible phone number"),
+])
+def test_an_inbound_message_that_cannot_be_read_is_logged_with_why_and_no_number(
+        make: Callable[..., E2E], caplog: pytest.LogCaptureFixture, payload: dict[str, Any], reason: str) -> None:
+    """The operator learns why a customer's message was not shown (not "no usable number or id"
+    when the number was fine), and the log holds no phone number."""
+    e2e = make()
+    with caplog.at_level("WARNING", logger="smsbot.webhooks"):
+        assert sociocs_post(e2e, payload).status_code == 200
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "smsbot.webhooks")
+    assert reason in logged and "ignored" in logged
+    assert "617555" not in logged and "5551212" not in logged
