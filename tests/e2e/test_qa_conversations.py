@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -86,3 +87,21 @@ def test_an_inbound_message_that_cannot_be_read_is_logged_with_why_and_no_number
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "smsbot.webhooks")
     assert reason in logged and "ignored" in logged
     assert "617555" not in logged and "5551212" not in logged
+
+
+@pytest.mark.parametrize("stamp_ms", [
+    int((time.time() + 365 * 86400) * 1000),  # a provider clock a year ahead
+    253402300799999,  # 9999-12-31: the 24-hour window after it is past datetime's range
+])
+def test_a_provider_time_in_the_future_counts_as_now(make: Callable[..., E2E], stamp_ms: int) -> None:
+    """Otherwise the WhatsApp window stays open until then (free text to someone who never wrote
+    in the last 24 hours), and a date near the end of the calendar failed every post for ever."""
+    e2e = make(sms_inbox_channel="C2")
+    before = time.time()
+    payload = sociocs_inbound("from the future", mid="F1", sender="twlowa", timestamp=stamp_ms)
+    assert sociocs_post(e2e, payload).status_code == 200
+    post = e2e.slack.wait_for("chat.postMessage", lambda c: "from the future" in c["params"].get("text", ""))
+    assert post[-1]["params"]["channel"] == "C2"
+    flush(e2e)
+    (received,) = e2e.rt.store.conn.execute("SELECT received_at FROM inbound_messages").fetchone()
+    assert before - 1 <= received <= time.time() + 1
