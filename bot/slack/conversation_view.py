@@ -177,7 +177,7 @@ class SlackConversationView:
         """Bird attachments: fetched with the access key, uploaded into the thread (else linked)."""
         if message.provider != "bird":
             return
-        for number, media in enumerate(message.media, 1):
+        for number, media in enumerate(message.media[:MEDIA_LINKS], 1):
             url = str(media.get("url") or "")
             data = self._fetch(url)
             name = str(media.get("filename") or f"{media.get('kind', 'file')}-{message.id}-{number}")
@@ -188,8 +188,11 @@ class SlackConversationView:
                                             title=name)
             except Exception as exc:
                 log.warning("Bird attachment not copied into Slack (%s); linking it", type(exc).__name__)
-                self._post(channel, f"Attachment {number} (open it in Bird, it needs the access key):"
-                           f" <{_link_label(url)}|{escape(name)}>", thread_ts, None)
+                link = f" <{_link_label(url)}|{escape(name)}>" if _web(url) else f" {escape(name)}"
+                self._post(channel, f"Attachment {number} (open it in Bird, it needs the access key):{link}",
+                           thread_ts, None)
+        if (more := len(message.media) - MEDIA_LINKS) > 0:
+            self._post(channel, f"_… and {more} more attachment(s): see them in Bird._", thread_ts, None)
 
     def _fetch(self, url: str) -> bytes | None:
         host = urlsplit(url).netloc.lower()

@@ -105,3 +105,16 @@ def test_a_provider_time_in_the_future_counts_as_now(make: Callable[..., E2E], s
     flush(e2e)
     (received,) = e2e.rt.store.conn.execute("SELECT received_at FROM inbound_messages").fetchone()
     assert before - 1 <= received <= time.time() + 1
+
+
+def test_bird_attachments_are_capped_and_only_web_urls_are_linked(make: Callable[..., E2E]) -> None:
+    """Each Bird attachment is fetched and uploaded, or posted as a link: a payload listing
+    hundreds would flood the thread (and Slack's rate limits); a javascript: URL is no link."""
+    e2e = make(sms_inbox_channel="C2")
+    images = [{"mediaUrl": "javascript:alert(1)"}] + [{"mediaUrl": f"https://cdn.test/{i}.png"} for i in range(60)]
+    assert bird_post(e2e, bird_inbound({"type": "image", "image": {"images": images}}, mid="bmany")).status_code == 200
+    e2e.slack.wait_for("chat.postMessage", lambda c: "more attachment" in c["params"].get("text", ""))
+    flush(e2e)
+    texts = [c["params"].get("text", "") for c in e2e.slack.calls_to("chat.postMessage")]
+    assert len([t for t in texts if t.startswith("Attachment ")]) <= 20
+    assert not any("<javascript:" in t for t in texts)
