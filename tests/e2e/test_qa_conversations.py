@@ -118,3 +118,15 @@ def test_bird_attachments_are_capped_and_only_web_urls_are_linked(make: Callable
     texts = [c["params"].get("text", "") for c in e2e.slack.calls_to("chat.postMessage")]
     assert len([t for t in texts if t.startswith("Attachment ")]) <= 20
     assert not any("<javascript:" in t for t in texts)
+
+
+def test_optout_and_optin_take_a_number_written_in_pieces_like_send(make: Callable[..., E2E]) -> None:
+    """`/sms send 0617 555 1212 Hi` works, so a manager types `/sms optout 617 555 1213 ...` too."""
+    e2e = make()
+    said = e2e.command("optout 617 555 1213 asked  by phone").json()["text"]
+    assert "+1 617-555-1213 is opted out" in said, said
+    listed = e2e.command("optouts").json()["text"]
+    assert "asked  by phone" in listed
+    assert "is opted back in" in e2e.command("optin (617) 555-1213").json()["text"]
+    assert "'hello' is not" in e2e.command("optout hello 555 1213").json()["text"]
+    assert "'617' is not" in e2e.command("optout 617 asked by phone").json()["text"]
