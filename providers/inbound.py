@@ -113,10 +113,12 @@ def _optional_e164(raw: Any, field: str) -> str | None:
 
 
 def _when(value: Any) -> datetime | None:
-    """Epoch ms (Sociocs) or ISO 8601 (Bird, TextUs); None when absent or unreadable."""
+    """Epoch ms (Sociocs) or ISO 8601 (Bird, TextUs); None when absent or unreadable. A time
+    after now is the provider's clock, not a fact: now (a WhatsApp window or a consent state
+    dated in the future would outlive what really happened)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+            return _not_after_now(datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC))
         except (OverflowError, OSError, ValueError):
             return None
     if isinstance(value, str) and value.strip():
@@ -124,8 +126,12 @@ def _when(value: Any) -> datetime | None:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return None
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return _not_after_now(parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC))
     return None
+
+
+def _not_after_now(when: datetime) -> datetime:
+    return min(when, datetime.now(UTC))
 
 
 def _obj(value: Any, field: str) -> dict[str, Any]:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO
 
+from bot.cli.history import _cell
 from bot.cli.main import EXTENSIONS
 from bot.core.config import Settings
 from bot.core.consent.book import ConsentBook
@@ -45,7 +47,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def state_row(s: ConsentState) -> list[str]:
     when = datetime.fromtimestamp(s.changed_at, UTC).isoformat(timespec="seconds")
-    return [s.number, s.family, "yes" if s.by_recipient else "no", s.source, s.reason or "", s.actor or "", when]
+    # A reason is typed by a person: defused like message text in `smsbot export` (import undoes it).
+    return [s.number, s.family, "yes" if s.by_recipient else "no", s.source, _cell(s.reason), s.actor or "", when]
+
+
+def _undefused(reason: str) -> str:
+    """A reason as it was before export defused it (the quote `_cell` put before a formula)."""
+    return reason[1:] if reason.startswith("'") and _cell(reason[1:]) == reason else reason
 
 
 def write_csv(states: Iterable[ConsentState], out: IO[str]) -> int:
@@ -61,10 +69,11 @@ def write_csv(states: Iterable[ConsentState], out: IO[str]) -> int:
 def import_csv(book: ConsentBook, fh: IO[str], region: str) -> tuple[int, list[str]]:
     """(numbers newly opted out, problems by line); a bad line is skipped, never half-applied."""
     reader = csv.DictReader(fh)
+    rows = list(reader)  # a csv.Error is raised here, before anything is applied
     if not reader.fieldnames or "number" not in [f.strip().lower() for f in reader.fieldnames]:
         return 0, ["line 1: needs a `number` column (see `smsbot optouts --help` for the columns)"]
     added, problems = 0, []
-    for line, raw in enumerate(reader, start=2):
+    for line, raw in enumerate(rows, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         family = row.get("family", "").lower() or "all"
         if family not in (*FAMILIES, "all"):
@@ -78,7 +87,7 @@ def import_csv(book: ConsentBook, fh: IO[str], region: str) -> tuple[int, list[s
         families = FAMILIES if family == "all" else (family,)
         by_recipient = row.get("by_recipient", "").lower() in YES
         new = book.opt_out(number, families, source="import", by_recipient=by_recipient, actor="cli",
-                           reason=row.get("reason") or None)
+                           reason=_undefused(row.get("reason", "")) or None)
         added += bool(new)
     return added, problems
 
@@ -120,9 +129,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "import":
         try:
             with open(args.file, newline="", encoding="utf-8-sig") as fh:
-                added, problems = import_csv(book, fh, settings.sms_default_region)
+                text = fh.read()  # decoded whole: a bad byte at the end imports nothing either
+            added, problems = import_csv(book, io.StringIO(text, newline=""), settings.sms_default_region)
         except OSError as exc:
             print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        except (UnicodeDecodeError, csv.Error) as exc:
+            what = (f"is not UTF-8 text (byte {exc.start}): save it as \"CSV UTF-8\"" if isinstance(exc, UnicodeDecodeError)
+                    else f"is not a readable CSV file ({exc})")
+            print(f"error: {args.file} {what}; nothing was imported.", file=sys.stderr)
             return 2
         for problem in problems:
             print(problem, file=sys.stderr)

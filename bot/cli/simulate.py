@@ -77,8 +77,23 @@ def inbound_command(via: str, from_number: str, text: str, whatsapp: bool) -> in
     return run(args, configured())
 
 
+def text_problem(text: str) -> str | None:
+    """Why `--text` cannot be a customer's message (there is no media option), or None."""
+    if not text.strip():
+        return "--text is empty"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a non-UTF-8 byte in argv arrives as a lone surrogate
+        return "--text is not valid UTF-8 (check the terminal's encoding)"
+    return None
+
+
 def run(args: Any, settings: Settings) -> int:
     """`args`: via, from_number, text, whatsapp (as the command's options)."""
+    problem = text_problem(args.text)
+    if problem is not None:
+        print(f"error: {problem}; nothing was stored.", file=sys.stderr)
+        return 2
     try:
         number = normalize(args.from_number, settings.sms_default_region)
         result = simulated(args.via, number, args.text, args.whatsapp)

@@ -30,12 +30,32 @@ from storage.store import Store
 
 log = logging.getLogger("smsbot.conversations")
 
+MEDIA_LINKS = 20  # attachments linked in one post; more are counted
 MEDIA_BYTES = 20 * 1024 * 1024  # a Bird attachment bigger than this is linked, not copied
 INVITE_NOTE = ":warning: I'm not in this channel, so replies here can't reach the customer: `/invite @smsbot`."
 
 
 def _link_label(url: str) -> str:
     return url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
+
+
+def _web(url: str) -> bool:
+    try:
+        return urlsplit(url).scheme.lower() in ("http", "https")
+    except ValueError:
+        return False
+
+
+def media_lines(media: list[dict[str, Any]]) -> list[str]:
+    """Links to the attachments: http(s) only (a `javascript:` URL is not a link we offer), at
+    most MEDIA_LINKS of them (a payload can list hundreds), the rest counted."""
+    web = [(i, m) for i, m in enumerate(media, 1) if _web(str(m.get("url", "")))]
+    lines = [f"<{_link_label(str(m['url']))}|{m.get('kind', 'file')} {i}>" for i, m in web[:MEDIA_LINKS]]
+    if len(web) > MEDIA_LINKS:
+        lines.append(f"_… and {len(web) - MEDIA_LINKS} more attachment(s): see them at the provider._")
+    if other := len(media) - len(web):
+        lines.append(f"_{other} attachment{'s are' if other > 1 else ' is'} not web links: see them at the provider._")
+    return lines
 
 
 def who(conv: Conversation, row: InboundRow) -> str:
@@ -56,7 +76,7 @@ def inbound_text(conv: Conversation, row: InboundRow, label: str, *, new_thread:
     body = shown(row.text, 3500) if row.text else ""
     lines = [head + ":"] + ([f"> {line}" for line in body.splitlines()] or []) if body else [head]
     links = [m for m in row.media if not m.get("needs_bird_access_key") and row.provider != "bird"]
-    lines += [f"<{_link_label(str(m['url']))}|{m.get('kind', 'file')} {i}>" for i, m in enumerate(links, 1)]
+    lines += media_lines(links)
     if window_until is not None:
         when = window_until.strftime("%a %-d %b, %H:%M UTC")
         lines.append(f"_WhatsApp window open until {when}: free-form replies can go until then, templates any time._"
@@ -157,7 +177,7 @@ class SlackConversationView:
         """Bird attachments: fetched with the access key, uploaded into the thread (else linked)."""
         if message.provider != "bird":
             return
-        for number, media in enumerate(message.media, 1):
+        for number, media in enumerate(message.media[:MEDIA_LINKS], 1):
             url = str(media.get("url") or "")
             data = self._fetch(url)
             name = str(media.get("filename") or f"{media.get('kind', 'file')}-{message.id}-{number}")
@@ -168,8 +188,11 @@ class SlackConversationView:
                                             title=name)
             except Exception as exc:
                 log.warning("Bird attachment not copied into Slack (%s); linking it", type(exc).__name__)
-                self._post(channel, f"Attachment {number} (open it in Bird, it needs the access key):"
-                           f" <{_link_label(url)}|{escape(name)}>", thread_ts, None)
+                link = f" <{_link_label(url)}|{escape(name)}>" if _web(url) else f" {escape(name)}"
+                self._post(channel, f"Attachment {number} (open it in Bird, it needs the access key):{link}",
+                           thread_ts, None)
+        if (more := len(message.media) - MEDIA_LINKS) > 0:
+            self._post(channel, f"_… and {more} more attachment(s): see them in Bird._", thread_ts, None)
 
     def _fetch(self, url: str) -> bytes | None:
         host = urlsplit(url).netloc.lower()

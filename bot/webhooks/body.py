@@ -7,7 +7,9 @@ uploads) never makes us hold more than `limit` bytes.
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -54,3 +56,32 @@ async def read_capped(request: Request, limit: int, what: str) -> bytes | Respon
     except ClientDisconnect:
         # The sender hung up mid-body: nobody reads the answer, but the log gets one line, not a traceback.
         return refuse(what, 400, "incomplete body", "client disconnected before the body ended")
+
+
+def storable_json(body: bytes) -> Any:
+    """json.loads, with every string value made storable on both backends: `\\u0000` (a
+    badly decoded GSM '@') is dropped, which PostgreSQL refuses in text, and a lone surrogate
+    escape becomes U+FFFD, which no UTF-8 encoder takes. Either once answered 503 for ever.
+    Walked without recursion: the decoder already bounds the nesting."""
+    payload = json.loads(body)
+    if isinstance(payload, str):
+        return _storable(payload)
+    stack: list[Any] = [payload]
+    while stack:
+        node = stack.pop()
+        pairs = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in list(pairs):
+            if isinstance(value, str):
+                node[key] = _storable(value)
+            elif isinstance(value, dict | list):
+                stack.append(value)
+    return payload
+
+
+def _storable(text: str) -> str:
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text

@@ -12,8 +12,8 @@ as soon as the event is stored; Slack updates happen on the delivery thread.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,7 +25,7 @@ from bot.core.config import Settings
 from bot.core.conversations.engine import ConversationEngine
 from bot.core.delivery.engine import DeliveryEngine
 from bot.core.metrics import Metrics
-from bot.webhooks.body import read_capped
+from bot.webhooks.body import read_capped, storable_json
 from providers.bird import verify_bird_signature
 from providers.events import DeliveryEvent, parse_bird_event, parse_sociocs_event, parse_textus_event
 from providers.inbound import InboundPayloadError, InboundResult, parse_inbound
@@ -95,13 +95,14 @@ INBOUND_RESULTS = {"stored": "accepted", "duplicate": "duplicate", "consent": "a
 
 def read_payload(name: str, body: bytes, parse: Parser) -> tuple[InboundResult | None, DeliveryEvent | None, Any]:
     """(inbound result, delivery event, payload); raises ValueError when it is neither readable."""
-    payload = json.loads(body)
+    payload = storable_json(body)
     try:
         inbound = parse_inbound(name, payload)
-    except InboundPayloadError:
+    except InboundPayloadError as exc:
         event = parse(payload)
         if event is None:  # a message event we cannot use: recorded in the log, not retried for ever
-            log.warning("%s webhook: an inbound message without a usable sender number or id; ignored", name)
+            # The parser's reason may quote a bad number: its digits are masked.
+            log.warning("%s webhook: an inbound message ignored: %s", name, re.sub(r"\d", "#", str(exc)))
         return None, event, payload
     if inbound is not None:
         return inbound, None, payload

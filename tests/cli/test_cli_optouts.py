@@ -83,3 +83,39 @@ def test_webhooks_register_prints_the_textus_opt_out_events(capsys: pytest.Captu
     assert run_webhooks("https://sms.example.com", settings) == 0
     out = capsys.readouterr().out
     assert "contact.opted_out, contact.opted_in" in out and "https://sms.example.com/webhooks/textus" in out
+
+
+@pytest.mark.parametrize("content", [
+    b"number,reason\n+16175551230,ok\n" + b"+16175551231,caf\xe9\n",  # Excel's "CSV" in Latin-1
+    b"number\n" + b"+16175551230\n" * 2000 + b"\xff\xfe garbage",  # a bad byte far past the first chunk
+    b"number,reason\n+16175551230,ok\n+16175551231," + b"x" * 200_000 + b"\n",  # a field over csv's limit
+])
+def test_import_of_a_file_it_cannot_read_says_so_and_imports_nothing(
+        store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes) -> None:
+    src = tmp_path / "bad.csv"
+    src.write_bytes(content)
+    assert main(["optouts", "import", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was imported" in err and "Traceback" not in err
+    assert list(ConsentQueries(store).all_opted_out()) == []
+
+
+def test_export_defuses_formulas_in_reasons_and_its_file_imports_back_unchanged(
+        store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A reason is typed by a person (`/sms optout +1... =HYPERLINK(...)`) or imported: opened in a
+    spreadsheet, the export must not run it (as `smsbot export` does for message text)."""
+    src = tmp_path / "in.csv"
+    src.write_text('number,reason\n+16175551212,"=HYPERLINK(""https://evil.example"",""x"")"\n+16175551213,-1+2\n',
+                   encoding="utf-8")
+    assert main(["optouts", "import", str(src)]) == 0
+    out = tmp_path / "out.csv"
+    assert main(["optouts", "export", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert {r["reason"] for r in rows} == {"'=HYPERLINK(\"https://evil.example\",\"x\")", "'-1+2"}
+    assert all(r["number"].startswith("+1617") for r in rows)  # numbers are left as they are
+    capsys.readouterr()
+    Store.close(store)
+    (tmp_path / "o.db").unlink()
+    assert main(["optouts", "import", str(out)]) == 0
+    reasons = {s.reason for s in ConsentQueries(Store(str(tmp_path / "o.db"))).all_opted_out()}
+    assert reasons == {"=HYPERLINK(\"https://evil.example\",\"x\")", "-1+2"}

@@ -42,3 +42,18 @@ def test_the_customer_s_text_is_escaped_and_quoted() -> None:
     assert "<https://x.test/a.jpg%7Cevil|image 1>" in text and "window open until" in text
     fresh = inbound_text(conv, row, "Twilio WhatsApp", new_thread=True, mention=None, window_until=None)
     assert fresh.startswith(":incoming_envelope: New message from &lt;!here&gt; Ann (+1 617-555-1212) via")
+
+
+def test_media_links_are_web_links_only_and_capped() -> None:
+    """A customer's (or a provider's) media list is linked only when it is http(s), and a list of
+    hundreds of URLs does not become one giant post."""
+    conv = Conversation(id=1, number="+16175551212", sender="twlo", created_at=0, updated_at=0)
+    urls = ["javascript:alert(1)", "ftp://x.test/a", "not a url", "HTTPS://x.test/ok.png"]
+    urls += [f"https://cdn.test/{i}.png" for i in range(500)]
+    row = InboundRow(id=1, provider="sociocs", provider_message_id="m", channel="sms", from_number="+16175551212",
+                     text="pics", received_at=0, media=[{"url": u, "kind": "image"} for u in urls])
+    text = inbound_text(conv, row, "Twilio SMS", new_thread=False, mention=None, window_until=None)
+    assert "<javascript:" not in text and "<ftp:" not in text and "<not a url" not in text
+    assert "<HTTPS://x.test/ok.png|image 4>" in text and "<https://cdn.test/0.png|image 5>" in text
+    assert "3 attachments are not web links" in text
+    assert text.count("<https://cdn.test/") < 30 and "more attachment" in text and len(text) < 4000

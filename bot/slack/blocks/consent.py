@@ -47,6 +47,9 @@ def optouts_page(states: list[ConsentState], total: int, page: int) -> str:
     if not total:
         return "No number is opted out."
     pages = (total + PAGE_SIZE - 1) // PAGE_SIZE
+    if page > pages:
+        return (f"*Opted-out numbers* ({total:,}): there {'is' if pages == 1 else 'are'} only {pages} page"
+                f"{'' if pages == 1 else 's'}; `/sms optouts {pages}` shows the last.")
     lines = [f"*Opted-out numbers* ({total:,}), newest first — page {page} of {pages}"]
     lines += [state_line(s) for s in states] or ["_No more on this page._"]
     if page < pages:
