@@ -276,6 +276,10 @@ class ConversationQueries:
     def answered(self, number: str, sender: str, by: str | None = None, now: float | None = None) -> bool:
         """A send to the contact went out: nobody needs to answer any more. False: no conversation."""
         now = time.time() if now is None else now
+        # Most sends (a bulk job's) have no conversation: a read, not a write transaction each.
+        if self.store.conn.execute("SELECT 1 FROM conversations WHERE number = ? AND sender = ?",
+                                   (number, sender)).fetchone() is None:
+            return False
         with self.store.write() as conn:
             cur = conn.execute("UPDATE conversations SET awaiting_reply = 0, last_outbound_at = ?,"
                                " mention = coalesce(?, mention) WHERE number = ? AND sender = ?",
