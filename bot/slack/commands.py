@@ -183,6 +183,16 @@ def _leading_number(text: str, rest: list[_Token], default_region: str) -> tuple
     )
 
 
+def leading_number(text: str, default_region: str = "US") -> tuple[str, str]:
+    """(E.164 number, the rest of the text) from a command's arguments, read as `/sms send`
+    reads its number (in pieces too); CommandError says what to fix."""
+    tokens = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text or "")]
+    if not tokens:
+        raise CommandError("Give a phone number, e.g. +16175551212.")
+    number, end = _leading_number(text, tokens, default_region)
+    return number, text[end:].strip()
+
+
 def _refuse_misplaced(message: str, number_token: str, default_region: str) -> None:
     """Refuse a message that starts with an option or a second number: surely a mistake."""
     first = message.split(None, 1)[0] if message else ""

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App
 
 from bot.core.consent.book import ConsentDenied
-from bot.core.input.phone import InvalidNumber, looks_like_number, normalize
 from bot.core.visibility import is_manager
 from bot.slack.blocks.consent import PAGE_SIZE, QUIET_LATER, QUIET_NOW, optouts_page
+from bot.slack.commands import CommandError, leading_number
 from bot.slack.context import AppContext, SubCommand
 from bot.slack.listeners._bind import bind
 from bot.slack.listeners.schedules import respond_to
@@ -28,22 +27,14 @@ OPTIN_USAGE = "Usage: `/sms optin +16175551212`"
 
 
 def _number(ctx: AppContext, args: str, usage: str) -> tuple[str | None, str]:
-    """(E.164 number, the rest of the text), or (None, what to fix). Like `/sms send`, the
-    number may be written in pieces (`617 555 1212`): the fewest leading tokens that make one."""
-    tokens = list(re.finditer(r"\S+", args))
-    if not tokens:
+    """(E.164 number, the rest of the text), or (None, what to fix): the number as `/sms send`
+    reads it (in pieces too: `617 555 1212`)."""
+    if not args.strip():
         return None, usage
-    first_error: InvalidNumber | None = None
-    for k, token in enumerate(tokens[:6]):
-        if k and not looks_like_number(token.group()):
-            break
-        try:
-            number = normalize(args[tokens[0].start():token.end()], ctx.settings.sms_default_region)
-        except InvalidNumber as exc:
-            first_error = first_error or exc
-            continue
-        return number, args[token.end():].strip()
-    return None, f":warning: {escape(str(first_error))}\n{usage}"
+    try:
+        return leading_number(args, ctx.settings.sms_default_region)
+    except CommandError as exc:
+        return None, f":warning: {escape(str(exc))}\n{usage}"
 
 
 def fast_optout(ctx: AppContext, body: dict[str, Any], args: str) -> Any:
